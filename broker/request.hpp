@@ -1,0 +1,29 @@
+// A client request the broker has accepted and not yet answered.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "shared/header.hpp"
+#include "shared/runtime.hpp"
+
+namespace carico {
+
+struct service;
+struct known_worker;
+
+struct request {
+  std::uint64_t number{0};        // the broker's request number
+  std::string client;             // routing id of the client on the frontend
+  service* target{nullptr};       // the service it asked for
+  header head;                    // the client's header, forwarded to workers
+  zmq::message_t payload;         // kept until answered, for re-dispatch
+  std::uint64_t attempts{0};      // workers given it so far
+  known_worker* holder{nullptr};  // the worker executing it, if any
+  time_point received_at{};       // when it arrived
+  time_point dispatched_at{};     // when it was last given to a worker
+};
+
+}  // namespace carico

@@ -1,0 +1,142 @@
+// The carico wire contract (docs/protocol.md) as pure functions between
+// ZeroMQ frames and typed messages. No sockets, no logging.
+//
+//   zmq::multipart_t frames;            // as received, routing id popped
+//   auto request = carico::decode_client_request(std::move(frames));
+//   if (!request) reply_error(400, request.error);
+//
+// Frames are moved into and out of the messages, never copied.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "shared/header.hpp"
+
+namespace carico {
+
+inline constexpr std::string_view client_signature = "MDPC01";
+inline constexpr std::string_view worker_signature = "MDPW01";
+
+// Reply codes of the contract.
+namespace code {
+inline constexpr std::uint64_t ok = 200;
+inline constexpr std::uint64_t bad_request = 400;
+inline constexpr std::uint64_t not_found = 404;
+inline constexpr std::uint64_t too_large = 413;
+inline constexpr std::uint64_t worker_failed = 500;
+inline constexpr std::uint64_t not_implemented = 501;
+inline constexpr std::uint64_t queue_full = 503;
+inline constexpr std::uint64_t expired = 504;
+}  // namespace code
+
+enum class command : std::uint8_t {
+  ready = 0x01,
+  request = 0x02,
+  reply = 0x03,
+  heartbeat = 0x04,
+  disconnect = 0x05,
+};
+std::string_view command_name(command c);
+
+// The outcome of a decode: a message, or the reason the frames are malformed.
+template <class T>
+struct decoded {
+  std::optional<T> value;  // set on success
+  std::string error;       // why decoding failed, when value is empty
+  explicit operator bool() const { return value.has_value(); }
+  T& operator*() { return *value; }
+  T* operator->() { return &*value; }
+};
+
+// ---------------------------------------------------------------- clients
+
+// A client request: ["", MDPC01, service, header?, payload].
+struct client_request {
+  std::string service;    // frame 2
+  header head;            // frame 3; empty for a stock one-frame body
+  zmq::message_t payload; // the last frame
+  bool had_header{false}; // false when the body was a single frame
+};
+
+// A reply to a client: ["", MDPC01, service, header, body...].
+struct client_reply {
+  std::string service;               // frame 2
+  header head;                       // frame 3
+  std::vector<zmq::message_t> body;  // frames 4..
+};
+
+// Decodes a request as received by the broker (routing id already popped).
+// On failure `service` names frame 2 when the message had one.
+decoded<client_request> decode_client_request(zmq::multipart_t&& frames,
+                                              std::string* service = nullptr);
+decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
+
+zmq::multipart_t encode_client_request(std::string_view service, const header& head,
+                                       zmq::message_t&& payload);
+zmq::multipart_t encode_client_reply(std::string_view service, const header& head,
+                                     std::vector<zmq::message_t>&& body);
+
+// ---------------------------------------------------------------- workers
+
+enum class worker_state { ready, overload, drain };
+std::string_view state_name(worker_state s);
+// "ready", "overload", "drain"; anything else is overload, as the contract says.
+worker_state parse_state(std::string_view name);
+
+// READY frame 4: who the worker is.
+struct worker_info {
+  std::string name;             // shown in logs and replies
+  std::uint64_t capacity{1};    // requests it takes at once
+  std::uint64_t pid{0};         // its process id, 0 when unknown
+  std::string host;             // its host name
+};
+
+// HEARTBEAT frame 3: how loaded the worker is.
+struct load_report {
+  worker_state state{worker_state::ready};  // whether it wants new work
+  std::uint64_t in_flight{0};               // requests it holds
+  std::uint64_t rss_bytes{0};               // resident memory
+  double mem_percent{0};                    // rss as a share of the machine's memory
+  double cpu_percent{0};                    // CPU use since the last report
+};
+
+// Any worker-protocol message: ["", MDPW01, command, ...].
+struct worker_message {
+  command cmd{command::heartbeat};
+  std::string service;                     // READY
+  std::optional<worker_info> info;         // READY, when frame 4 is present
+  std::optional<load_report> load;         // HEARTBEAT, when frame 3 is present
+  zmq::message_t address;                  // REQUEST, REPLY: the client address
+  std::optional<header> head;              // REQUEST; REPLY when frame 5 is a map
+  std::vector<zmq::message_t> body;        // REQUEST payload; REPLY result frames
+};
+
+// Decodes a worker-protocol message (routing id already popped, if any).
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames);
+
+zmq::multipart_t encode_ready(std::string_view service, const worker_info& info);
+zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,
+                                zmq::message_t&& payload);
+zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
+                              std::vector<zmq::message_t>&& body);
+zmq::multipart_t encode_heartbeat(const load_report* load = nullptr);
+zmq::multipart_t encode_disconnect();
+
+header encode_info(const worker_info& info);
+header encode_load(const load_report& load);
+decoded<worker_info> decode_info(const header& head);
+decoded<load_report> decode_load(const header& head);
+
+// True when frame holds exactly these bytes.
+inline bool frame_equals(const zmq::message_t& frame, std::string_view s) {
+  return frame.size() == s.size() && frame.to_string_view() == s;
+}
+
+}  // namespace carico

@@ -1,0 +1,173 @@
+#include "shared/header.hpp"
+
+#include <cstring>
+
+namespace carico {
+namespace {
+
+// Hostile input must not make the decoder allocate without bound.
+const msgpack::unpack_limit header_limits(/*array=*/4096, /*map=*/4096, /*str=*/1 << 20,
+                                          /*bin=*/16 << 20, /*ext=*/1 << 20, /*depth=*/32);
+
+bool never_reference(msgpack::type::object_type, std::size_t, void*) { return false; }
+
+}  // namespace
+
+header::header() : zone_(std::make_unique<msgpack::zone>()) {}
+
+header_result header::decode(const void* data, std::size_t size) {
+  header_result out;
+  if (size == 0) {
+    out.error = "header frame is empty";
+    return out;
+  }
+  auto h = std::make_unique<header>();
+  std::size_t offset = 0;
+  msgpack::object root;
+  try {
+    root = msgpack::unpack(*h->zone_, static_cast<const char*>(data), size, offset,
+                           never_reference, nullptr, header_limits);
+  } catch (const std::exception& e) {
+    out.error = std::string("header is not valid MessagePack: ") + e.what();
+    return out;
+  }
+  if (offset != size) {
+    out.error = "header has " + std::to_string(size - offset) + " trailing bytes after the map";
+    return out;
+  }
+  if (root.type != msgpack::type::MAP) {
+    out.error = "header is not a MessagePack map";
+    return out;
+  }
+  h->entries_.reserve(root.via.map.size);
+  for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
+    const msgpack::object_kv& kv = root.via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) {
+      out.error = "header keys must be strings";
+      return out;
+    }
+    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (entry* existing = h->find_entry(key)) {
+      existing->value = kv.val;  // a repeated key: the last one wins
+    } else {
+      h->entries_.push_back({key, kv.val});
+    }
+  }
+  out.value = std::move(h);
+  return out;
+}
+
+header_result header::from_json(const nlohmann::json& object) {
+  if (!object.is_object()) return {nullptr, "header must be a JSON object"};
+  std::vector<std::uint8_t> bytes = nlohmann::json::to_msgpack(object);
+  return decode(bytes.data(), bytes.size());
+}
+
+header::entry* header::find_entry(std::string_view key) {
+  for (entry& e : entries_) {
+    if (e.key == key) return &e;
+  }
+  return nullptr;
+}
+
+const msgpack::object* header::find(std::string_view key) const {
+  for (const entry& e : entries_) {
+    if (e.key == key) return &e.value;
+  }
+  return nullptr;
+}
+
+std::optional<std::uint64_t> header::get_uint(std::string_view key) const {
+  const msgpack::object* o = find(key);
+  if (o == nullptr || o->type != msgpack::type::POSITIVE_INTEGER) return std::nullopt;
+  return o->via.u64;
+}
+
+std::optional<std::string_view> header::get_string(std::string_view key) const {
+  const msgpack::object* o = find(key);
+  if (o == nullptr || o->type != msgpack::type::STR) return std::nullopt;
+  return std::string_view(o->via.str.ptr, o->via.str.size);
+}
+
+std::string_view header::copy_key(std::string_view key) {
+  char* p = static_cast<char*>(zone_->allocate_no_align(key.size()));
+  std::memcpy(p, key.data(), key.size());
+  return {p, key.size()};
+}
+
+void header::set(std::string_view key, const msgpack::object& value) {
+  msgpack::object copy(value, *zone_);
+  if (entry* e = find_entry(key)) {
+    e->value = copy;
+  } else {
+    entries_.push_back({copy_key(key), copy});
+  }
+}
+
+void header::set(std::string_view key, std::uint64_t value) { set(key, msgpack::object(value)); }
+
+void header::set(std::string_view key, std::string_view value) {
+  msgpack::object o;
+  o.type = msgpack::type::STR;
+  o.via.str.size = static_cast<std::uint32_t>(value.size());
+  o.via.str.ptr = value.data();
+  set(key, o);  // deep-copies the characters into the zone
+}
+
+void header::set_json(std::string_view key, const nlohmann::json& value) {
+  std::vector<std::uint8_t> bytes = nlohmann::json::to_msgpack(value);
+  std::size_t offset = 0;
+  msgpack::object o = msgpack::unpack(*zone_, reinterpret_cast<const char*>(bytes.data()),
+                                      bytes.size(), offset, never_reference, nullptr);
+  set(key, o);
+}
+
+void header::erase(std::string_view key) {
+  std::erase_if(entries_, [key](const entry& e) { return e.key == key; });
+}
+
+void header::merge_missing(const header& other) {
+  for (const entry& e : other.entries_) {
+    if (find(e.key) == nullptr) set(e.key, e.value);
+  }
+}
+
+void header::pack(msgpack::packer<msgpack::sbuffer>& packer) const {
+  packer.pack_map(static_cast<std::uint32_t>(entries_.size()));
+  for (const entry& e : entries_) {
+    packer.pack_str(static_cast<std::uint32_t>(e.key.size()));
+    packer.pack_str_body(e.key.data(), static_cast<std::uint32_t>(e.key.size()));
+    packer.pack(e.value);
+  }
+}
+
+zmq::message_t header::encode() const {
+  msgpack::sbuffer buffer(64 + 32 * entries_.size());
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  pack(packer);
+  return zmq::message_t(buffer.data(), buffer.size());
+}
+
+std::string header::encode_string() const {
+  msgpack::sbuffer buffer(64 + 32 * entries_.size());
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  pack(packer);
+  return std::string(buffer.data(), buffer.size());
+}
+
+nlohmann::json header::to_json() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const entry& e : entries_) out[std::string(e.key)] = carico::to_json(e.value);
+  return out;
+}
+
+nlohmann::json to_json(const msgpack::object& object) {
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, object);
+  auto bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  nlohmann::json j = nlohmann::json::from_msgpack(bytes, bytes + buffer.size(), true, false);
+  if (j.is_discarded()) return nullptr;
+  return j;
+}
+
+}  // namespace carico

@@ -1,0 +1,86 @@
+// A MessagePack map as carried in the header frame of carico messages.
+//
+//   auto h = carico::header::decode(frame.data(), frame.size());
+//   if (!h) log(h.error);
+//   std::optional<std::string_view> title = h.value->get_string("title");
+//   h.value->set("request", uint64_t{42});
+//   zmq::message_t out = h.value->encode();
+//
+// Values stay msgpack objects, so keys the broker does not know pass through
+// untouched. Decoding is bounded (depth, sizes) and never throws.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <msgpack.hpp>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+namespace carico {
+
+class header;
+
+// The outcome of decoding a header: a value, or the reason it is malformed.
+struct header_result {
+  std::unique_ptr<header> value;  // set on success
+  std::string error;              // why decoding failed, when value is empty
+  explicit operator bool() const { return value != nullptr; }
+};
+
+class header {
+ public:
+  header();
+  header(header&&) noexcept = default;
+  header& operator=(header&&) noexcept = default;
+
+  // Decodes exactly one MessagePack map filling [data, data + size).
+  static header_result decode(const void* data, std::size_t size);
+  static header_result decode(const zmq::message_t& frame) {
+    return decode(frame.data(), frame.size());
+  }
+  // Converts a JSON object (nlohmann) into a header; non-objects give an error.
+  static header_result from_json(const nlohmann::json& object);
+
+  const msgpack::object* find(std::string_view key) const;
+  bool contains(std::string_view key) const { return find(key) != nullptr; }
+  std::optional<std::uint64_t> get_uint(std::string_view key) const;
+  std::optional<std::string_view> get_string(std::string_view key) const;
+  std::size_t size() const { return entries_.size(); }
+
+  // Sets key to value, replacing an existing entry with that key.
+  void set(std::string_view key, std::uint64_t value);
+  void set(std::string_view key, std::string_view value);
+  void set(std::string_view key, const char* value) { set(key, std::string_view(value)); }
+  void set(std::string_view key, const msgpack::object& value);  // deep-copied
+  void set_json(std::string_view key, const nlohmann::json& value);
+  void erase(std::string_view key);
+
+  // Copies every entry of other whose key is not present here.
+  void merge_missing(const header& other);
+
+  zmq::message_t encode() const;
+  std::string encode_string() const;
+  nlohmann::json to_json() const;
+
+ private:
+  struct entry {
+    std::string_view key;   // points into zone_
+    msgpack::object value;  // lives in zone_
+  };
+  entry* find_entry(std::string_view key);
+  std::string_view copy_key(std::string_view key);
+  void pack(msgpack::packer<msgpack::sbuffer>& packer) const;
+
+  std::unique_ptr<msgpack::zone> zone_;  // owns every key and value below
+  std::vector<entry> entries_;           // the map, in wire order
+};
+
+// Renders a msgpack object as JSON (binary becomes a byte array).
+nlohmann::json to_json(const msgpack::object& object);
+
+}  // namespace carico

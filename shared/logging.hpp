@@ -1,0 +1,36 @@
+// Loggers for carico programs: an async rotating file plus stderr.
+//
+//   auto log = carico::make_logger({.name = "broker", .file = "loadbalancer.log"});
+//   log->info("worker {} joined", name);
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace carico {
+
+struct log_options {
+  std::string name = "carico";           // logger name, shown in each line
+  std::string file;                      // rotating log file; empty for none
+  std::string level = "info";            // level of the file (and of stderr below warn)
+  std::string console_level = "warn";    // stderr shows this level and above
+  std::size_t max_file_bytes = 64 << 20; // size at which the file rotates
+  std::size_t max_files = 5;             // rotated files kept
+};
+
+// Builds a logger that never blocks its caller on disk I/O (spdlog async).
+// Throws spdlog::spdlog_ex with a readable message when the file cannot be opened.
+std::shared_ptr<spdlog::logger> make_logger(const log_options& options);
+
+// A logger that discards everything, for tests and library defaults.
+std::shared_ptr<spdlog::logger> null_logger();
+
+// Parses "trace".."critical"/"off"; returns false for anything else.
+bool parse_level(const std::string& name, spdlog::level::level_enum& out);
+
+// A short printable sample of bytes, for log lines about bad input.
+std::string sample(const void* data, std::size_t size, std::size_t max = 48);
+
+}  // namespace carico
