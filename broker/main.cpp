@@ -7,7 +7,9 @@
 
 int main(int argc, char** argv) {
   carico::broker_options options;
-  carico::log_options logging{.name = "broker", .file = "loadbalancer.log"};
+  carico::log_options logging;
+  logging.name = "broker";
+  logging.file = "loadbalancer.log";
   logging.console_level = "info";
 
   CLI::App app{"carico-broker: load-balancing broker for carico workers and clients"};

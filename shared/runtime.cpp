@@ -10,7 +10,19 @@ namespace {
 
 std::atomic<int> signal_number{0};
 
+std::atomic<int> overload_signal{-1};
+
 extern "C" void on_stop_signal(int sig) { signal_number.store(sig); }
+extern "C" void on_overload_signal(int sig) { overload_signal.store(sig == SIGUSR1 ? 1 : 0); }
+
+void install(int sig, void (*handler)(int)) {
+  struct sigaction action;
+  std::memset(&action, 0, sizeof action);
+  action.sa_handler = handler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR
+  sigaction(sig, &action, nullptr);
+}
 
 }  // namespace
 
@@ -21,14 +33,20 @@ long poll_timeout(time_point t, long max_ms) {
 }
 
 void install_stop_signals() {
-  struct sigaction action;
-  std::memset(&action, 0, sizeof action);
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  install(SIGINT, on_stop_signal);
+  install(SIGTERM, on_stop_signal);
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+void install_overload_signals() {
+  install(SIGUSR1, on_overload_signal);
+  install(SIGUSR2, on_overload_signal);
+}
+
+std::optional<bool> take_overload_signal() {
+  const int v = overload_signal.exchange(-1);
+  if (v < 0) return std::nullopt;
+  return v == 1;
 }
 
 bool stop_signalled() { return signal_number.load() != 0; }

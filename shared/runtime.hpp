@@ -28,6 +28,11 @@ bool stop_signalled();
 // The last stop signal number, 0 when none.
 int last_signal();
 
+// Installs SIGUSR1 (force overload) and SIGUSR2 (lift it) handlers for workers.
+void install_overload_signals();
+// The last overload signal not yet taken: true for SIGUSR1, false for SIGUSR2.
+std::optional<bool> take_overload_signal();
+
 // Wakes a poll loop from any thread. The loop polls socket(); wake() may be
 // called from any thread, any number of times.
 class loop_waker {

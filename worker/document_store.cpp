@@ -1,0 +1,94 @@
+#include "worker/document_store.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "worker/text_service.hpp"
+
+namespace carico {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::runtime_error os_error(const std::string& what, const fs::path& path) {
+  return std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
+}
+
+// Writes all of bytes to fd, retrying short writes and EINTR.
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw os_error("cannot open directory", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw os_error("cannot fsync directory", dir);
+}
+
+}  // namespace
+
+document_store::document_store(fs::path dir, bool clean) : dir_(std::move(dir)) {
+  std::error_code ec;
+  if (clean && fs::exists(dir_, ec)) {
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) fs::remove_all(entry.path(), ec);
+    if (ec) throw std::runtime_error("cannot clean " + dir_.string() + ": " + ec.message());
+  }
+  fs::create_directories(dir_, ec);
+  if (ec || !fs::is_directory(dir_)) {
+    throw std::runtime_error("cannot create storage directory " + dir_.string() + ": " +
+                             (ec ? ec.message() : "not a directory"));
+  }
+  if (::access(dir_.c_str(), W_OK) != 0) throw os_error("storage directory not writable:", dir_);
+  // Temporary files left by a crash are incomplete documents: drop them.
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    if (entry.path().filename().string().rfind(temp_prefix, 0) == 0) fs::remove(entry.path(), ec);
+  }
+}
+
+std::string document_store::store(std::uint64_t request, std::string_view title,
+                                  std::string_view bytes) {
+  static std::atomic<std::uint64_t> temp_counter{0};
+  const std::string name = safe_file_name(request, title);
+  const fs::path final_path = dir_ / name;
+  const fs::path temp_path =
+      dir_ / (std::string(temp_prefix) + std::to_string(::getpid()) + "-" +
+              std::to_string(temp_counter.fetch_add(1)));
+
+  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw os_error("cannot create", temp_path);
+  if (!write_all(fd, bytes) || ::fsync(fd) != 0) {
+    const auto error = os_error("cannot write", temp_path);
+    ::close(fd);
+    ::unlink(temp_path.c_str());
+    throw error;
+  }
+  if (::close(fd) != 0) {
+    const auto error = os_error("cannot close", temp_path);
+    ::unlink(temp_path.c_str());
+    throw error;
+  }
+  if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
+    const auto error = os_error("cannot rename into", final_path);
+    ::unlink(temp_path.c_str());
+    throw error;
+  }
+  fsync_dir(dir_);
+  return name;
+}
+
+}  // namespace carico

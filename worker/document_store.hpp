@@ -1,0 +1,38 @@
+// Durable storage of received documents in one directory.
+//
+//   carico::document_store store("storage/w1", /*clean=*/false);
+//   std::string name = store.store(17, "Relazione", bytes);  // "17-Relazione.json"
+//
+// A document is written to a temporary file, fsynced, renamed into place and
+// the directory fsynced: after a crash a name holds the whole document or
+// does not exist. Leftover temporary files are removed when the store opens.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace carico {
+
+class document_store {
+ public:
+  // Creates dir if needed; with clean, removes everything in it first.
+  // Throws std::runtime_error with a readable reason when dir is unusable.
+  document_store(std::filesystem::path dir, bool clean);
+
+  // Stores bytes as safe_file_name(request, title); a second store of the
+  // same request replaces the first. Returns the file name (not the path).
+  // Throws std::runtime_error when the disk refuses.
+  std::string store(std::uint64_t request, std::string_view title, std::string_view bytes);
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // Prefix of temporary files, never a stored document's name.
+  static constexpr std::string_view temp_prefix = ".tmp-";
+
+ private:
+  std::filesystem::path dir_;  // where documents live
+};
+
+}  // namespace carico

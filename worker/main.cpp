@@ -1,0 +1,91 @@
+// carico-worker: flags, logger, storage, worker, run.
+#include <iostream>
+
+#include <unistd.h>
+
+#include "shared/logging.hpp"
+#include "shared/runtime.hpp"
+#include "worker/text_handler.hpp"
+#include "worker/worker.hpp"
+
+int main(int argc, char** argv) {
+  carico::worker_options options;
+  carico::log_options logging;
+  logging.name = "worker";
+  logging.console_level = "info";
+  std::string storage;
+  long work_us_per_char = 0;
+  bool clean = false;
+
+  CLI::App app{"carico-worker: runs a carico service (text, echo) for a broker"};
+  carico::add_config_option(app);
+  app.add_option("--connect", options.connect, "broker backend endpoint")->capture_default_str();
+  app.add_option("--service", options.service, "service to run: text or echo")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "echo"}));
+  app.add_option("--name", options.name, "worker name (default host-pid)");
+  app.add_option("--capacity", options.capacity, "requests run at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--storage", storage, "where documents are stored (default ./storage/NAME)");
+  app.add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  app.add_option("--liveness", options.liveness, "silent intervals before the broker is dead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--overload-mem-percent", options.overload_mem_percent,
+                 "RSS as a share of the machine's memory that means overload")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--work-us-per-char", work_us_per_char,
+                 "simulated cost per character of content (the original used 500000)")
+      ->capture_default_str()
+      ->check(CLI::Range(0L, 10000000L));
+  app.add_flag("--clean", clean, "empty the storage directory first");
+  app.add_option("--log", logging.file, "log file (rotating); empty for none");
+  app.add_option("--log-level", logging.level, "log level: trace debug info warn error off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (options.name.empty()) options.name = carico::host_name() + "-" + std::to_string(::getpid());
+  logging.console_level = logging.level;
+
+  std::shared_ptr<spdlog::logger> log;
+  try {
+    log = carico::make_logger(logging);
+  } catch (const std::exception& e) {
+    std::cerr << "carico-worker: cannot open log: " << e.what() << "\n";
+    return 2;
+  }
+
+  carico::service_handler handler;
+  if (options.service == "text") {
+    if (storage.empty()) storage = "storage/" + options.name;
+    try {
+      handler = carico::text_handler(std::make_shared<carico::document_store>(storage, clean),
+                                     work_us_per_char);
+    } catch (const std::exception& e) {
+      log->critical("carico-worker: {}", e.what());
+      spdlog::shutdown();
+      return 2;
+    }
+  } else {
+    handler = carico::echo_handler();
+  }
+
+  carico::install_stop_signals();
+  carico::install_overload_signals();  // SIGUSR1 forces overload, SIGUSR2 lifts it
+  try {
+    zmq::context_t context;
+    carico::worker worker(context, options, handler, log);
+    worker.run();
+  } catch (const zmq::error_t& e) {
+    log->critical("worker failed: {} (connect {})", e.what(), options.connect);
+    spdlog::shutdown();
+    return 1;
+  }
+  log->info("worker {} stopped", options.name);
+  spdlog::shutdown();
+  return 0;
+}

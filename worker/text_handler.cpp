@@ -1,0 +1,47 @@
+#include "worker/text_handler.hpp"
+
+#include <thread>
+
+#include "worker/text_service.hpp"
+
+namespace carico {
+namespace {
+
+// Sleeps for the simulated cost in short slices, so an abrupt stop is not delayed.
+void simulate_work(std::chrono::microseconds cost, const std::atomic<bool>* cancel) {
+  const time_point until = clock::now() + cost;
+  while (clock::now() < until && !(cancel && cancel->load())) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(until - clock::now());
+    std::this_thread::sleep_for(std::min<std::chrono::microseconds>(left, milliseconds(10)));
+  }
+}
+
+}  // namespace
+
+service_handler text_handler(std::shared_ptr<document_store> store, long work_us_per_char) {
+  return [store = std::move(store), work_us_per_char](job& j) {
+    job_result r;
+    const std::string_view payload(static_cast<const char*>(j.payload.data()), j.payload.size());
+    decoded<document> doc = parse_document(payload);
+    if (!doc) {
+      r.code = code::bad_request;
+      r.error = doc.error;
+      return r;
+    }
+    const std::uint64_t count = count_a(doc->content);
+    if (work_us_per_char > 0) {
+      simulate_work(std::chrono::microseconds(work_us_per_char *
+                                              static_cast<long>(count_chars(doc->content))),
+                    j.cancel);
+    }
+    if (j.cancel && j.cancel->load()) throw std::runtime_error("worker stopped");
+    const std::string stored_as = store->store(j.request, doc->title, payload);
+    r.result = {{"title", doc->title},
+                {"stored_as", stored_as},
+                {"bytes", payload.size()},
+                {"count_a", count}};
+    return r;
+  };
+}
+
+}  // namespace carico

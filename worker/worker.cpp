@@ -1,0 +1,262 @@
+#include "worker/worker.hpp"
+
+#include <unistd.h>
+
+#include "shared/logging.hpp"
+
+namespace carico {
+namespace {
+
+std::string default_name() { return host_name() + "-" + std::to_string(::getpid()); }
+
+zmq::message_t uint_frame(std::uint64_t v) { return zmq::message_t(&v, sizeof v); }
+
+std::uint64_t frame_uint(const zmq::message_t& m) {
+  std::uint64_t v = 0;
+  if (m.size() == sizeof v) std::memcpy(&v, m.data(), sizeof v);
+  return v;
+}
+
+}  // namespace
+
+service_handler echo_handler() {
+  return [](job& j) {
+    job_result r;
+    r.body.push_back(std::move(j.payload));
+    return r;
+  };
+}
+
+worker::worker(zmq::context_t& context, worker_options options, service_handler handler,
+               std::shared_ptr<spdlog::logger> logger)
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      log_(logger ? std::move(logger) : null_logger()),
+      context_(context),
+      results_(context, zmq::socket_type::pull),
+      waker_(context),
+      backoff_ms_(options_.reconnect_min_ms) {
+  if (options_.name.empty()) options_.name = default_name();
+  if (options_.capacity == 0) options_.capacity = 1;
+  results_endpoint_ = "inproc://carico-results-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  results_.bind(results_endpoint_);
+  for (std::uint64_t i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { task_loop(); });
+}
+
+worker::~worker() {
+  {
+    std::lock_guard lock(tasks_mutex_);
+    quit_ = true;
+  }
+  stopping_ = true;  // cancels simulated work in progress
+  tasks_ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void worker::drain() {
+  draining_ = true;
+  waker_.wake();
+}
+
+void worker::stop() {
+  stopping_ = true;
+  waker_.wake();
+}
+
+void worker::set_overloaded(bool overloaded) {
+  forced_overload_ = overloaded;
+  waker_.wake();
+}
+
+// ------------------------------------------------------------------ broker link
+
+void worker::connect() {
+  broker_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  broker_->set(zmq::sockopt::linger, 1000);
+  broker_->connect(options_.connect);
+  ++generation_;
+  worker_info info{options_.name, options_.capacity, static_cast<std::uint64_t>(::getpid()),
+                   host_name()};
+  encode_ready(options_.service, info).send(*broker_);
+  const time_point now = clock::now();
+  broker_expires_at_ = now + milliseconds(options_.heartbeat_ms * options_.liveness);
+  next_heartbeat_ = now;  // report load straight after READY
+  state_ = worker_state::ready;
+  log_->info("worker {} connecting to {} for service {} (capacity {})", options_.name,
+             options_.connect, options_.service, options_.capacity);
+}
+
+void worker::schedule_reconnect(std::string_view why) {
+  log_->warn("worker {}: {}; reconnecting in {} ms", options_.name, why, backoff_ms_);
+  if (broker_) broker_->set(zmq::sockopt::linger, 0);
+  broker_.reset();
+  reconnect_at_ = clock::now() + milliseconds(backoff_ms_);
+  backoff_ms_ = std::min(backoff_ms_ * 2, options_.reconnect_max_ms);
+}
+
+void worker::run() {
+  connect();
+  while (!stopping_) {
+    if (stop_signalled() && !draining_) draining_ = true;
+    if (auto overload = take_overload_signal()) forced_overload_ = *overload;
+    update_state();
+    if (draining_ && in_flight_ == 0) {
+      if (broker_) encode_disconnect().send(*broker_);
+      log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
+      break;
+    }
+    if (!broker_ && clock::now() >= reconnect_at_) connect();
+
+    time_point deadline = broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
+    zmq::pollitem_t items[] = {
+        {results_.handle(), 0, ZMQ_POLLIN, 0},
+        {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
+        {broker_ ? broker_->handle() : nullptr, 0, ZMQ_POLLIN, 0},
+    };
+    try {
+      zmq::poll(items, broker_ ? 3 : 2, milliseconds(poll_timeout(deadline)));
+      if (items[0].revents & ZMQ_POLLIN) handle_results();
+      if (items[1].revents & ZMQ_POLLIN) waker_.drain();
+      if (broker_ && (items[2].revents & ZMQ_POLLIN)) handle_broker();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;
+    }
+    on_tick();
+  }
+  if (broker_) broker_->set(zmq::sockopt::linger, stopping_ ? 0 : 1000);
+  broker_.reset();
+}
+
+void worker::handle_broker() {
+  for (int i = 0; i < 64 && broker_; ++i) {
+    zmq::multipart_t frames;
+    if (!frames.recv(*broker_, ZMQ_DONTWAIT)) return;
+    decoded<worker_message> message = decode_worker_message(std::move(frames));
+    broker_expires_at_ = clock::now() + milliseconds(options_.heartbeat_ms * options_.liveness);
+    backoff_ms_ = options_.reconnect_min_ms;
+    if (!message) {
+      log_->warn("worker {}: invalid message from broker: {}", options_.name, message.error);
+      continue;
+    }
+    switch (message->cmd) {
+      case command::request: {
+        ++in_flight_;
+        {
+          std::lock_guard lock(tasks_mutex_);
+          tasks_.push_back(task{generation_, std::move(message->address), std::move(*message->head),
+                                std::move(message->body.at(0))});
+        }
+        tasks_ready_.notify_one();
+        break;
+      }
+      case command::heartbeat: break;
+      case command::disconnect:
+        schedule_reconnect("broker sent DISCONNECT");
+        return;
+      default:
+        log_->warn("worker {}: unexpected {} from broker", options_.name,
+                   command_name(message->cmd));
+    }
+  }
+}
+
+void worker::handle_results() {
+  for (int i = 0; i < 256; ++i) {
+    zmq::multipart_t frames;
+    if (!frames.recv(results_, ZMQ_DONTWAIT)) return;
+    --in_flight_;
+    const std::uint64_t generation = frame_uint(frames[0]);
+    frames.pop();
+    if (generation != generation_ || !broker_) continue;  // that broker link is gone
+    frames.send(*broker_);  // already an MDPW01 REPLY
+  }
+}
+
+void worker::on_tick() {
+  const time_point now = clock::now();
+  if (!broker_) return;
+  if (now >= broker_expires_at_) {
+    schedule_reconnect("broker silent for " +
+                       std::to_string(options_.heartbeat_ms * options_.liveness) + " ms");
+    return;
+  }
+  if (now >= next_heartbeat_) send_heartbeat();
+}
+
+void worker::send_heartbeat() {
+  probe_.sample();
+  load_report load{state_, in_flight_, probe_.rss_bytes(), probe_.mem_percent(),
+                   probe_.cpu_percent()};
+  encode_heartbeat(&load).send(*broker_);
+  next_heartbeat_ = clock::now() + milliseconds(options_.heartbeat_ms);
+}
+
+worker_state worker::wanted_state() {
+  if (draining_) return worker_state::drain;
+  // Hysteresis: enter at the limit, leave 5 points below; enter when requests
+  // wait for a thread, leave when at most half the threads are busy.
+  const double mem = probe_.mem_percent();
+  if (mem >= options_.overload_mem_percent) mem_overloaded_ = true;
+  else if (mem < options_.overload_mem_percent - 5) mem_overloaded_ = false;
+  if (in_flight_ > options_.capacity) saturated_ = true;
+  else if (in_flight_ <= options_.capacity / 2) saturated_ = false;
+  if (forced_overload_ || mem_overloaded_ || saturated_) return worker_state::overload;
+  return worker_state::ready;
+}
+
+void worker::update_state() {
+  const worker_state wanted = wanted_state();
+  if (wanted == state_) return;
+  log_->info("worker {}: state {} -> {}", options_.name, state_name(state_), state_name(wanted));
+  state_ = wanted;
+  if (broker_) send_heartbeat();  // tell the broker at once
+}
+
+// ------------------------------------------------------------------ task threads
+
+void worker::task_loop() {
+  zmq::socket_t results(context_, zmq::socket_type::push);
+  results.set(zmq::sockopt::linger, 0);
+  results.connect(results_endpoint_);
+  for (;;) {
+    std::optional<task> t;
+    {
+      std::unique_lock lock(tasks_mutex_);
+      tasks_ready_.wait(lock, [this] { return quit_ || !tasks_.empty(); });
+      if (quit_) return;
+      t.emplace(std::move(tasks_.front()));
+      tasks_.pop_front();
+    }
+    job j;
+    j.request = t->head.get_uint("request").value_or(0);
+    j.attempt = t->head.get_uint("attempt").value_or(0);
+    j.head = &t->head;
+    j.payload = std::move(t->payload);
+    j.cancel = &stopping_;
+    job_result result;
+    try {
+      result = handler_(j);
+    } catch (const std::exception& e) {
+      result = job_result{};
+      result.code = code::worker_failed;
+      result.error = std::string("worker failed: ") + e.what();
+      log_->error("worker {}: request {} failed: {}", options_.name, j.request, e.what());
+    }
+    finish(*t, std::move(result), results);
+  }
+}
+
+void worker::finish(task& t, job_result&& result, zmq::socket_t& results) {
+  header head;
+  if (auto n = t.head.get_uint("request")) head.set("request", *n);
+  head.set("code", result.code);
+  head.set("status", result.code == code::ok ? "ok" : "error");
+  if (!result.error.empty()) head.set("error", result.error);
+  if (!result.result.is_null()) head.set_json("result", result.result);
+  zmq::multipart_t frames = encode_reply(std::move(t.address), head, std::move(result.body));
+  frames.push(uint_frame(t.generation));
+  frames.send(results);
+}
+
+}  // namespace carico

@@ -1,0 +1,140 @@
+// A carico worker: joins the broker with READY, heartbeats with a load report,
+// runs requests on `capacity` threads, reconnects when the broker goes away.
+//
+//   zmq::context_t context;
+//   carico::worker w(context, {.connect = "inproc://b", .name = "w1"}, carico::echo_handler());
+//   std::thread t([&] { w.run(); });
+//   ...
+//   w.drain();  // finish what it holds, DISCONNECT, run() returns
+//   t.join();
+//
+// run() owns the broker socket; drain(), stop() and set_overloaded() may be
+// called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "shared/codec.hpp"
+#include "shared/runtime.hpp"
+#include "worker/load_probe.hpp"
+
+namespace carico {
+
+// One request as a service handler sees it.
+struct job {
+  std::uint64_t request{0};                   // the broker's request number
+  std::uint64_t attempt{0};                   // 1 for the first worker given it
+  const header* head{nullptr};                // the request header
+  zmq::message_t payload;                     // the request payload
+  const std::atomic<bool>* cancel{nullptr};   // set when the worker stops abruptly
+};
+
+// What a handler answers; the worker adds `request` and `status`.
+struct job_result {
+  std::uint64_t code{code::ok};        // reply code (200, 400, 500...)
+  std::string error;                   // reason, when code is not 200
+  nlohmann::json result;               // the `result` map; null for none
+  std::vector<zmq::message_t> body;    // result payload frames, if any
+};
+
+// Runs on a worker thread; may throw (the request is then answered 500).
+using service_handler = std::function<job_result(job&)>;
+
+// The echo service: answers 200 with the payload, for benchmarks.
+service_handler echo_handler();
+
+struct worker_options {
+  std::string connect = "tcp://127.0.0.1:5556";  // the broker's backend
+  std::string service = "text";                  // service to serve
+  std::string name;                              // shown by the broker; default host-pid
+  std::uint64_t capacity = 1;                    // requests run at once (threads)
+  long heartbeat_ms = 500;                       // heartbeat interval
+  long liveness = 3;                             // silent intervals before the broker is dead
+  double overload_mem_percent = 80;              // RSS share of memory that means overload
+  long reconnect_min_ms = 250;                   // first reconnect delay
+  long reconnect_max_ms = 8000;                  // reconnect delay cap
+};
+
+class worker {
+ public:
+  worker(zmq::context_t& context, worker_options options, service_handler handler,
+         std::shared_ptr<spdlog::logger> logger = nullptr);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Serves until drained, stopped, or SIGINT/SIGTERM (which drains).
+  void run();
+  // Leaves cleanly: state drain, finish the requests in hand, DISCONNECT.
+  void drain();
+  // Leaves at once, like a crash: nothing more is sent, requests in hand are abandoned.
+  void stop();
+  // Forces state overload (true) or lifts it (false).
+  void set_overloaded(bool overloaded);
+
+  const std::string& name() const { return options_.name; }
+
+ private:
+  struct task {
+    std::uint64_t generation;  // connection the request arrived on
+    zmq::message_t address;    // client address frame, echoed in REPLY
+    header head;               // request header
+    zmq::message_t payload;    // request payload
+  };
+
+  void connect();
+  void schedule_reconnect(std::string_view why);
+  void handle_broker();
+  void handle_results();
+  void on_tick();
+  void send_heartbeat();
+  worker_state wanted_state();
+  void update_state();
+  void task_loop();
+  void finish(task& t, job_result&& result, zmq::socket_t& results);
+
+  worker_options options_;                  // as configured
+  service_handler handler_;                 // runs each request
+  std::shared_ptr<spdlog::logger> log_;     // worker log
+  zmq::context_t& context_;                 // for sockets made on reconnect
+  std::unique_ptr<zmq::socket_t> broker_;   // DEALER to the broker; null while waiting
+  zmq::socket_t results_;                   // PULL: finished replies from task threads
+  std::string results_endpoint_;            // inproc endpoint of results_
+  loop_waker waker_;                        // interrupts poll for drain/stop/overload
+  load_probe probe_;                        // memory and CPU figures
+
+  std::atomic<bool> draining_{false};       // drain() or a stop signal
+  std::atomic<bool> stopping_{false};       // stop(): leave at once
+  std::atomic<bool> forced_overload_{false};// set_overloaded()
+  std::uint64_t generation_{0};             // bumped on every new broker socket
+  std::size_t in_flight_{0};                // requests received and not yet answered
+  worker_state state_{worker_state::ready}; // last state told to the broker
+  bool mem_overloaded_{false};              // memory above the limit (with hysteresis)
+  bool saturated_{false};                   // more requests than threads (with hysteresis)
+  long backoff_ms_;                         // next reconnect delay
+  time_point reconnect_at_{};               // when to make a new socket (if broker_ null)
+  time_point broker_expires_at_{};          // broker dead when silent past this
+  time_point next_heartbeat_{};             // when the next heartbeat is due
+
+  std::mutex tasks_mutex_;                  // guards tasks_ and quit_
+  std::condition_variable tasks_ready_;     // signals tasks_ or quit_
+  std::deque<task> tasks_;                  // requests waiting for a thread
+  bool quit_{false};                        // task threads exit
+  std::vector<std::thread> threads_;        // capacity task threads
+};
+
+}  // namespace carico
