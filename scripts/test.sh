@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every test: the normal build, then the
+# AddressSanitizer + UBSan build. Exit 0 only when both pass.
+#   scripts/test.sh            # both builds
+#   scripts/test.sh --fast     # normal build only
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+fast=0
+[ "${1:-}" = "--fast" ] && fast=1
+
+run_suite() {
+  local dir=$1; shift
+  echo "== build $dir"
+  "$root/scripts/build.sh" "$dir" "$@"
+  echo "== test $dir"
+  (cd "$dir" && ctest --output-on-failure --timeout 300 -j 2)
+}
+
+run_suite "$root/build"
+if [ "$fast" = 0 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite "$root/build-asan" -DCARICO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+fi
+echo "== all tests passed"
