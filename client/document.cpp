@@ -1,0 +1,79 @@
+#include "client/document.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace carico {
+
+namespace fs = std::filesystem;
+
+std::optional<std::string> document_title(const std::string& payload) {
+  nlohmann::json parsed = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) return std::nullopt;
+  for (const char* key : {"title", "titolo"}) {
+    auto it = parsed.find(key);
+    if (it != parsed.end() && it->is_string()) return it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+document_result load_document(const std::string& path) {
+  document_result out;
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec) {
+    out.error = path + ": " + ec.message();
+    return out;
+  }
+  if (!fs::is_regular_file(status)) {
+    out.error = path + ": not a regular file";
+    return out;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    out.error = path + ": " + std::strerror(errno);
+    return out;
+  }
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) {
+    out.error = path + ": read error";
+    return out;
+  }
+  auto doc = std::make_shared<document>();
+  doc->path = path;
+  doc->payload = std::move(bytes).str();
+  doc->title = document_title(doc->payload).value_or(fs::path(path).filename().string());
+  out.value = std::move(doc);
+  return out;
+}
+
+std::vector<std::string> list_documents(const std::string& dir, std::string& error) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) {
+    error = dir + ": " + ec.message();
+    return {};
+  }
+  for (const fs::directory_entry& entry : it) {
+    std::error_code type_ec;
+    if (entry.path().extension() == ".json" && entry.is_regular_file(type_ec)) {
+      paths.push_back(entry.path().string());
+    }
+  }
+  if (paths.empty()) {
+    error = dir + ": no *.json documents in this folder";
+    return {};
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+}  // namespace carico

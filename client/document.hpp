@@ -1,0 +1,42 @@
+// Documents read from disk for the `text` service: the file's bytes are the
+// payload, its JSON title (or titolo) the header's `title`.
+//
+//   auto doc = carico::load_document("files/pasta.json");
+//   if (!doc) std::cerr << doc.error;
+//   auto paths = carico::list_documents("files");   // every *.json, sorted
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace carico {
+
+struct document {
+  std::string path;     // as given: printed beside each reply
+  std::string title;    // the JSON's title/titolo, else the file name
+  std::string payload;  // the file's bytes, sent as is (even when not JSON)
+};
+
+// A document, or why it could not be read.
+struct document_result {
+  std::shared_ptr<const document> value;  // set on success
+  std::string error;                      // e.g. "files/x.json: No such file or directory"
+  explicit operator bool() const { return value != nullptr; }
+};
+
+// Reads path whole. A file that is not JSON, or has no string title, is still
+// a document (the broker's worker decides what it thinks of it); only a file
+// that cannot be read, or is not a regular file, is an error.
+document_result load_document(const std::string& path);
+
+// The title a payload announces: "title" or else "titolo" when the payload is a
+// JSON object with such a string; otherwise nothing.
+std::optional<std::string> document_title(const std::string& payload);
+
+// The paths of the regular *.json files in dir, sorted. Sets error (and
+// returns nothing) when dir cannot be listed or holds no such file.
+std::vector<std::string> list_documents(const std::string& dir, std::string& error);
+
+}  // namespace carico

@@ -1,0 +1,83 @@
+#include "client/mmi_report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+namespace carico {
+namespace {
+
+std::string cell(const nlohmann::json& row, const char* key) {
+  if (!row.is_object()) return "-";
+  auto it = row.find(key);
+  if (it == row.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", it->get<double>());
+    return buf;
+  }
+  return it->dump();
+}
+
+// Pads every column to its widest cell; two blanks between columns.
+std::string render(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + '\n';
+  }
+  return out;
+}
+
+void flatten(const std::string& prefix, const nlohmann::json& value,
+             std::vector<std::vector<std::string>>& rows) {
+  if (value.is_object() && !value.empty()) {
+    for (const auto& [key, child] : value.items()) {
+      flatten(prefix.empty() ? key : prefix + "." + key, child, rows);
+    }
+    return;
+  }
+  rows.push_back({prefix, value.is_string() ? value.get<std::string>() : value.dump()});
+}
+
+}  // namespace
+
+std::string format_workers(const nlohmann::json& result) {
+  static const char* columns[] = {"name",     "service", "state",     "in_flight",   "capacity",
+                                  "host",     "pid",     "mem_percent", "last_seen_ms"};
+  static const char* titles[] = {"NAME", "SERVICE", "STATE", "IN_FLIGHT", "CAPACITY",
+                                 "HOST", "PID",     "MEM%",  "LAST_SEEN_MS"};
+  std::vector<std::vector<std::string>> rows;
+  rows.emplace_back(std::begin(titles), std::end(titles));
+  const nlohmann::json* workers = nullptr;
+  if (result.is_object()) {
+    auto it = result.find("workers");
+    if (it != result.end() && it->is_array()) workers = &*it;
+  }
+  if (workers == nullptr || workers->empty()) return "no workers\n";
+  for (const nlohmann::json& w : *workers) {
+    std::vector<std::string> row;
+    for (const char* c : columns) row.push_back(cell(w, c));
+    rows.push_back(std::move(row));
+  }
+  return render(rows);
+}
+
+std::string format_stats(const nlohmann::json& result) {
+  std::vector<std::vector<std::string>> rows;
+  flatten("", result, rows);
+  return render(rows);
+}
+
+}  // namespace carico
