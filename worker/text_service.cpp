@@ -124,6 +124,7 @@ std::string safe_file_name(std::uint64_t request, std::string_view title) {
     safe += piece;
     i += len == 0 ? 1 : len;
   }
+  if (!safe.empty() && safe.back() == '.') safe.back() = '_';  // no ".." before ".json"
   if (safe.empty()) safe = "untitled";
   return prefix + safe + suffix;
 }

@@ -1,0 +1,234 @@
+// The worker engine against a real broker in one process over inproc://.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "broker/broker.hpp"
+#include "worker/text_handler.hpp"
+#include "worker/worker.hpp"
+
+namespace fs = std::filesystem;
+using namespace carico;
+
+namespace {
+
+std::string unique(const std::string& tag) {
+  static std::atomic<int> n{0};
+  return tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+// A broker on its own thread with short heartbeats.
+struct running_broker {
+  explicit running_broker(zmq::context_t& context, std::string name)
+      : frontend("inproc://" + name + "-f"),
+        backend("inproc://" + name + "-b"),
+        b(std::make_unique<broker>(context, broker_options{.frontend = frontend,
+                                                            .backend = backend,
+                                                            .heartbeat_ms = 50,
+                                                            .liveness = 3})),
+        thread([this] { b->run(); }) {}
+  ~running_broker() { shutdown(); }
+  void shutdown() {
+    if (!b) return;
+    b->stop();
+    thread.join();
+    b.reset();
+  }
+  std::string frontend, backend;
+  std::unique_ptr<broker> b;
+  std::thread thread;
+};
+
+// A worker on its own thread.
+struct running_worker {
+  running_worker(zmq::context_t& context, worker_options options, service_handler handler)
+      : w(context, std::move(options), std::move(handler)), thread([this] { w.run(); }) {}
+  ~running_worker() {
+    w.stop();
+    thread.join();
+  }
+  worker w;
+  std::thread thread;
+};
+
+// A raw MDP client: one DEALER, blocking calls with a deadline.
+struct raw_client {
+  raw_client(zmq::context_t& context, const std::string& endpoint)
+      : socket(context, zmq::socket_type::dealer) {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+  }
+  void send(const std::string& service, const nlohmann::json& head, const std::string& payload) {
+    header_result h = header::from_json(head);
+    encode_client_request(service, *h.value, zmq::message_t(payload.data(), payload.size()))
+        .send(socket);
+  }
+  // The next reply header as JSON, or null after timeout_ms.
+  nlohmann::json receive(long timeout_ms = 5000) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return nullptr;
+    zmq::multipart_t frames(socket);
+    decoded<client_reply> reply = decode_client_reply(std::move(frames));
+    REQUIRE(reply);
+    nlohmann::json out = reply->head.to_json();
+    if (!reply->body.empty()) out["body"] = reply->body[0].to_string();
+    return out;
+  }
+  nlohmann::json call(const std::string& service, const nlohmann::json& head,
+                      const std::string& payload, long timeout_ms = 5000) {
+    send(service, head, payload);
+    return receive(timeout_ms);
+  }
+  zmq::socket_t socket;
+};
+
+fs::path temp_dir() {
+  fs::path dir = fs::temp_directory_path() / unique("carico-worker-test");
+  fs::remove_all(dir);
+  return dir;
+}
+
+// Polls mmi.workers until pred holds for the workers list, or 3 s pass.
+template <class Pred>
+bool wait_workers(raw_client& c, Pred pred) {
+  const auto until = clock::now() + std::chrono::seconds(3);
+  while (clock::now() < until) {
+    nlohmann::json r = c.call("mmi.workers", nlohmann::json::object(), "");
+    if (!r.is_null() && pred(r["result"]["workers"])) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+worker_options options_for(const running_broker& b, const std::string& name,
+                           const std::string& service = "text") {
+  return worker_options{
+      .connect = b.backend, .service = service, .name = name, .heartbeat_ms = 50, .liveness = 3};
+}
+
+}  // namespace
+
+TEST_CASE("a text worker counts, stores and answers") {
+  zmq::context_t context;
+  running_broker b(context, unique("text"));
+  const fs::path dir = temp_dir();
+  running_worker w(context, options_for(b, "w1"),
+                   text_handler(std::make_shared<document_store>(dir, false), 0));
+  raw_client c(context, b.frontend);
+
+  SECTION("a document is stored and counted") {
+    nlohmann::json r = c.call("text", {{"id", 1}, {"title", "Banane"}},
+                              R"({"titolo": "Banane", "contenuto": "Anna mangia banane"})");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 200);
+    CHECK(r["status"] == "ok");
+    CHECK(r["id"] == 1);
+    CHECK(r["worker"] == "w1");
+    CHECK(r["attempts"] == 1);
+    CHECK(r["result"]["count_a"] == 6);
+    CHECK(r["result"]["title"] == "Banane");
+    const std::string stored = r["result"]["stored_as"];
+    CHECK(stored == std::to_string(r["request"].get<std::uint64_t>()) + "-Banane.json");
+    CHECK(fs::exists(dir / stored));
+  }
+  SECTION("a bad document is answered 400 and stored nowhere") {
+    nlohmann::json r = c.call("text", {{"id", 2}}, "{not json");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 400);
+    CHECK(r["status"] == "error");
+    CHECK(r["error"].get<std::string>().find("JSON") != std::string::npos);
+    CHECK(fs::is_empty(dir));
+  }
+  SECTION("READY details are visible in mmi.workers") {
+    CHECK(wait_workers(c, [](const nlohmann::json& ws) {
+      return ws.size() == 1 && ws[0]["name"] == "w1" && ws[0]["capacity"] == 1 &&
+             ws[0]["state"] == "ready" && ws[0]["pid"] == ::getpid();
+    }));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("heartbeats flow while a slow request computes") {
+  zmq::context_t context;
+  running_broker b(context, unique("slow"));
+  const fs::path dir = temp_dir();
+  // 100 characters x 5 ms = 500 ms of work; the broker's liveness is 150 ms.
+  running_worker w(context, options_for(b, "slow"),
+                   text_handler(std::make_shared<document_store>(dir, false), 5000));
+  raw_client c(context, b.frontend);
+  const std::string content(100, 'a');
+  nlohmann::json r = c.call("text", {{"id", 1}},
+                            R"({"titolo": "lento", "contenuto": ")" + content + "\"}", 5000);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["attempts"] == 1);  // never declared dead, never re-dispatched
+  nlohmann::json stats = c.call("mmi.stats", nlohmann::json::object(), "");
+  CHECK(stats["result"]["workers_lost"] == 0);
+  CHECK(stats["result"]["redispatched"] == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a draining worker finishes what it holds, then leaves") {
+  zmq::context_t context;
+  running_broker b(context, unique("drain"));
+  const fs::path dir = temp_dir();
+  worker w(context, options_for(b, "leaver"),
+           text_handler(std::make_shared<document_store>(dir, false), 3000));
+  std::thread t([&] { w.run(); });
+  raw_client c(context, b.frontend);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws.size() == 1; }));
+  c.send("text", {{"id", 7}}, R"({"titolo": "ultimo", "contenuto": ")" + std::string(100, 'x') + "\"}");
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+    return ws.size() == 1 && ws[0]["in_flight"] == 1;
+  }));
+  w.drain();
+  nlohmann::json r = c.receive(5000);
+  // mmi replies may be interleaved; skip to the request's reply.
+  while (!r.is_null() && !r.contains("request")) r = c.receive(5000);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["id"] == 7);
+  t.join();  // run() returned after DISCONNECT
+  CHECK(wait_workers(c, [](const nlohmann::json& ws) { return ws.empty(); }));
+  nlohmann::json stats = c.call("mmi.stats", nlohmann::json::object(), "");
+  CHECK(stats["result"]["redispatched"] == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a forced overload takes the worker out of the ring until lifted") {
+  zmq::context_t context;
+  running_broker b(context, unique("overload"));
+  running_worker w(context, options_for(b, "busy", "echo"), echo_handler());
+  raw_client c(context, b.frontend);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws.size() == 1; }));
+  w.w.set_overloaded(true);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws[0]["state"] == "overload"; }));
+  c.send("echo", {{"id", 1}}, "ping");
+  CHECK(c.receive(300).is_null());  // queued, not served
+  w.w.set_overloaded(false);
+  nlohmann::json r = c.receive(3000);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["body"] == "ping");
+}
+
+TEST_CASE("a worker reconnects when the broker goes away and comes back") {
+  zmq::context_t context;
+  const std::string name = unique("restart");
+  auto b = std::make_unique<running_broker>(context, name);
+  running_worker w(context, options_for(*b, "phoenix", "echo"), echo_handler());
+  {
+    raw_client c(context, b->frontend);
+    REQUIRE(c.call("echo", {{"id", 1}}, "one")["code"] == 200);
+  }
+  b.reset();  // the broker dies
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the worker notices
+  b = std::make_unique<running_broker>(context, name);
+  raw_client c(context, b->frontend);
+  nlohmann::json r = c.call("echo", {{"id", 2}}, "two", 5000);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["worker"] == "phoenix");
+}
