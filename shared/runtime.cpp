@@ -54,7 +54,10 @@ int last_signal() { return signal_number.load(); }
 
 loop_waker::loop_waker(zmq::context_t& context)
     : context_(context), pull_(context, zmq::socket_type::pull) {
-  endpoint_ = "inproc://carico-waker-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  // A counter, not the address: a socket closed at this address a moment ago
+  // may still hold its endpoint (closing is asynchronous), and bind would fail.
+  static std::atomic<std::uint64_t> counter{0};
+  endpoint_ = "inproc://carico-waker-" + std::to_string(++counter);
   pull_.bind(endpoint_);
 }
 
