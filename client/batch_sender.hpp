@@ -25,7 +25,7 @@ namespace carico {
 struct batch_options {
   std::string service = "text";                     // where the documents go
   std::size_t window = 64;                          // requests outstanding at once (0: all)
-  std::optional<std::chrono::milliseconds> timeout; // per request; the client's default if unset
+  std::optional<std::chrono::milliseconds> timeout{};  // per request; the client's default if unset
   bool json = false;                                // print JSON objects instead of text lines
 };
 
