@@ -1,0 +1,742 @@
+// The broker in one process: fake workers and clients speaking raw frames
+// over inproc://, a 50 ms heartbeat, liveness 3.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/fake_peers.hpp"
+
+using namespace carico;
+using namespace carico::test;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string sig_c(client_signature);
+const std::string sig_w(worker_signature);
+
+// Starts workers one at a time, each registered before the next connects, so
+// that ring order is the order of names.
+std::vector<std::unique_ptr<fake_worker>> start_workers(zmq::context_t& context,
+                                                        const running_broker& broker,
+                                                        fake_client& mmi,
+                                                        const std::vector<std::string>& names,
+                                                        fake_worker_options options = {}) {
+  std::vector<std::unique_ptr<fake_worker>> out;
+  const std::size_t before = wait_for_workers(mmi, 0, 0ms).size();
+  for (const std::string& name : names) {
+    options.endpoint = broker.backend();
+    options.name = name;
+    out.push_back(std::make_unique<fake_worker>(context, options));
+    REQUIRE(wait_for_workers(mmi, before + out.size()).size() == before + out.size());
+  }
+  return out;
+}
+
+// The mmi.workers entry of a worker, or null.
+json worker_entry(fake_client& mmi, const std::string& name) {
+  std::optional<client_view> r = mmi.call("mmi.workers", json::object(), "");
+  if (!r) return nullptr;
+  for (const json& w : r->head["result"]["workers"]) {
+    if (w["name"] == name) return w;
+  }
+  return nullptr;
+}
+
+bool worker_state_is(fake_client& mmi, const std::string& name, const std::string& state) {
+  return eventually([&] {
+    json w = worker_entry(mmi, name);
+    return !w.is_null() && w["state"] == state;
+  });
+}
+
+std::string worker_of(const client_view& r) { return r.head.value("worker", std::string("?")); }
+
+}  // namespace
+
+TEST_CASE("three workers share nine sequential requests in strict rotation", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A", "B", "C"});
+
+  std::string order;
+  std::set<std::uint64_t> numbers;
+  for (int i = 0; i < 9; ++i) {
+    std::optional<client_view> r =
+        client.call("text", {{"id", i}, {"title", "t"}}, "doc-" + std::to_string(i));
+    REQUIRE(r);
+    CHECK(r->service == "text");
+    CHECK(r->code() == 200);
+    CHECK(r->head["status"] == "ok");
+    CHECK(r->head["id"] == i);
+    CHECK(r->head["attempts"] == 1);
+    CHECK(r->head["result"]["payload"] == "doc-" + std::to_string(i));
+    CHECK_FALSE(r->head.contains("attempt"));
+    numbers.insert(r->head["request"].get<std::uint64_t>());
+    order += worker_of(*r);
+  }
+  CHECK(order == "ABCABCABC");
+  CHECK(numbers.size() == 9);
+  for (auto& w : workers) {
+    std::vector<received_request> got = w->requests();
+    REQUIRE(got.size() == 3);
+    for (const received_request& r : got) {
+      CHECK(r.attempt == 1);
+      CHECK(r.head["title"] == "t");  // the client's keys are forwarded
+      CHECK(numbers.count(r.number) == 1);
+    }
+  }
+}
+
+TEST_CASE("the broker heartbeats its workers", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+  CHECK(workers[0]->wait_heartbeats(3, 1000ms));
+  CHECK(workers[0]->invalid() == 0);
+}
+
+TEST_CASE("an overloaded worker is skipped and rejoins when ready", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A", "B", "C"});
+
+  workers[1]->set_state(worker_state::overload);
+  REQUIRE(worker_state_is(client, "B", "overload"));
+  std::string order;
+  for (int i = 0; i < 4; ++i) {
+    std::optional<client_view> r = client.call("text", {{"id", i}}, "d");
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    order += worker_of(*r);
+  }
+  CHECK(order == "ACAC");
+  CHECK(workers[1]->requests().empty());
+
+  workers[1]->set_state(worker_state::ready);
+  REQUIRE(worker_state_is(client, "B", "ready"));
+  order.clear();
+  for (int i = 0; i < 3; ++i) {
+    std::optional<client_view> r = client.call("text", {{"id", i}}, "d");
+    REQUIRE(r);
+    order += worker_of(*r);
+  }
+  CHECK(order == "ABC");
+  CHECK(workers[1]->requests().size() == 1);
+
+  SECTION("a request waits while every worker is overloaded") {
+    for (auto& w : workers) w->set_state(worker_state::overload);
+    for (const char* n : {"A", "B", "C"}) REQUIRE(worker_state_is(client, n, "overload"));
+    fake_client other(context, broker.frontend());
+    other.send("text", {{"id", "waits"}}, "d");
+    CHECK(eventually([&] { return mmi_stats(client)["queued"] == 1; }));
+    CHECK_FALSE(other.recv(100ms));
+    workers[2]->set_state(worker_state::ready);
+    std::optional<client_view> r = other.recv();
+    REQUIRE(r);
+    CHECK(r->head["id"] == "waits");
+    CHECK(worker_of(*r) == "C");
+  }
+  SECTION("an unknown state counts as overload") {
+    workers[0]->set_state("sleepy");
+    REQUIRE(worker_state_is(client, "A", "overload"));
+    order.clear();
+    for (int i = 0; i < 2; ++i) {
+      std::optional<client_view> r = client.call("text", {{"id", i}}, "d");
+      REQUIRE(r);
+      order += worker_of(*r);
+    }
+    CHECK(order == "BC");
+  }
+}
+
+TEST_CASE("a worker that dies holding a request: another answers with attempt 2", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options dies;
+  dies.silent_on_request = true;
+  auto a = start_workers(context, broker, client, {"A"}, dies);
+  auto b = start_workers(context, broker, client, {"B"});
+
+  client.send("text", {{"id", "x1"}}, "doc");
+  REQUIRE(a[0]->wait_requests(1));
+  const received_request first = a[0]->requests()[0];
+  CHECK(first.attempt == 1);
+
+  std::optional<client_view> r = client.recv(3000ms);
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(r->head["id"] == "x1");
+  CHECK(r->head["attempts"] == 2);
+  CHECK(worker_of(*r) == "B");
+  CHECK(r->head["request"] == first.number);
+  REQUIRE(b[0]->requests().size() == 1);
+  CHECK(b[0]->requests()[0].attempt == 2);
+  CHECK(b[0]->requests()[0].number == first.number);
+  CHECK(b[0]->requests()[0].payload == "doc");
+
+  // The broker told the silent worker it is forgotten.
+  CHECK(a[0]->wait_disconnects(1));
+  CHECK(wait_for_workers(client, 1).size() == 1);
+
+  // Its late reply is dropped: the client sees exactly one reply.
+  a[0]->reply(first.number);
+  CHECK(a[0]->wait_disconnects(2));  // anything but READY from a forgotten worker
+  CHECK_FALSE(client.recv(200ms));
+
+  json stats = mmi_stats(client);
+  CHECK(stats["redispatched"] == 1);
+  CHECK(stats["done"] == 1);
+  CHECK(stats["workers"] == 1);
+}
+
+TEST_CASE("a request lost by max-attempts workers gets 504", "[broker]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.max_attempts = 2;
+  running_broker broker(context, options);
+  fake_client client(context, broker.frontend());
+  fake_worker_options dies;
+  dies.silent_on_request = true;
+  auto workers = start_workers(context, broker, client, {"A", "B"}, dies);
+
+  client.send("text", {{"id", 5}}, "doc");
+  std::optional<client_view> r = client.recv(3000ms);
+  REQUIRE(r);
+  CHECK(r->code() == 504);
+  CHECK(r->head["status"] == "error");
+  CHECK(r->head["id"] == 5);
+  CHECK(r->service == "text");
+  CHECK(workers[0]->requests().size() == 1);
+  CHECK(workers[1]->requests().size() == 1);
+  CHECK(workers[1]->requests()[0].attempt == 2);
+  CHECK_FALSE(client.recv(100ms));
+  json stats = mmi_stats(client);
+  CHECK(stats["expired"] == 1);
+  CHECK(stats["redispatched"] == 1);
+}
+
+TEST_CASE("pipelined requests of three clients come back to their own client", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client mmi(context, broker.frontend());
+  fake_worker_options slow;
+  slow.reply_delay = 3ms;
+  auto workers = start_workers(context, broker, mmi, {"A", "B", "C"}, slow);
+
+  constexpr int per_client = 8;
+  std::vector<std::unique_ptr<fake_client>> clients;
+  for (int c = 0; c < 3; ++c) clients.push_back(std::make_unique<fake_client>(context, broker.frontend()));
+  for (int i = 0; i < per_client; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      const std::string id = "c" + std::to_string(c) + "-" + std::to_string(i);
+      clients[c]->send("text", {{"id", id}}, id);
+    }
+  }
+  std::map<std::string, int> per_worker;
+  for (int c = 0; c < 3; ++c) {
+    std::set<std::string> ids;
+    for (int i = 0; i < per_client; ++i) {
+      std::optional<client_view> r = clients[c]->recv(3000ms);
+      REQUIRE(r);
+      CHECK(r->code() == 200);
+      const std::string id = r->head["id"];
+      CHECK(id.rfind("c" + std::to_string(c) + "-", 0) == 0);
+      CHECK(r->head["result"]["payload"] == id);
+      ids.insert(id);
+      ++per_worker[worker_of(*r)];
+    }
+    CHECK(ids.size() == per_client);
+    CHECK_FALSE(clients[c]->recv(50ms));
+  }
+  CHECK(per_worker.size() == 3);
+}
+
+TEST_CASE("a full queue answers 503", "[broker]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.max_queue = 2;
+  running_broker broker(context, options);
+  fake_client client(context, broker.frontend());
+
+  for (int i = 1; i <= 3; ++i) client.send("text", {{"id", i}}, "doc");
+  std::optional<client_view> r = client.recv();
+  REQUIRE(r);
+  CHECK(r->code() == 503);
+  CHECK(r->head["id"] == 3);
+  CHECK(r->head["status"] == "error");
+  CHECK(r->head.contains("error"));
+  CHECK(r->service == "text");
+  CHECK_FALSE(client.recv(100ms));
+
+  fake_client mmi(context, broker.frontend());
+  json stats = mmi_stats(mmi);
+  CHECK(stats["refused"] == 1);
+  CHECK(stats["queued"] == 2);
+
+  // The two queued requests are served once a worker comes.
+  auto workers = start_workers(context, broker, mmi, {"A"});
+  std::set<int> ids;
+  for (int i = 0; i < 2; ++i) {
+    std::optional<client_view> ok = client.recv();
+    REQUIRE(ok);
+    CHECK(ok->code() == 200);
+    ids.insert(ok->head["id"].get<int>());
+  }
+  CHECK(ids == std::set<int>{1, 2});
+}
+
+TEST_CASE("mmi services", "[broker][mmi]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.capacity = 2;
+  auto workers = start_workers(context, broker, client, {"A"}, holds);
+
+  SECTION("mmi.service") {
+    std::optional<client_view> r = client.call("mmi.service", {{"id", 1}}, "text");
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->service == "mmi.service");
+    CHECK(r->head["id"] == 1);
+    CHECK(r->body == std::vector<std::string>{"200"});
+    r = client.call("mmi.service", json::object(), "nope");
+    REQUIRE(r);
+    CHECK(r->body == std::vector<std::string>{"404"});
+    // Any state counts as served.
+    workers[0]->set_state(worker_state::overload);
+    REQUIRE(worker_state_is(client, "A", "overload"));
+    r = client.call("mmi.service", json::object(), "text");
+    REQUIRE(r);
+    CHECK(r->body == std::vector<std::string>{"200"});
+  }
+  SECTION("mmi.workers") {
+    json list = wait_for_workers(client, 1);
+    REQUIRE(list.size() == 1);
+    const json& w = list[0];
+    CHECK(w["name"] == "A");
+    CHECK(w["service"] == "text");
+    CHECK(w["state"] == "ready");
+    CHECK(w["in_flight"] == 0);
+    CHECK(w["capacity"] == 2);
+    CHECK(w["pid"] == 4242);
+    CHECK(w["host"] == "test-host");
+  }
+  SECTION("mmi.stats") {
+    REQUIRE(client.call("text", {{"id", 1}}, "a"));
+    workers[0]->set_auto_reply(false);
+    client.send("text", {{"id", 2}}, "b");
+    REQUIRE(workers[0]->wait_requests(2));
+    workers[0]->reply(workers[0]->requests()[1].number, 500);
+    std::optional<client_view> failed = client.recv();
+    REQUIRE(failed);
+    CHECK(failed->code() == 500);
+    CHECK(failed->head["status"] == "error");
+    CHECK(failed->head["id"] == 2);
+
+    json stats = mmi_stats(client);
+    CHECK(stats["received"] == 2);
+    CHECK(stats["done"] == 1);
+    CHECK(stats["failed"] == 1);
+    CHECK(stats["redispatched"] == 0);
+    CHECK(stats["queued"] == 0);
+    CHECK(stats["workers"] == 1);
+  }
+  SECTION("unknown mmi. service: 501") {
+    std::optional<client_view> r = client.call("mmi.x", {{"id", "q"}}, "");
+    REQUIRE(r);
+    CHECK(r->code() == 501);
+    CHECK(r->service == "mmi.x");
+    CHECK(r->head["id"] == "q");
+    CHECK(r->head["status"] == "error");
+    // mmi names never reach a worker.
+    CHECK(workers[0]->requests().empty());
+  }
+}
+
+TEST_CASE("malformed client messages get 400 and the broker keeps serving", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+  const std::string map = header().encode_string();
+
+  struct bad_case {
+    std::string what;                 // description
+    std::vector<std::string> frames;  // as the DEALER sends them
+    std::string echoed;               // frame 2 of the 400 reply
+  };
+  const std::vector<bad_case> cases = {
+      {"only an empty frame", {""}, ""},
+      {"missing signature frame 0 not empty", {"hello"}, ""},
+      {"missing service", {"", sig_c}, ""},
+      {"missing payload", {"", sig_c, "text"}, "text"},
+      {"wrong signature", {"", "MDPC02", "text", map, "p"}, "text"},
+      {"worker signature", {"", sig_w, "text", map, "p"}, "text"},
+      {"empty service", {"", sig_c, "", map, "p"}, ""},
+      {"header not msgpack", {"", sig_c, "text", "garbage", "p"}, "text"},
+      {"header empty", {"", sig_c, "text", "", "p"}, "text"},
+      {"header trailing bytes", {"", sig_c, "text", map + "x", "p"}, "text"},
+      {"header an array", {"", sig_c, "text", "\x92\x01\x02", "p"}, "text"},
+      {"header int keys", {"", sig_c, "text", "\x81\x01\x02", "p"}, "text"},
+      {"three body frames", {"", sig_c, "text", map, "p", "q"}, "text"},
+      {"mmi with three body frames", {"", sig_c, "mmi.stats", map, "p", "q"}, "mmi.stats"},
+  };
+  for (const bad_case& c : cases) {
+    INFO(c.what);
+    client.send_raw(c.frames);
+    std::optional<std::vector<std::string>> raw = client.recv_raw();
+    REQUIRE(raw);
+    REQUIRE(raw->size() == 4);
+    CHECK((*raw)[0].empty());
+    CHECK((*raw)[1] == sig_c);
+    CHECK((*raw)[2] == c.echoed);
+    header_result h = header::decode((*raw)[3].data(), (*raw)[3].size());
+    REQUIRE(h);
+    CHECK(h.value->get_uint("code") == 400u);
+    CHECK(h.value->get_string("status") == "error");
+    CHECK(h.value->get_string("error").value_or("").size() > 0);
+
+    std::optional<client_view> ok = client.call("text", {{"id", c.what}}, "d");
+    REQUIRE(ok);
+    CHECK(ok->code() == 200);
+    CHECK(ok->head["id"] == c.what);
+  }
+  json stats = mmi_stats(client);
+  CHECK(stats["malformed"] == cases.size());
+  CHECK(stats["done"] == cases.size());
+}
+
+TEST_CASE("a worker that breaks the protocol is sent DISCONNECT", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+
+  SECTION("registered worker, bad command byte") {
+    auto workers = start_workers(context, broker, client, {"A"});
+    workers[0]->send_raw({"", sig_w, "\x09"});
+    CHECK(workers[0]->wait_disconnects(1));
+    CHECK(wait_for_workers(client, 0).empty());
+  }
+  SECTION("registered worker, bad load report") {
+    auto workers = start_workers(context, broker, client, {"A"});
+    workers[0]->send_raw({"", sig_w, "\x04", "\x81\xa5state\x01"});
+    CHECK(workers[0]->wait_disconnects(1));
+    CHECK(wait_for_workers(client, 0).empty());
+  }
+  SECTION("registered worker sends READY again") {
+    auto workers = start_workers(context, broker, client, {"A"});
+    workers[0]->send_raw({"", sig_w, "\x01", "text"});
+    CHECK(workers[0]->wait_disconnects(1));
+    CHECK(wait_for_workers(client, 0).empty());
+  }
+  SECTION("READY with bad info") {
+    fake_worker_options o;
+    o.endpoint = broker.backend();
+    o.name = "U";
+    o.send_ready = false;
+    o.heartbeat = 10000ms;
+    fake_worker w(context, o);
+    w.send_raw({"", sig_w, "\x01", "text", header::from_json({{"capacity", "many"}}).value->encode_string()});
+    CHECK(w.wait_disconnects(1));
+    CHECK(wait_for_workers(client, 0).empty());
+  }
+  SECTION("a worker that never said READY") {
+    fake_worker_options o;
+    o.endpoint = broker.backend();
+    o.name = "U";
+    o.send_ready = false;  // heartbeats only
+    fake_worker w(context, o);
+    CHECK(w.wait_disconnects(1));
+    CHECK(w.requests().empty());
+    CHECK(wait_for_workers(client, 0).empty());
+  }
+  SECTION("its request goes to another worker") {
+    fake_worker_options holds;
+    holds.auto_reply = false;
+    auto a = start_workers(context, broker, client, {"A"}, holds);
+    auto b = start_workers(context, broker, client, {"B"});
+    client.send("text", {{"id", 1}}, "d");
+    REQUIRE(a[0]->wait_requests(1));
+    a[0]->send_raw({"", sig_w, "\x03", "only-an-address"});
+    CHECK(a[0]->wait_disconnects(1));
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->head["attempts"] == 2);
+    CHECK(worker_of(*r) == "B");
+  }
+  // The broker keeps serving.
+  auto spare = start_workers(context, broker, client, {"S"});
+  std::optional<client_view> r = client.call("text", {{"id", "after"}}, "d");
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+}
+
+TEST_CASE("a worker DISCONNECT re-dispatches its requests", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  holds.capacity = 2;
+  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto b = start_workers(context, broker, client, {"B"});
+
+  // Rotation gives A, B, A: B answers at once, A holds requests 1 and 3.
+  for (int i = 1; i <= 3; ++i) client.send("text", {{"id", i}}, "d" + std::to_string(i));
+  REQUIRE(a[0]->wait_requests(2));
+  std::optional<client_view> first = client.recv();
+  REQUIRE(first);
+  CHECK(worker_of(*first) == "B");
+  CHECK(first->head["id"] == 2);
+
+  a[0]->send_disconnect();
+  // Both go to the front of the queue, oldest first; B takes one at a time.
+  std::vector<int> ids;
+  for (int i = 0; i < 2; ++i) {
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(worker_of(*r) == "B");
+    CHECK(r->head["attempts"] == 2);
+    ids.push_back(r->head["id"].get<int>());
+  }
+  CHECK(ids == std::vector<int>{1, 3});
+  CHECK_FALSE(client.recv(100ms));
+  CHECK(wait_for_workers(client, 1).size() == 1);
+  CHECK(a[0]->disconnects() == 0);  // it left on its own: nothing to tell it
+}
+
+TEST_CASE("a stock MDP/0.1 client on a REQ socket", "[broker][mdp]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client mmi(context, broker.frontend());
+  auto workers = start_workers(context, broker, mmi, {"A"});
+  fake_client req(context, broker.frontend(), zmq::socket_type::req);
+
+  for (int i = 0; i < 2; ++i) {
+    req.send_plain("text", "hello-" + std::to_string(i));
+    std::optional<client_view> r = req.recv();
+    REQUIRE(r);
+    CHECK(r->service == "text");
+    CHECK(r->code() == 200);
+    CHECK(r->head["result"]["payload"] == "hello-" + std::to_string(i));
+    CHECK_FALSE(r->head.contains("id"));
+  }
+  SECTION("and mmi.service") {
+    req.send_plain("mmi.service", "text");
+    std::optional<client_view> r = req.recv();
+    REQUIRE(r);
+    CHECK(r->body == std::vector<std::string>{"200"});
+  }
+}
+
+TEST_CASE("a stock MDP/0.1 worker: plain reply frames come back as frames 4...", "[broker][mdp]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options plain;
+  plain.plain_mdp = true;
+  auto workers = start_workers(context, broker, client, {"P"}, plain);
+  json list = wait_for_workers(client, 1);
+  CHECK(list[0]["name"] == workers[0]->broker_name());
+  CHECK(list[0]["capacity"] == 1);
+
+  for (int i = 0; i < 2; ++i) {
+    std::optional<client_view> r = client.call("text", {{"id", i}}, "doc" + std::to_string(i));
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->head["status"] == "ok");
+    CHECK(r->head["id"] == i);
+    CHECK(r->head["attempts"] == 1);
+    CHECK(r->head.contains("request"));
+    CHECK(worker_of(*r) == workers[0]->broker_name());
+    CHECK(r->body == std::vector<std::string>{"plain:doc" + std::to_string(i), "second"});
+  }
+  // Bare heartbeats keep it alive.
+  CHECK(workers[0]->wait_heartbeats(4));
+  CHECK(wait_for_workers(client, 1).size() == 1);
+  CHECK(workers[0]->disconnects() == 0);
+}
+
+TEST_CASE("a draining worker gets nothing new but its reply is delivered", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto b = start_workers(context, broker, client, {"B"});
+
+  client.send("text", {{"id", 1}}, "held");
+  REQUIRE(a[0]->wait_requests(1));
+  a[0]->set_state(worker_state::drain);
+  REQUIRE(worker_state_is(client, "A", "drain"));
+  for (int i = 2; i <= 4; ++i) {
+    std::optional<client_view> r = client.call("text", {{"id", i}}, "d");
+    REQUIRE(r);
+    CHECK(r->head["id"] == i);
+    CHECK(worker_of(*r) == "B");
+  }
+  CHECK(a[0]->requests().size() == 1);
+
+  a[0]->reply(a[0]->requests()[0].number);
+  std::optional<client_view> r = client.recv();
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(r->head["id"] == 1);
+  CHECK(worker_of(*r) == "A");
+  CHECK(r->head["attempts"] == 1);
+
+  a[0]->send_disconnect();
+  CHECK(wait_for_workers(client, 1).size() == 1);
+  CHECK(mmi_stats(client)["redispatched"] == 0);
+}
+
+TEST_CASE("a worker with capacity 2 holds two requests, the third waits", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  holds.capacity = 2;
+  auto a = start_workers(context, broker, client, {"A"}, holds);
+
+  for (int i = 1; i <= 3; ++i) client.send("text", {{"id", i}}, "d");
+  REQUIRE(a[0]->wait_requests(2));
+  fake_client mmi(context, broker.frontend());
+  CHECK(eventually([&] { return mmi_stats(mmi)["queued"] == 1; }));
+  CHECK(worker_entry(mmi, "A")["in_flight"] == 2);
+  CHECK(a[0]->requests().size() == 2);
+
+  a[0]->reply(a[0]->requests()[0].number);
+  REQUIRE(a[0]->wait_requests(3));
+  a[0]->reply(a[0]->requests()[1].number);
+  a[0]->reply(a[0]->requests()[2].number);
+  std::set<int> ids;
+  for (int i = 0; i < 3; ++i) {
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    ids.insert(r->head["id"].get<int>());
+  }
+  CHECK(ids == std::set<int>{1, 2, 3});
+}
+
+TEST_CASE("a slow worker that keeps heartbeating is not declared dead", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options slow;
+  slow.reply_delay = 400ms;  // well past liveness x heartbeat = 150 ms
+  auto workers = start_workers(context, broker, client, {"A"}, slow);
+  auto spare = start_workers(context, broker, client, {"B"});
+  client.send("text", {{"id", 1}}, "d");
+  std::optional<client_view> r = client.recv(3000ms);
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(worker_of(*r) == "A");
+  CHECK(r->head["attempts"] == 1);
+  CHECK(spare[0]->requests().empty());
+  CHECK(workers[0]->disconnects() == 0);
+}
+
+TEST_CASE("a silent idle worker is forgotten", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+  workers[0]->go_silent();
+  CHECK(workers[0]->wait_disconnects(1));
+  CHECK(wait_for_workers(client, 0).empty());
+  std::optional<client_view> r = client.call("mmi.service", json::object(), "text");
+  REQUIRE(r);
+  CHECK(r->body == std::vector<std::string>{"404"});
+}
+
+TEST_CASE("a duplicate reply from a live worker is dropped", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+  std::optional<client_view> r = client.call("text", {{"id", 1}}, "d");
+  REQUIRE(r);
+  const std::uint64_t number = r->head["request"];
+  workers[0]->reply(number);         // again
+  // A request it never had.
+  workers[0]->send_raw({"", sig_w, "\x03", workers[0]->requests()[0].address, "",
+                        header::from_json({{"request", number + 1000}}).value->encode_string()});
+  CHECK_FALSE(client.recv(150ms));
+  CHECK(eventually([&] { return mmi_stats(client)["late_replies"] == 2; }));
+  CHECK(workers[0]->disconnects() == 0);
+  CHECK(client.call("text", {{"id", 2}}, "d"));
+}
+
+TEST_CASE("a client that leaves before its reply does not disturb the broker", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client mmi(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  auto workers = start_workers(context, broker, mmi, {"A"}, holds);
+  {
+    fake_client gone(context, broker.frontend());
+    gone.send("text", {{"id", 1}}, "d");
+    REQUIRE(workers[0]->wait_requests(1));
+  }
+  workers[0]->reply(workers[0]->requests()[0].number);
+  workers[0]->set_auto_reply(true);
+  std::optional<client_view> r = mmi.call("text", {{"id", 2}}, "d");
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(mmi_stats(mmi)["done"] == 2);
+}
+
+TEST_CASE("a DISCONNECT from an unknown worker is answered with DISCONNECT", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options o;
+  o.endpoint = broker.backend();
+  o.name = "U";
+  o.send_ready = false;
+  o.heartbeat = 10000ms;
+  fake_worker w(context, o);
+  w.send_disconnect();
+  CHECK(w.wait_disconnects(1));
+}
+
+TEST_CASE("each service has its own ring and queue", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options text;
+  auto t = start_workers(context, broker, client, {"T1", "T2"}, text);
+  fake_worker_options echo;
+  echo.service = "echo";
+  auto e = start_workers(context, broker, client, {"E1"}, echo);
+
+  std::string order;
+  for (int i = 0; i < 4; ++i) {
+    std::optional<client_view> r = client.call(i % 2 ? "echo" : "text", {{"id", i}}, "d");
+    REQUIRE(r);
+    CHECK(r->service == (i % 2 ? "echo" : "text"));
+    order += worker_of(*r) + " ";
+  }
+  CHECK(order == "T1 E1 T2 E1 ");
+  // No worker for "nobody": the request waits, and the others are not blocked.
+  client.send("nobody", {{"id", "lost"}}, "d");
+  std::optional<client_view> r = client.call("echo", {{"id", "x"}}, "d");
+  REQUIRE(r);
+  CHECK(r->head["id"] == "x");
+  CHECK(mmi_stats(client)["services"]["nobody"]["queued"] == 1);
+}

@@ -1,0 +1,428 @@
+// The codec: every message of the contract round trips, every malformed shape
+// the contract lists is rejected with a reason.
+#include <catch2/catch.hpp>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "shared/codec.hpp"
+
+using namespace carico;
+
+namespace {
+
+zmq::multipart_t frames_of(std::initializer_list<std::string> parts) {
+  zmq::multipart_t frames;
+  for (const std::string& p : parts) frames.addmem(p.data(), p.size());
+  return frames;
+}
+
+std::vector<std::string> strings_of(const zmq::multipart_t& frames) {
+  std::vector<std::string> out;
+  for (const zmq::message_t& f : frames) out.push_back(f.to_string());
+  return out;
+}
+
+std::string map_of(const nlohmann::json& j) {
+  carico::header_result h = header::from_json(j);
+  REQUIRE(h);
+  return h.value->encode_string();
+}
+
+const std::string empty_map = header().encode_string();
+const std::string sig_c(client_signature);
+const std::string sig_w(worker_signature);
+std::string cmd(command c) { return std::string(1, static_cast<char>(c)); }
+
+}  // namespace
+
+// ------------------------------------------------------------------ clients
+
+TEST_CASE("client request round trip", "[codec][client]") {
+  header h;
+  h.set("id", std::uint64_t{7});
+  h.set("title", "t");
+  zmq::multipart_t frames = encode_client_request("text", h, zmq::message_t(std::string("{}")));
+  CHECK(strings_of(frames) ==
+        std::vector<std::string>{"", sig_c, "text", h.encode_string(), "{}"});
+
+  std::string service;
+  decoded<client_request> r = decode_client_request(std::move(frames), &service);
+  INFO(r.error);
+  REQUIRE(r);
+  CHECK(service == "text");
+  CHECK(r->service == "text");
+  CHECK(r->had_header);
+  CHECK(r->head.get_uint("id") == 7u);
+  CHECK(r->head.get_string("title") == "t");
+  CHECK(r->payload.to_string() == "{}");
+}
+
+TEST_CASE("a one-frame body is a payload with an empty header", "[codec][client]") {
+  decoded<client_request> r = decode_client_request(frames_of({"", sig_c, "echo", "hello"}));
+  REQUIRE(r);
+  CHECK_FALSE(r->had_header);
+  CHECK(r->head.size() == 0);
+  CHECK(r->payload.to_string() == "hello");
+  SECTION("even when the single frame looks like a map") {
+    decoded<client_request> m = decode_client_request(frames_of({"", sig_c, "echo", empty_map}));
+    REQUIRE(m);
+    CHECK_FALSE(m->had_header);
+    CHECK(m->payload.to_string() == empty_map);
+  }
+  SECTION("an empty payload is fine") {
+    decoded<client_request> e = decode_client_request(frames_of({"", sig_c, "echo", ""}));
+    REQUIRE(e);
+    CHECK(e->payload.size() == 0);
+  }
+}
+
+TEST_CASE("malformed client requests are rejected", "[codec][client]") {
+  std::string service = "unset";
+  auto rejects = [&](zmq::multipart_t frames) {
+    service = "unset";
+    decoded<client_request> r = decode_client_request(std::move(frames), &service);
+    CHECK_FALSE(r);
+    CHECK_FALSE(r.error.empty());
+    return r.error;
+  };
+  SECTION("no frames") {
+    rejects(zmq::multipart_t());
+    CHECK((service == "unset" || service.empty()));
+  }
+  SECTION("missing signature") {
+    rejects(frames_of({""}));
+    CHECK((service == "unset" || service.empty()));
+  }
+  SECTION("missing service") {
+    rejects(frames_of({"", sig_c}));
+    CHECK((service == "unset" || service.empty()));
+  }
+  SECTION("missing payload") {
+    rejects(frames_of({"", sig_c, "text"}));
+    CHECK(service == "text");
+  }
+  SECTION("frame 0 not empty") {
+    rejects(frames_of({"x", sig_c, "text", empty_map, "p"}));
+  }
+  SECTION("no empty frame 0 at all") {
+    rejects(frames_of({sig_c, "text", empty_map, "p"}));
+  }
+  SECTION("wrong signature, service still echoed") {
+    rejects(frames_of({"", "MDPC02", "text", empty_map, "p"}));
+    CHECK(service == "text");
+    rejects(frames_of({"", sig_w, "text", empty_map, "p"}));
+    rejects(frames_of({"", "mdpc01", "text", "p"}));
+  }
+  SECTION("empty or over-long service name") {
+    rejects(frames_of({"", sig_c, "", empty_map, "p"}));
+    rejects(frames_of({"", sig_c, std::string(256, 's'), empty_map, "p"}));
+    CHECK(decode_client_request(frames_of({"", sig_c, std::string(255, 's'), "p"})));
+  }
+  SECTION("more than two body frames") {
+    CHECK_THAT(rejects(frames_of({"", sig_c, "text", empty_map, "p", "extra"})),
+               Catch::Contains("body frames"));
+    CHECK(service == "text");
+  }
+  SECTION("bad header") {
+    rejects(frames_of({"", sig_c, "text", "", "p"}));                          // empty
+    rejects(frames_of({"", sig_c, "text", "garbage", "p"}));                   // not msgpack map
+    rejects(frames_of({"", sig_c, "text", empty_map + "\x01", "p"}));          // trailing bytes
+    rejects(frames_of({"", sig_c, "text", std::string("\x92\x01\x02"), "p"}));  // an array
+    rejects(frames_of({"", sig_c, "text", std::string("\x81\x01\x02"), "p"}));  // int key
+    CHECK(service == "text");
+  }
+}
+
+TEST_CASE("client reply round trip", "[codec][client]") {
+  header h;
+  h.set("code", code::ok);
+  h.set("status", "ok");
+  std::vector<zmq::message_t> body;
+  body.emplace_back(std::string_view("one"));
+  body.emplace_back(std::string_view("two"));
+  zmq::multipart_t frames = encode_client_reply("text", h, std::move(body));
+  CHECK(strings_of(frames) ==
+        std::vector<std::string>{"", sig_c, "text", h.encode_string(), "one", "two"});
+
+  decoded<client_reply> r = decode_client_reply(std::move(frames));
+  REQUIRE(r);
+  CHECK(r->service == "text");
+  CHECK(r->head.get_uint("code") == 200u);
+  REQUIRE(r->body.size() == 2);
+  CHECK(r->body[1].to_string() == "two");
+
+  SECTION("no body") {
+    decoded<client_reply> e = decode_client_reply(encode_client_reply("text", h, {}));
+    REQUIRE(e);
+    CHECK(e->body.empty());
+  }
+  SECTION("malformed replies") {
+    CHECK_FALSE(decode_client_reply(frames_of({"", sig_c, "text"})));
+    CHECK_FALSE(decode_client_reply(frames_of({"", sig_w, "text", empty_map})));
+    CHECK_FALSE(decode_client_reply(frames_of({"", sig_c, "text", "nope"})));
+  }
+}
+
+// ------------------------------------------------------------------ workers
+
+TEST_CASE("READY round trip", "[codec][worker]") {
+  worker_info info{"w1", 4, 1234, "host-a"};
+  zmq::multipart_t frames = encode_ready("text", info);
+  REQUIRE(frames.size() == 5);
+  CHECK(frames[2].to_string() == cmd(command::ready));
+  decoded<worker_message> m = decode_worker_message(std::move(frames));
+  INFO(m.error);
+  REQUIRE(m);
+  CHECK(m->cmd == command::ready);
+  CHECK(m->service == "text");
+  REQUIRE(m->info);
+  CHECK(m->info->name == "w1");
+  CHECK(m->info->capacity == 4);
+  CHECK(m->info->pid == 1234);
+  CHECK(m->info->host == "host-a");
+
+  SECTION("a stock MDP READY has no info") {
+    decoded<worker_message> plain =
+        decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "echo"}));
+    REQUIRE(plain);
+    CHECK(plain->service == "echo");
+    CHECK_FALSE(plain->info);
+  }
+  SECTION("info keys are optional; capacity defaults to 1") {
+    decoded<worker_message> some = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::ready), "echo", map_of({{"name", "n"}})}));
+    REQUIRE(some);
+    REQUIRE(some->info);
+    CHECK(some->info->name == "n");
+    CHECK(some->info->capacity == 1);
+    CHECK(some->info->pid == 0);
+  }
+  SECTION("unknown info keys are ignored") {
+    CHECK(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::ready), "echo", map_of({{"version", "2"}})})));
+  }
+}
+
+TEST_CASE("READY with bad info is rejected", "[codec][worker]") {
+  auto ready_with = [](const std::string& info) {
+    return decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "text", info}));
+  };
+  CHECK_FALSE(ready_with(map_of({{"name", 5}})));
+  CHECK_FALSE(ready_with(map_of({{"capacity", "2"}})));
+  CHECK_FALSE(ready_with(map_of({{"capacity", -1}})));
+  CHECK_FALSE(ready_with(map_of({{"capacity", 0}})));
+  CHECK_FALSE(ready_with(map_of({{"capacity", 2.5}})));
+  CHECK_FALSE(ready_with(map_of({{"pid", "12"}})));
+  CHECK_FALSE(ready_with(map_of({{"host", nlohmann::json::array()}})));
+  CHECK_FALSE(ready_with("not a map"));
+  CHECK_FALSE(ready_with(""));
+  CHECK_FALSE(ready_with(empty_map + "x"));
+  // Missing or bad service, too many frames.
+  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::ready)})));
+  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::ready), ""})));
+  CHECK_FALSE(decode_worker_message(
+      frames_of({"", sig_w, cmd(command::ready), "text", empty_map, "extra"})));
+}
+
+TEST_CASE("REQUEST round trip", "[codec][worker]") {
+  header h;
+  h.set("request", std::uint64_t{3});
+  h.set("attempt", std::uint64_t{1});
+  h.set("custom", "kept");
+  zmq::multipart_t frames =
+      encode_request(zmq::message_t(std::string("client-id")), h, zmq::message_t(std::string("doc")));
+  CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::request),
+                                                       "client-id", "", h.encode_string(), "doc"});
+  decoded<worker_message> m = decode_worker_message(std::move(frames));
+  REQUIRE(m);
+  CHECK(m->cmd == command::request);
+  CHECK(m->address.to_string() == "client-id");
+  REQUIRE(m->head);
+  CHECK(m->head->get_uint("request") == 3u);
+  CHECK(m->head->get_string("custom") == "kept");
+  REQUIRE(m->body.size() == 1);
+  CHECK(m->body[0].to_string() == "doc");
+
+  SECTION("malformed REQUEST") {
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map})));
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "c", "x", empty_map, "p"})));
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "c", "", "bad", "p"})));
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map, "p", "q"})));
+  }
+}
+
+TEST_CASE("REPLY round trip", "[codec][worker]") {
+  header h;
+  h.set("request", std::uint64_t{3});
+  h.set("code", code::ok);
+  SECTION("with a result payload") {
+    std::vector<zmq::message_t> body;
+    body.emplace_back(std::string_view("result"));
+    zmq::multipart_t frames = encode_reply(zmq::message_t(std::string("cid")), h, std::move(body));
+    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::reply), "cid",
+                                                         "", h.encode_string(), "result"});
+    decoded<worker_message> m = decode_worker_message(std::move(frames));
+    REQUIRE(m);
+    CHECK(m->cmd == command::reply);
+    CHECK(m->address.to_string() == "cid");
+    REQUIRE(m->head);
+    CHECK(m->head->get_uint("request") == 3u);
+    REQUIRE(m->body.size() == 1);
+    CHECK(m->body[0].to_string() == "result");
+  }
+  SECTION("header only") {
+    decoded<worker_message> m =
+        decode_worker_message(encode_reply(zmq::message_t(std::string("cid")), h, {}));
+    REQUIRE(m);
+    REQUIRE(m->head);
+    CHECK(m->body.empty());
+  }
+  SECTION("a plain MDP reply: frame 5 not a map, every frame is body") {
+    decoded<worker_message> m = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}));
+    REQUIRE(m);
+    CHECK_FALSE(m->head);
+    REQUIRE(m->body.size() == 2);
+    CHECK(m->body[0].to_string() == "hello");
+    CHECK(m->body[1].to_string() == "world");
+  }
+  SECTION("a map with trailing bytes is a plain body, not a header") {
+    decoded<worker_message> m = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", empty_map + "x"}));
+    REQUIRE(m);
+    CHECK_FALSE(m->head);
+    CHECK(m->body.size() == 1);
+  }
+  SECTION("malformed REPLY") {
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid", ""})));
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid"})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid", "x", empty_map})));
+  }
+}
+
+TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
+  SECTION("bare") {
+    zmq::multipart_t frames = encode_heartbeat();
+    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::heartbeat)});
+    decoded<worker_message> m = decode_worker_message(std::move(frames));
+    REQUIRE(m);
+    CHECK(m->cmd == command::heartbeat);
+    CHECK_FALSE(m->load);
+  }
+  SECTION("with a load report") {
+    load_report load{worker_state::drain, 2, 1 << 20, 12.5, 80};
+    decoded<worker_message> m = decode_worker_message(encode_heartbeat(&load));
+    REQUIRE(m);
+    REQUIRE(m->load);
+    CHECK(m->load->state == worker_state::drain);
+    CHECK(m->load->in_flight == 2);
+    CHECK(m->load->rss_bytes == 1u << 20);
+    CHECK(m->load->mem_percent == Approx(12.5));
+    CHECK(m->load->cpu_percent == Approx(80));
+  }
+  SECTION("every state round trips") {
+    for (worker_state s : {worker_state::ready, worker_state::overload, worker_state::drain}) {
+      load_report load;
+      load.state = s;
+      decoded<worker_message> m = decode_worker_message(encode_heartbeat(&load));
+      REQUIRE(m);
+      CHECK(m->load->state == s);
+      CHECK(parse_state(state_name(s)) == s);
+    }
+  }
+  SECTION("integers are accepted for percentages, keys are optional") {
+    auto m = decode_worker_message(frames_of(
+        {"", sig_w, cmd(command::heartbeat), map_of({{"mem_percent", 3}, {"cpu_percent", -1}})}));
+    REQUIRE(m);
+    CHECK(m->load->state == worker_state::ready);
+    CHECK(m->load->mem_percent == Approx(3));
+  }
+}
+
+TEST_CASE("an unknown load state counts as overload", "[codec][worker]") {
+  CHECK(parse_state("busy") == worker_state::overload);
+  CHECK(parse_state("") == worker_state::overload);
+  CHECK(parse_state("READY") == worker_state::overload);
+  auto m = decode_worker_message(
+      frames_of({"", sig_w, cmd(command::heartbeat), map_of({{"state", "sleepy"}})}));
+  REQUIRE(m);
+  REQUIRE(m->load);
+  CHECK(m->load->state == worker_state::overload);
+}
+
+TEST_CASE("HEARTBEAT with a bad load report is rejected", "[codec][worker]") {
+  auto beat = [](const std::string& report) {
+    return decode_worker_message(frames_of({"", sig_w, cmd(command::heartbeat), report}));
+  };
+  CHECK_FALSE(beat(map_of({{"state", 1}})));
+  CHECK_FALSE(beat(map_of({{"in_flight", "1"}})));
+  CHECK_FALSE(beat(map_of({{"in_flight", -1}})));
+  CHECK_FALSE(beat(map_of({{"rss_bytes", 1.5}})));
+  CHECK_FALSE(beat(map_of({{"mem_percent", "high"}})));
+  CHECK_FALSE(beat(map_of({{"cpu_percent", nullptr}})));
+  CHECK_FALSE(beat("not a map"));
+  CHECK_FALSE(beat(empty_map + "x"));
+  CHECK_FALSE(
+      decode_worker_message(frames_of({"", sig_w, cmd(command::heartbeat), empty_map, "x"})));
+}
+
+TEST_CASE("DISCONNECT round trip", "[codec][worker]") {
+  zmq::multipart_t frames = encode_disconnect();
+  CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::disconnect)});
+  decoded<worker_message> m = decode_worker_message(std::move(frames));
+  REQUIRE(m);
+  CHECK(m->cmd == command::disconnect);
+  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::disconnect), "x"})));
+}
+
+TEST_CASE("malformed worker envelopes are rejected", "[codec][worker]") {
+  auto rejects = [](zmq::multipart_t frames) {
+    decoded<worker_message> m = decode_worker_message(std::move(frames));
+    CHECK_FALSE(m);
+    CHECK_FALSE(m.error.empty());
+  };
+  rejects(zmq::multipart_t());
+  rejects(frames_of({""}));
+  rejects(frames_of({"", sig_w}));                                // missing command
+  rejects(frames_of({"x", sig_w, cmd(command::heartbeat)}));      // frame 0 not empty
+  rejects(frames_of({"", sig_c, cmd(command::heartbeat)}));       // client signature
+  rejects(frames_of({"", "MDPW02", cmd(command::heartbeat)}));    // wrong version
+  rejects(frames_of({sig_w, cmd(command::heartbeat)}));           // no empty frame
+  SECTION("bad command byte") {
+    rejects(frames_of({"", sig_w, std::string(1, '\0')}));
+    rejects(frames_of({"", sig_w, std::string(1, '\x06')}));
+    rejects(frames_of({"", sig_w, std::string(1, '\xff')}));
+    rejects(frames_of({"", sig_w, ""}));
+    rejects(frames_of({"", sig_w, "\x04\x04"}));
+    rejects(frames_of({"", sig_w, "HEARTBEAT"}));
+  }
+}
+
+TEST_CASE("encode_info and encode_load decode back", "[codec][worker]") {
+  worker_info info{"n", 3, 9, "h"};
+  decoded<worker_info> i = decode_info(encode_info(info));
+  REQUIRE(i);
+  CHECK(i->name == "n");
+  CHECK(i->capacity == 3);
+  load_report load{worker_state::overload, 1, 2, 3.5, 4.5};
+  decoded<load_report> l = decode_load(encode_load(load));
+  REQUIRE(l);
+  CHECK(l->state == worker_state::overload);
+  CHECK(l->rss_bytes == 2);
+  CHECK(l->cpu_percent == Approx(4.5));
+}
+
+TEST_CASE("command and state names", "[codec]") {
+  CHECK(command_name(command::ready) == "READY");
+  CHECK(command_name(command::disconnect) == "DISCONNECT");
+  CHECK(state_name(worker_state::drain) == "drain");
+  CHECK(frame_equals(zmq::message_t(std::string("abc")), "abc"));
+  CHECK_FALSE(frame_equals(zmq::message_t(std::string("abc")), "abcd"));
+}
