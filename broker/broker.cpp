@@ -324,7 +324,9 @@ void broker::on_worker_message(zmq::multipart_t&& frames) {
   if (w == nullptr) {
     if (cmd == command::ready) {
       register_worker(identity, *message);
-    } else if (cmd != command::disconnect) {
+    } else {
+      // The contract: anything but READY from an unknown worker is invalid,
+      // DISCONNECT included, and is answered with DISCONNECT.
       log_->warn("{} from unknown worker {}; sending DISCONNECT", command_name(cmd), hex_id(identity));
       send_to_worker(identity, encode_disconnect());
     }
