@@ -13,7 +13,11 @@ bool never_reference(msgpack::type::object_type, std::size_t, void*) { return fa
 
 }  // namespace
 
-header::header() : zone_(std::make_unique<msgpack::zone>()) {}
+// msgpack's default zone mallocs an 8 KiB chunk up front; a typical header
+// needs well under 256 bytes, and the broker keeps one per queued request.
+constexpr std::size_t zone_chunk_bytes = 256;
+
+header::header() : zone_(std::make_unique<msgpack::zone>(zone_chunk_bytes)) {}
 
 header_result header::decode(const void* data, std::size_t size) {
   header_result out;
