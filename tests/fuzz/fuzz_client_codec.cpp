@@ -1,0 +1,49 @@
+// libFuzzer target: client-message decoding (requests and replies) and the
+// round trip decode -> encode -> decode of every request that decodes.
+#include <cstdlib>
+
+#include "shared/codec.hpp"
+#include "tests/fuzz/fuzz_frames.hpp"
+
+namespace {
+
+void check(bool condition) {
+  if (!condition) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace carico;
+  {
+    std::string service;
+    decoded<client_request> request = decode_client_request(fuzz::split_frames(data, size), &service);
+    if (request) {
+      check(!request->service.empty() && request->service.size() <= 255);
+      check(request->service == service);
+      const std::string payload = request->payload.to_string();
+      const std::string head = request->head.encode_string();
+      zmq::multipart_t again = encode_client_request(request->service, request->head,
+                                                     std::move(request->payload));
+      decoded<client_request> second = decode_client_request(std::move(again));
+      check(static_cast<bool>(second));
+      check(second->service == service);
+      check(second->payload.to_string() == payload);
+      check(second->head.encode_string() == head);
+      (void)second->head.to_json();
+    } else {
+      check(!request.error.empty());
+    }
+  }
+  {
+    decoded<client_reply> reply = decode_client_reply(fuzz::split_frames(data, size));
+    if (reply) {
+      const std::size_t body = reply->body.size();
+      zmq::multipart_t again = encode_client_reply(reply->service, reply->head, std::move(reply->body));
+      decoded<client_reply> second = decode_client_reply(std::move(again));
+      check(static_cast<bool>(second));
+      check(second->body.size() == body);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,81 @@
+// libFuzzer target: worker-message decoding (READY with its info map,
+// HEARTBEAT with its load report, REQUEST, REPLY, DISCONNECT), the round trip of
+// what decodes, and decode_info/decode_load on an arbitrary header.
+#include <cmath>
+#include <cstdlib>
+
+#include "shared/codec.hpp"
+#include "tests/fuzz/fuzz_frames.hpp"
+
+namespace {
+
+void check(bool condition) {
+  if (!condition) std::abort();
+}
+
+void round_trip(carico::worker_message& m) {
+  using namespace carico;
+  switch (m.cmd) {
+    case command::ready: {
+      check(!m.service.empty() && m.service.size() <= 255);
+      const worker_info info = m.info.value_or(worker_info{});
+      check(info.capacity >= 1 && info.capacity <= 65536);
+      decoded<worker_message> again = decode_worker_message(encode_ready(m.service, info));
+      check(static_cast<bool>(again));
+      check(again->cmd == command::ready && again->service == m.service);
+      check(again->info && again->info->name == info.name && again->info->host == info.host &&
+            again->info->capacity == info.capacity && again->info->pid == info.pid);
+      break;
+    }
+    case command::heartbeat: {
+      if (!m.load) break;
+      decoded<worker_message> again = decode_worker_message(encode_heartbeat(&*m.load));
+      check(static_cast<bool>(again) && again->load);
+      check(again->load->state == m.load->state && again->load->in_flight == m.load->in_flight &&
+            again->load->rss_bytes == m.load->rss_bytes);
+      break;
+    }
+    case command::request: {
+      check(m.head.has_value() && m.body.size() == 1);
+      decoded<worker_message> again =
+          decode_worker_message(encode_request(std::move(m.address), *m.head, std::move(m.body[0])));
+      check(static_cast<bool>(again) && again->cmd == command::request);
+      break;
+    }
+    case command::reply: {
+      if (!m.head) break;  // a plain MDP reply has no header to re-encode
+      const std::size_t body = m.body.size();
+      decoded<worker_message> again =
+          decode_worker_message(encode_reply(std::move(m.address), *m.head, std::move(m.body)));
+      check(static_cast<bool>(again) && again->cmd == command::reply && again->head);
+      check(again->body.size() == body);
+      break;
+    }
+    case command::disconnect: break;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace carico;
+  decoded<worker_message> m = decode_worker_message(fuzz::split_frames(data, size));
+  if (m) {
+    round_trip(*m);
+  } else {
+    check(!m.error.empty());
+  }
+  // The same bytes as a READY info map and as a load report.
+  header_result h = header::decode(data, size);
+  if (h) {
+    decoded<worker_info> info = decode_info(*h.value);
+    if (info) check(info->capacity >= 1 && info->capacity <= 65536);
+    decoded<load_report> load = decode_load(*h.value);
+    if (load) {
+      const auto s = load->state;
+      check(s == worker_state::ready || s == worker_state::overload || s == worker_state::drain);
+      (void)std::isnan(load->cpu_percent);
+    }
+  }
+  return 0;
+}
