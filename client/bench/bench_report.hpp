@@ -1,0 +1,42 @@
+// One benchmark run's figures, and how they are shown: an aligned table for
+// people, JSON for scripts (scripts/bench.sh, the CI smoke test).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "client/bench/load_driver.hpp"
+
+namespace carico {
+
+struct run_result {
+  std::string mode;                       // proxy, broker, journal, text, queue, failover
+  std::size_t payload_bytes{0};           // request payload size
+  std::size_t clients{0};                 // client sockets
+  std::size_t window{0};                  // outstanding requests per client
+  std::size_t workers{0};                 // worker processes
+  load_result load;                       // what the clients saw
+  double broker_cpu_percent{0};           // broker (or proxy) CPU over the interval, 100 = one core
+  std::uint64_t broker_peak_rss_bytes{0}; // broker (or proxy) VmHWM at the end
+  double workers_cpu_percent{0};          // all workers together
+  double bench_cpu_percent{0};            // this process (the clients)
+  nlohmann::json extra = nlohmann::json::object();  // mode-specific figures (queue, failover)
+};
+
+// The q-quantile (0..1) of sorted values; 0 when empty.
+std::uint32_t percentile(const std::vector<std::uint32_t>& sorted, double q);
+
+double requests_per_second(const run_result& r);
+double megabytes_per_second(const run_result& r);  // payload bytes one way, 10^6 B/s
+
+nlohmann::json to_json(const run_result& r, bool with_cdf);
+void print_table(std::ostream& out, const std::vector<run_result>& results);
+
+// nproc, CPU model and memory of this machine.
+nlohmann::json machine_json();
+
+}  // namespace carico

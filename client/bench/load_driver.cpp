@@ -1,0 +1,166 @@
+#include "client/bench/load_driver.hpp"
+
+#include <algorithm>
+
+#include "shared/codec.hpp"
+
+namespace carico {
+namespace {
+
+std::int64_t to_ns(time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+load_driver::load_driver(zmq::context_t& context, load_options options,
+                         const zmq::message_t& payload)
+    : context_(context), options_(std::move(options)) {
+  options_.threads = std::clamp<std::size_t>(options_.threads, 1, std::max<std::size_t>(1, options_.clients));
+  for (std::size_t i = 0; i < options_.threads; ++i) {
+    payloads_.emplace_back().copy(const_cast<zmq::message_t&>(payload));
+  }
+  partial_.resize(options_.threads);
+}
+
+load_driver::~load_driver() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void load_driver::start() {
+  measure_start_ = clock::now() + options_.warmup;
+  measure_end_ = measure_start_ + options_.duration;
+  const std::size_t per = options_.clients / options_.threads;
+  const std::size_t extra = options_.clients % options_.threads;
+  for (std::size_t i = 0; i < options_.threads; ++i) {
+    const std::size_t count = per + (i < extra ? 1 : 0);
+    threads_.emplace_back([this, i, count] { thread_loop(i, count); });
+  }
+}
+
+void load_driver::mark_event() { event_ns_ = to_ns(clock::now()); }
+
+load_result load_driver::finish() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  load_result out;
+  out.seconds = std::chrono::duration<double>(measure_end_ - measure_start_).count();
+  for (load_result& p : partial_) {
+    out.sent += p.sent;
+    out.answered += p.answered;
+    out.errors += p.errors;
+    out.lost += p.lost;
+    if (out.first_error.empty()) out.first_error = p.first_error;
+    out.latency_us.insert(out.latency_us.end(), p.latency_us.begin(), p.latency_us.end());
+    out.event_delay_us = std::max(out.event_delay_us, p.event_delay_us);
+    out.event_in_flight += p.event_in_flight;
+  }
+  std::sort(out.latency_us.begin(), out.latency_us.end());
+  return out;
+}
+
+// One thread: its sockets, a send loop that tops every window up, a poll, and
+// a receive loop that drains what arrived.
+void load_driver::thread_loop(std::size_t index, std::size_t count) {
+  load_result& out = partial_[index];
+  zmq::message_t& payload = payloads_[index];
+  std::vector<zmq::socket_t> sockets;
+  std::vector<std::size_t> outstanding(count, 0);
+  std::vector<zmq::pollitem_t> items;
+  for (std::size_t i = 0; i < count; ++i) {
+    zmq::socket_t& s = sockets.emplace_back(context_, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::rcvhwm, 0);
+    s.connect(options_.endpoint);
+  }
+  for (zmq::socket_t& s : sockets) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+  const std::int64_t start_ns = to_ns(measure_start_);
+  const std::int64_t end_ns = to_ns(measure_end_);
+  const time_point give_up = measure_end_ + options_.drain_timeout;
+  out.latency_us.reserve(1 << 16);
+  header head;
+  std::uint64_t total = 0;
+
+  auto fail = [&out](std::string why) {
+    ++out.errors;
+    if (out.first_error.empty()) out.first_error = std::move(why);
+  };
+
+  try {
+    for (;;) {
+      time_point now = clock::now();
+      const bool sending = now < measure_end_ && !stop_signalled();
+      if (!sending && (total == 0 || now >= give_up || stop_signalled())) break;
+      if (sending) {
+        for (std::size_t i = 0; i < count; ++i) {
+          while (outstanding[i] < options_.window) {
+            head.set("id", static_cast<std::uint64_t>(to_ns(clock::now())));
+            zmq::message_t body;
+            body.copy(payload);  // shares the buffer (reference counted)
+            zmq::multipart_t frames = encode_client_request(options_.service, head, std::move(body));
+            frames.send(sockets[i]);
+            ++outstanding[i];
+            ++total;
+            ++out.sent;
+          }
+        }
+      }
+      const time_point until = sending ? measure_end_ : give_up;
+      const long timeout = std::min<long>(100, poll_timeout(until));
+      zmq::poll(items.data(), items.size(), milliseconds(timeout));
+      for (std::size_t i = 0; i < count; ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        for (int k = 0; k < 256; ++k) {
+          zmq::multipart_t frames;
+          if (!frames.recv(sockets[i], ZMQ_DONTWAIT)) break;
+          const std::int64_t now_ns = to_ns(clock::now());
+          decoded<client_reply> reply = decode_client_reply(std::move(frames));
+          if (!reply) {
+            fail("malformed reply: " + reply.error);
+            continue;
+          }
+          const std::optional<std::uint64_t> id = reply->head.get_uint("id");
+          if (!id) {
+            fail("reply without a numeric id");
+            continue;
+          }
+          if (outstanding[i] > 0) {
+            --outstanding[i];
+            --total;
+          }
+          const std::int64_t sent_ns = static_cast<std::int64_t>(*id);
+          const std::uint64_t code = reply->head.get_uint("code").value_or(code::ok);
+          if (code != code::ok) {
+            fail("reply code " + std::to_string(code) + ": " +
+                 std::string(reply->head.get_string("error").value_or("")));
+          } else if (options_.expect_echo &&
+                     (reply->body.empty() || reply->body[0].size() != payload.size())) {
+            fail("echo reply body is not the payload");
+          }
+          if (now_ns >= start_ns && now_ns < end_ns) ++out.answered;
+          if (sent_ns >= start_ns && sent_ns < end_ns) {
+            out.latency_us.push_back(static_cast<std::uint32_t>(
+                std::min<std::int64_t>((now_ns - sent_ns) / 1000, UINT32_MAX)));
+          }
+          const std::int64_t event = event_ns_.load(std::memory_order_relaxed);
+          if (event != 0 && sent_ns < event && now_ns >= event) {
+            ++out.event_in_flight;
+            out.event_delay_us = std::max<std::int64_t>(out.event_delay_us, (now_ns - event) / 1000);
+          }
+        }
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) fail(std::string("zmq: ") + e.what());
+  }
+  out.lost = total;
+  if (total > 0) {
+    out.errors += total;
+    if (out.first_error.empty()) out.first_error = std::to_string(total) + " requests unanswered";
+  }
+}
+
+}  // namespace carico

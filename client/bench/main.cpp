@@ -1,0 +1,179 @@
+// carico-bench: the benchmark of docs/benchmarks.md.
+//
+//   carico-bench --mode proxy,broker,journal --payload 100 --clients 8 --window 64 --workers 4
+//   carico-bench --mode queue --queue-requests 1000000 --json
+//   carico-bench proxy --frontend EP --backend EP      (started by the bench itself)
+//   carico-bench echo-worker --connect EP              (started by the bench itself)
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "client/bench/bench_runner.hpp"
+#include "shared/runtime.hpp"
+
+namespace {
+
+// "100", "4KiB", "4k", "256KiB", "4MiB", "4M": bytes; nothing on a typo.
+std::optional<std::size_t> parse_size(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const std::string unit = text.substr(used);
+  if (unit.empty() || unit == "B") return n;
+  if (unit == "k" || unit == "K" || unit == "KiB") return n << 10;
+  if (unit == "M" || unit == "MiB") return n << 20;
+  return std::nullopt;
+}
+
+// The raw limit: a bare zmq::proxy between a ROUTER and a DEALER.
+int run_proxy(const std::string& frontend_ep, const std::string& backend_ep) {
+  zmq::context_t context;
+  zmq::socket_t frontend(context, zmq::socket_type::router);
+  zmq::socket_t backend(context, zmq::socket_type::dealer);
+  frontend.set(zmq::sockopt::linger, 0);
+  backend.set(zmq::sockopt::linger, 0);
+  frontend.bind(frontend_ep);
+  backend.bind(backend_ep);
+  try {
+    zmq::proxy(frontend, backend);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR && e.num() != ETERM) throw;
+  }
+  return 0;
+}
+
+// An echo worker for the raw proxy: every message goes back as it came.
+int run_echo_worker(const std::string& connect) {
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(connect);
+  try {
+    while (!carico::stop_signalled()) {
+      zmq::message_t frame;
+      if (!socket.recv(frame)) continue;
+      const bool more = frame.more();
+      socket.send(frame, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR && e.num() != ETERM) throw;
+  }
+  return 0;
+}
+
+std::string default_bin_dir() {
+  // carico-bench lives in <build>/client/bench/.
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string(".") : self.parent_path().parent_path().parent_path().string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  carico::bench_options options;
+  std::string modes = "broker";
+  std::string payload = "100";
+  double duration_s = 5, warmup_s = 1;
+  bool json = false, cdf = false;
+  options.bin_dir = default_bin_dir();
+
+  CLI::App app{"carico-bench: carico-broker against a raw zmq::proxy, same clients, same run"};
+  app.add_option("--mode", modes,
+                 "comma-separated: proxy broker journal text queue failover")
+      ->capture_default_str();
+  app.add_option("--payload", payload, "request size: 100, 4KiB, 256KiB, 4MiB")
+      ->capture_default_str()
+      ->check([](const std::string& t) { return parse_size(t) ? "" : "expected e.g. 100, 4KiB, 4MiB"; });
+  app.add_option("--clients", options.clients, "client sockets")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--window", options.window, "outstanding requests per client")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--workers", options.workers, "worker processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--worker-capacity", options.worker_capacity,
+                 "carico-worker --capacity (threads per worker)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--client-threads", options.client_threads, "threads driving the client sockets")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--duration", duration_s, "measured seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--warmup", warmup_s, "warm-up seconds (not measured)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--heartbeat-ms", options.heartbeat_ms, "broker and worker heartbeat interval")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  app.add_option("--liveness", options.liveness, "missed heartbeats before a worker is dead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--queue-requests", options.queue_requests, "queue mode: requests queued")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--bin-dir", options.bin_dir, "build directory with broker/ and worker/")
+      ->capture_default_str();
+  app.add_option("--work-dir", options.work_dir, "scratch directory (default: a new one in /tmp)");
+  app.add_flag("--keep", options.keep_work_dir, "keep the scratch directory (logs, journals)");
+  app.add_flag("--json", json, "print JSON on stdout (the table goes to stderr)");
+  app.add_flag("--cdf", cdf, "include the latency CDF (201 points) in the JSON");
+
+  std::string frontend, backend, connect;
+  CLI::App* proxy = app.add_subcommand("proxy", "run a raw zmq::proxy(ROUTER, DEALER)");
+  proxy->add_option("--frontend", frontend, "ROUTER endpoint")->required();
+  proxy->add_option("--backend", backend, "DEALER endpoint")->required();
+  CLI::App* echo = app.add_subcommand("echo-worker", "a DEALER that sends every message back");
+  echo->add_option("--connect", connect, "the proxy's backend")->required();
+
+  if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  carico::install_stop_signals();
+  if (*proxy) return run_proxy(frontend, backend);
+  if (*echo) return run_echo_worker(connect);
+
+  options.payload = *parse_size(payload);
+  options.duration_ms = static_cast<long>(duration_s * 1000);
+  options.warmup_ms = static_cast<long>(warmup_s * 1000);
+  std::vector<carico::run_result> results;
+  try {
+    carico::bench_runner runner(options);
+    std::stringstream list(modes);
+    for (std::string mode; std::getline(list, mode, ',');) {
+      if (mode.empty()) continue;
+      results.push_back(runner.run(mode));
+      if (carico::stop_signalled()) break;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "carico-bench: " << e.what() << "\n";
+    return 1;
+  }
+
+  carico::print_table(json ? std::cerr : std::cout, results);
+  if (json) {
+    nlohmann::json out = {{"machine", carico::machine_json()},
+                          {"options",
+                           {{"payload_bytes", options.payload},
+                            {"clients", options.clients},
+                            {"window", options.window},
+                            {"workers", options.workers},
+                            {"worker_capacity", options.worker_capacity},
+                            {"client_threads", options.client_threads},
+                            {"duration_s", duration_s},
+                            {"warmup_s", warmup_s}}},
+                          {"results", nlohmann::json::array()}};
+    for (const carico::run_result& r : results) out["results"].push_back(carico::to_json(r, cdf));
+    std::cout << out.dump() << "\n";
+  }
+  bool clean = true;
+  for (const carico::run_result& r : results) clean = clean && r.load.errors == 0;
+  return carico::stop_signalled() ? 130 : (clean ? 0 : 3);
+}
