@@ -1,0 +1,697 @@
+#include "broker/journal.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+
+#include "shared/logging.hpp"
+
+namespace carico {
+namespace {
+
+// The columns of a journal_record, in the order read_record() expects.
+constexpr const char* record_columns =
+    "number, client, client_id, service, title, bytes, state, worker, attempts, received_ms, "
+    "dispatched_ms, completed_ms, code, count_a, stored_as";
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+  number        INTEGER PRIMARY KEY,
+  client        TEXT,
+  client_id     TEXT,
+  service       TEXT NOT NULL,
+  title         TEXT,
+  bytes         INTEGER NOT NULL DEFAULT 0,
+  state         TEXT NOT NULL,
+  worker        TEXT,
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  received_ms   INTEGER,
+  dispatched_ms INTEGER,
+  completed_ms  INTEGER,
+  code          INTEGER,
+  count_a       INTEGER,
+  stored_as     TEXT,
+  reply_head    BLOB,
+  reply_body    BLOB,
+  request_head  BLOB,
+  payload       BLOB
+);
+CREATE INDEX IF NOT EXISTS requests_by_key ON requests (client, client_id);
+CREATE INDEX IF NOT EXISTS requests_unfinished ON requests (number)
+  WHERE state IN ('queued', 'dispatched');
+)sql";
+
+// Rows pruned per transaction, and rows (oldest first) looked at for it.
+constexpr int prune_batch = 5000;
+constexpr int prune_window = 20000;
+
+// A prepared statement; throws journal_error on any failure.
+class sql_statement {
+ public:
+  sql_statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw journal_error(std::string("cannot prepare statement: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~sql_statement() { sqlite3_finalize(stmt_); }
+  sql_statement(const sql_statement&) = delete;
+  sql_statement& operator=(const sql_statement&) = delete;
+
+  void bind(int i, std::int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); }
+  void bind(int i, std::uint64_t v) { bind(i, static_cast<std::int64_t>(v)); }
+  // Binds text; an empty string is NULL.
+  void bind_text(int i, std::string_view v) {
+    if (v.empty()) return bind_null(i);
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  // Binds bytes that stay valid until the statement is reset; empty is NULL.
+  void bind_blob(int i, const void* data, std::size_t size) {
+    if (size == 0) return bind_null(i);
+    check(sqlite3_bind_blob64(stmt_, i, data, size, SQLITE_STATIC));
+  }
+  // Binds a time or count where 0 means unknown.
+  void bind_nonzero(int i, std::int64_t v) {
+    if (v == 0) return bind_null(i);
+    bind(i, v);
+  }
+  void bind_null(int i) { check(sqlite3_bind_null(stmt_, i)); }
+
+  // True for a row, false when done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw journal_error(sqlite3_errmsg(db_));
+  }
+  void run() {
+    step();
+    reset();
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  bool is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+  std::int64_t integer(int i) const { return sqlite3_column_int64(stmt_, i); }
+  std::string text(int i) const {
+    const void* p = sqlite3_column_blob(stmt_, i);
+    const int n = sqlite3_column_bytes(stmt_, i);
+    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw journal_error(std::string("cannot bind: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;                   // its connection
+  sqlite3_stmt* stmt_{nullptr};   // the prepared statement
+};
+
+void exec(sqlite3* db, const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errmsg(db);
+    sqlite3_free(error);
+    throw journal_error(message);
+  }
+}
+
+journal_record read_record(const sql_statement& s) {
+  journal_record r;
+  r.number = static_cast<std::uint64_t>(s.integer(0));
+  r.client = s.text(1);
+  r.client_id = s.text(2);
+  r.service = s.text(3);
+  r.title = s.text(4);
+  r.bytes = static_cast<std::uint64_t>(s.integer(5));
+  r.state = parse_request_state(s.text(6)).value_or(request_state::failed);
+  r.worker = s.text(7);
+  r.attempts = static_cast<std::uint64_t>(s.integer(8));
+  r.received_ms = s.integer(9);
+  r.dispatched_ms = s.integer(10);
+  r.completed_ms = s.integer(11);
+  r.code = static_cast<std::uint64_t>(s.integer(12));
+  if (!s.is_null(13)) r.count_a = static_cast<std::uint64_t>(s.integer(13));
+  r.stored_as = s.text(14);
+  return r;
+}
+
+std::string os_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+void close_db(sqlite3*& db) {
+  if (db != nullptr) sqlite3_close_v2(db);
+  db = nullptr;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ values
+
+std::string_view request_state_name(request_state s) {
+  switch (s) {
+    case request_state::queued: return "queued";
+    case request_state::dispatched: return "dispatched";
+    case request_state::done: return "done";
+    case request_state::failed: return "failed";
+    case request_state::expired: return "expired";
+    case request_state::refused: return "refused";
+  }
+  return "failed";
+}
+
+std::optional<request_state> parse_request_state(std::string_view name) {
+  for (request_state s : {request_state::queued, request_state::dispatched, request_state::done,
+                          request_state::failed, request_state::expired, request_state::refused}) {
+    if (request_state_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::int64_t unit = 1;
+  switch (text.back()) {
+    case 'd': unit = 86400; break;
+    case 'h': unit = 3600; break;
+    case 'm': unit = 60; break;
+    case 's': unit = 1; break;
+    default: unit = 0; break;
+  }
+  if (unit != 0) text.remove_suffix(1);
+  if (unit == 0) unit = 1;
+  if (text.empty() || text.size() > 12) return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return std::chrono::seconds(n * unit);
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+nlohmann::json journal_record::to_json() const {
+  nlohmann::json out = {{"request", number},
+                        {"service", service},
+                        {"state", request_state_name(state)},
+                        {"attempts", attempts},
+                        {"bytes", bytes}};
+  if (!client.empty()) out["client"] = client;
+  if (!client_id.empty()) {
+    out["id"] = nlohmann::json::parse(client_id, nullptr, false);
+    if (out["id"].is_discarded()) out["id"] = client_id;
+  }
+  if (!title.empty()) out["title"] = title;
+  out["worker"] = worker;
+  if (received_ms != 0) out["received_ms"] = received_ms;
+  if (dispatched_ms != 0) out["dispatched_ms"] = dispatched_ms;
+  if (completed_ms != 0) out["completed_ms"] = completed_ms;
+  if (code != 0) out["code"] = code;
+  if (count_a) out["count_a"] = *count_a;
+  if (!stored_as.empty()) out["stored_as"] = stored_as;
+  return out;
+}
+
+std::string encode_frames(const std::vector<zmq::message_t>& frames) {
+  if (frames.empty()) return {};
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_array(static_cast<std::uint32_t>(frames.size()));
+  for (const zmq::message_t& f : frames) {
+    packer.pack_bin(static_cast<std::uint32_t>(f.size()));
+    packer.pack_bin_body(static_cast<const char*>(f.data()), static_cast<std::uint32_t>(f.size()));
+  }
+  return std::string(buffer.data(), buffer.size());
+}
+
+std::vector<std::string> decode_frames(std::string_view blob) {
+  std::vector<std::string> out;
+  if (blob.empty()) return out;
+  try {
+    msgpack::object_handle handle = msgpack::unpack(blob.data(), blob.size());
+    const msgpack::object& array = handle.get();
+    if (array.type != msgpack::type::ARRAY) return out;
+    for (std::uint32_t i = 0; i < array.via.array.size; ++i) {
+      const msgpack::object& f = array.via.array.ptr[i];
+      if (f.type == msgpack::type::BIN) out.emplace_back(f.via.bin.ptr, f.via.bin.size);
+    }
+  } catch (const std::exception&) {
+    out.clear();
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ opening
+
+struct journal::writer_statements {
+  explicit writer_statements(sqlite3* db)
+      : begin(db, "BEGIN"),
+        commit(db, "COMMIT"),
+        insert(db,
+               "INSERT OR REPLACE INTO requests (number, client, client_id, service, title, bytes, "
+               "state, worker, attempts, received_ms, dispatched_ms, completed_ms, code, count_a, "
+               "stored_as, reply_head, reply_body, request_head, payload) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+               "?18, ?19)"),
+        dispatch(db,
+                 "UPDATE requests SET state = 'dispatched', worker = ?2, attempts = ?3, "
+                 "dispatched_ms = ?4 WHERE number = ?1"),
+        finish(db,
+               "UPDATE requests SET state = ?2, worker = ?3, attempts = ?4, "
+               "dispatched_ms = coalesce(?5, dispatched_ms), completed_ms = ?6, code = ?7, "
+               "count_a = ?8, stored_as = ?9, reply_head = ?10, reply_body = ?11, "
+               "request_head = NULL, payload = NULL WHERE number = ?1"),
+        high_water(db,
+                   "INSERT INTO meta (key, value) VALUES ('max_number', ?1) "
+                   "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"),
+        prune(db,
+              "DELETE FROM requests WHERE number IN (SELECT number FROM "
+              "(SELECT number, state, completed_ms FROM requests ORDER BY number LIMIT ?2) "
+              "WHERE state IN ('done', 'failed', 'expired', 'refused') AND completed_ms < ?1 "
+              "LIMIT ?3)") {}
+  sql_statement begin;       // opens a batch
+  sql_statement commit;      // ends a batch
+  sql_statement insert;      // a whole row
+  sql_statement dispatch;    // a row given to a worker
+  sql_statement finish;      // a row answered: reply kept, payload dropped
+  sql_statement high_water;  // meta.max_number, so numbers survive pruning
+  sql_statement prune;       // old finished rows
+};
+
+journal::journal(journal_options options, std::shared_ptr<spdlog::logger> logger)
+    : options_(std::move(options)), log_(logger ? std::move(logger) : null_logger()) {
+  try {
+    open_files();
+    load_unfinished();
+    writes_ = std::make_unique<writer_statements>(db_);
+  } catch (const journal_error& e) {
+    writes_.reset();
+    close_db(reader_);
+    close_db(db_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    throw journal_error("journal " + options_.path + ": " + e.what());
+  }
+  next_prune_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+journal::~journal() {
+  journal_event stop;
+  stop.what = journal_event::kind::stop;
+  post(std::move(stop));
+  if (writer_.joinable()) writer_.join();
+  writes_.reset();
+  close_db(reader_);
+  close_db(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void journal::open_files() {
+  namespace fs = std::filesystem;
+  const std::string& path = options_.path;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw journal_error("is a directory, not a journal file");
+
+  const std::string lock_path = path + ".lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) throw journal_error(os_error("cannot create lock file " + lock_path));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      throw journal_error("in use by another broker (" + lock_path + " is locked)");
+    }
+    throw journal_error(os_error("cannot lock " + lock_path));
+  }
+
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    throw journal_error(std::string("cannot open: ") + (db_ ? sqlite3_errmsg(db_) : "out of memory"));
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  try {
+    sql_statement mode(db_, "PRAGMA journal_mode = WAL");
+    if (!mode.step() || mode.text(0) != "wal") {
+      throw journal_error("cannot switch to WAL mode (is the directory writable?)");
+    }
+  } catch (const journal_error& e) {
+    const int code = sqlite3_errcode(db_);
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+      throw journal_error(std::string("not a usable SQLite database (corrupt?): ") + e.what() +
+                          "; move it away or pass another --journal");
+    }
+    throw;
+  }
+  exec(db_, "PRAGMA synchronous = NORMAL");
+  {
+    sql_statement check(db_, "PRAGMA quick_check");
+    std::string verdict = check.step() ? check.text(0) : "no answer";
+    if (verdict != "ok") {
+      throw journal_error("failed its integrity check (" + verdict +
+                          "); move it away or pass another --journal");
+    }
+  }
+  try {
+    exec(db_, schema);
+  } catch (const journal_error& e) {
+    throw journal_error(std::string("cannot write to it: ") + e.what());
+  }
+  {
+    sql_statement probe(db_, "INSERT INTO meta (key, value) VALUES ('opened_ms', ?1) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    probe.bind(1, unix_ms());
+    try {
+      probe.run();
+    } catch (const journal_error& e) {
+      throw journal_error(std::string("cannot write to it: ") + e.what());
+    }
+  }
+  sql_statement numbers(
+      db_, "SELECT max(coalesce((SELECT max(number) FROM requests), 0), "
+           "coalesce((SELECT value FROM meta WHERE key = 'max_number'), 0))");
+  numbers.step();
+  max_number_ = static_cast<std::uint64_t>(numbers.integer(0));
+  first_number_ = max_number_ + 1;
+
+  if (sqlite3_open_v2(path.c_str(), &reader_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    throw journal_error(std::string("cannot open for reading: ") +
+                        (reader_ ? sqlite3_errmsg(reader_) : "out of memory"));
+  }
+  sqlite3_busy_timeout(reader_, 1000);
+}
+
+void journal::load_unfinished() {
+  sql_statement rows(db_, (std::string("SELECT ") + record_columns +
+                           ", request_head, payload FROM requests "
+                           "WHERE state IN ('queued', 'dispatched') ORDER BY number")
+                              .c_str());
+  while (rows.step()) {
+    journal_unfinished u;
+    u.record = read_record(rows);
+    u.head = rows.text(15);
+    u.payload = rows.text(16);
+    unfinished_.push_back(std::move(u));
+  }
+  if (!unfinished_.empty()) {
+    log_->warn("journal {}: {} unfinished requests from the last run will be dispatched again",
+               options_.path, unfinished_.size());
+  }
+}
+
+std::vector<journal_unfinished> journal::take_unfinished() { return std::move(unfinished_); }
+
+// ------------------------------------------------------------------ writing
+
+std::uint64_t journal::post(journal_event&& event) {
+  const std::uint64_t seq = ++posted_;
+  event.seq = seq;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(event));
+  }
+  wake_.notify_one();
+  return seq;
+}
+
+void journal::flush() {
+  const std::uint64_t target = posted_;
+  std::unique_lock lock(mutex_);
+  flushed_.wait(lock, [&] { return committed() >= target; });
+}
+
+void journal::writer_loop() {
+  std::deque<journal_event> batch;
+  bool stopping = false;
+  while (!stopping) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait_until(lock, next_prune_, [&] { return !queue_.empty(); });
+      batch.swap(queue_);
+    }
+    if (!batch.empty()) {
+      stopping = batch.back().what == journal_event::kind::stop;
+      const std::uint64_t last = batch.back().seq;
+      write_batch(batch);
+      batch.clear();
+      {
+        std::lock_guard lock(mutex_);
+        committed_.store(last, std::memory_order_release);
+      }
+      flushed_.notify_all();
+      if (options_.on_commit) options_.on_commit();
+    }
+    if (!stopping && std::chrono::steady_clock::now() >= next_prune_) {
+      prune();
+      next_prune_ = std::chrono::steady_clock::now() + options_.prune_every;
+    }
+  }
+}
+
+void journal::write_batch(std::deque<journal_event>& batch) {
+  // Fold the batch into one statement per request: a request received,
+  // dispatched and answered within one batch is a single INSERT without payload.
+  struct folded {
+    journal_event* insert{nullptr};    // received or refused
+    journal_event* dispatch{nullptr};  // the last dispatch
+    journal_event* finish{nullptr};    // finished or refused
+  };
+  std::unordered_map<std::uint64_t, folded> rows;
+  std::vector<std::uint64_t> order;
+  rows.reserve(batch.size());
+  std::uint64_t batch_max = 0;
+  for (journal_event& e : batch) {
+    if (e.what == journal_event::kind::stop) continue;
+    auto [it, fresh] = rows.try_emplace(e.row.number);
+    if (fresh) order.push_back(e.row.number);
+    folded& f = it->second;
+    switch (e.what) {
+      case journal_event::kind::received: f.insert = &e; break;
+      case journal_event::kind::dispatched: f.dispatch = &e; break;
+      case journal_event::kind::finished: f.finish = &e; break;
+      case journal_event::kind::refused: f.insert = f.finish = &e; break;
+      case journal_event::kind::stop: break;
+    }
+    batch_max = std::max(batch_max, e.row.number);
+  }
+  if (order.empty()) return;
+
+  writer_statements& w = *writes_;
+  try {
+    w.begin.run();
+    for (std::uint64_t number : order) {
+      folded& f = rows[number];
+      if (f.insert != nullptr) {
+        journal_record row = f.insert->row;
+        if (f.dispatch != nullptr) {
+          row.state = request_state::dispatched;
+          row.worker = f.dispatch->row.worker;
+          row.attempts = f.dispatch->row.attempts;
+          row.dispatched_ms = f.dispatch->row.dispatched_ms;
+        }
+        if (f.finish != nullptr && f.finish != f.insert) {
+          const journal_record& done = f.finish->row;
+          row.state = done.state;
+          row.worker = done.worker;
+          row.attempts = done.attempts;
+          row.completed_ms = done.completed_ms;
+          row.code = done.code;
+          row.count_a = done.count_a;
+          row.stored_as = done.stored_as;
+        }
+        sql_statement& s = w.insert;
+        s.bind(1, row.number);
+        s.bind_text(2, row.client);
+        s.bind_text(3, row.client_id);
+        s.bind_text(4, row.service);
+        s.bind_text(5, row.title);
+        s.bind(6, row.bytes);
+        s.bind_text(7, request_state_name(row.state));
+        s.bind_text(8, row.worker);
+        s.bind(9, row.attempts);
+        s.bind_nonzero(10, row.received_ms);
+        s.bind_nonzero(11, row.dispatched_ms);
+        s.bind_nonzero(12, row.completed_ms);
+        s.bind_nonzero(13, static_cast<std::int64_t>(row.code));
+        if (row.count_a) s.bind(14, *row.count_a);
+        s.bind_text(15, row.stored_as);
+        if (f.finish != nullptr) {
+          s.bind_blob(16, f.finish->head.data(), f.finish->head.size());
+          s.bind_blob(17, f.finish->body.data(), f.finish->body.size());
+        } else {
+          s.bind_blob(18, f.insert->head.data(), f.insert->head.size());
+          s.bind_blob(19, f.insert->payload.data(), f.insert->payload.size());
+        }
+        s.run();
+      } else if (f.finish != nullptr) {
+        const journal_record& done = f.finish->row;
+        sql_statement& s = w.finish;
+        s.bind(1, done.number);
+        s.bind_text(2, request_state_name(done.state));
+        s.bind_text(3, done.worker);
+        s.bind(4, done.attempts);
+        if (f.dispatch != nullptr) s.bind_nonzero(5, f.dispatch->row.dispatched_ms);
+        s.bind_nonzero(6, done.completed_ms);
+        s.bind_nonzero(7, static_cast<std::int64_t>(done.code));
+        if (done.count_a) s.bind(8, *done.count_a);
+        s.bind_text(9, done.stored_as);
+        s.bind_blob(10, f.finish->head.data(), f.finish->head.size());
+        s.bind_blob(11, f.finish->body.data(), f.finish->body.size());
+        s.run();
+      } else if (f.dispatch != nullptr) {
+        const journal_record& d = f.dispatch->row;
+        sql_statement& s = w.dispatch;
+        s.bind(1, d.number);
+        s.bind_text(2, d.worker);
+        s.bind(3, d.attempts);
+        s.bind_nonzero(4, d.dispatched_ms);
+        s.run();
+      }
+    }
+    if (batch_max > max_number_) {
+      max_number_ = batch_max;
+      w.high_water.bind(1, max_number_);
+      w.high_water.run();
+    }
+    w.commit.run();
+    if (write_failed_) log_->warn("journal {}: writing again after an error", options_.path);
+    write_failed_ = false;
+  } catch (const journal_error& e) {
+    for (sql_statement* s : {&w.insert, &w.dispatch, &w.finish, &w.high_water, &w.commit}) {
+      s->reset();
+    }
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (!write_failed_) {
+      log_->error("journal {}: cannot write {} events, they are lost to the journal: {}",
+                  options_.path, batch.size(), e.what());
+    }
+    write_failed_ = true;
+  }
+}
+
+void journal::prune() {
+  const std::int64_t cutoff = unix_ms() - options_.keep.count();
+  writer_statements& w = *writes_;
+  std::uint64_t total = 0;
+  try {
+    for (int round = 0; round < 50; ++round) {
+      w.prune.bind(1, cutoff);
+      w.prune.bind(2, std::int64_t{prune_window});
+      w.prune.bind(3, std::int64_t{prune_batch});
+      w.prune.run();
+      const int deleted = sqlite3_changes(db_);
+      total += static_cast<std::uint64_t>(deleted);
+      if (deleted == 0) break;
+    }
+  } catch (const journal_error& e) {
+    w.prune.reset();
+    log_->warn("journal {}: pruning failed: {}", options_.path, e.what());
+  }
+  if (total > 0) log_->info("journal {}: pruned {} finished requests", options_.path, total);
+}
+
+// ------------------------------------------------------------------ reading
+
+std::optional<journal_record> journal::find(std::uint64_t number) {
+  sql_statement s(reader_,
+                  (std::string("SELECT ") + record_columns + " FROM requests WHERE number = ?1")
+                      .c_str());
+  s.bind(1, number);
+  if (!s.step()) return std::nullopt;
+  return read_record(s);
+}
+
+std::optional<journal_record> journal::find(std::string_view client, std::string_view client_id) {
+  sql_statement s(reader_, (std::string("SELECT ") + record_columns +
+                            " FROM requests WHERE client = ?1 AND client_id = ?2 "
+                            "ORDER BY number DESC LIMIT 1")
+                               .c_str());
+  s.bind_text(1, client);
+  s.bind_text(2, client_id);
+  if (!s.step()) return std::nullopt;
+  return read_record(s);
+}
+
+std::optional<journal_reply> journal::find_reply(std::string_view client,
+                                                 std::string_view client_id) {
+  sql_statement s(reader_,
+                  "SELECT number, service, reply_head, reply_body FROM requests "
+                  "WHERE client = ?1 AND client_id = ?2 AND state IN ('done', 'failed', 'expired') "
+                  "AND reply_head IS NOT NULL ORDER BY number DESC LIMIT 1");
+  s.bind_text(1, client);
+  s.bind_text(2, client_id);
+  if (!s.step()) return std::nullopt;
+  journal_reply r;
+  r.number = static_cast<std::uint64_t>(s.integer(0));
+  r.service = s.text(1);
+  r.head = s.text(2);
+  r.body = decode_frames(s.text(3));
+  return r;
+}
+
+namespace {
+
+std::vector<journal_record> select_history(sqlite3* db, std::size_t last,
+                                           std::optional<request_state> state) {
+  std::string sql = std::string("SELECT ") + record_columns + " FROM requests";
+  if (state) sql += " WHERE state = ?2";
+  sql += " ORDER BY number DESC LIMIT ?1";
+  sql_statement s(db, sql.c_str());
+  s.bind(1, static_cast<std::uint64_t>(last));
+  if (state) s.bind_text(2, request_state_name(*state));
+  std::vector<journal_record> out;
+  while (s.step()) out.push_back(read_record(s));
+  return out;
+}
+
+}  // namespace
+
+std::vector<journal_record> journal::history(std::size_t last,
+                                             std::optional<request_state> state) {
+  return select_history(reader_, last, state);
+}
+
+void journal::for_each_key(const std::function<void(std::string_view, std::string_view)>& visit) {
+  sql_statement s(reader_,
+                  "SELECT client, client_id FROM requests WHERE client IS NOT NULL "
+                  "AND client_id IS NOT NULL AND state != 'refused'");
+  while (s.step()) visit(s.text(0), s.text(1));
+}
+
+std::vector<journal_record> journal::read_history(const std::string& path, std::size_t last,
+                                                  std::optional<request_state> state) {
+  if (!std::filesystem::exists(path)) throw journal_error("journal " + path + ": no such file");
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    close_db(db);
+    throw journal_error("journal " + path + ": cannot open: " + message);
+  }
+  sqlite3_busy_timeout(db, 2000);
+  try {
+    std::vector<journal_record> out = select_history(db, last, state);
+    close_db(db);
+    return out;
+  } catch (const journal_error& e) {
+    close_db(db);
+    throw journal_error("journal " + path + ": cannot read it (not a carico journal?): " +
+                        e.what());
+  }
+}
+
+}  // namespace carico

@@ -1,0 +1,187 @@
+// The broker's request journal: one SQLite row per request, written by a
+// background thread in group commits, so that requests survive a broker restart
+// and a resend of a request already answered gets the very same reply.
+//
+//   carico::journal j({.path = "carico-journal.db"}, log);   // throws journal_error
+//   for (auto& u : j.take_unfinished()) requeue(u);            // once, before serving
+//   std::uint64_t seq = j.post(std::move(event));              // never waits on disk
+//   if (j.committed() >= seq) { /* the event is in the file */ }
+//
+// post() is called from one thread (the broker's); the lookups use a second,
+// read-only connection and are meant for that same thread. The writer thread
+// calls options.on_commit after every transaction.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+struct sqlite3;
+
+namespace carico {
+
+// A journal that cannot be used: corrupt, locked by another broker, unwritable.
+class journal_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class request_state { queued, dispatched, done, failed, expired, refused };
+std::string_view request_state_name(request_state s);
+std::optional<request_state> parse_request_state(std::string_view name);
+// done, failed, expired and refused rows are final.
+inline bool is_final(request_state s) {
+  return s != request_state::queued && s != request_state::dispatched;
+}
+
+// "7d", "12h", "30m", "45s" or plain seconds; nothing for anything else.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+// Milliseconds since the Unix epoch, as the journal stores times.
+std::int64_t unix_ms();
+
+// One request as the journal (or mmi.request) describes it.
+struct journal_record {
+  std::uint64_t number{0};            // the broker's request number
+  std::string client;                 // header `client`, empty if none
+  std::string client_id;              // header `id` as JSON text, empty if none
+  std::string service;                // the service asked for
+  std::string title;                  // header `title`, empty if none
+  std::uint64_t bytes{0};             // payload size
+  request_state state{request_state::queued};  // where it is
+  std::string worker;                 // the worker that last held it
+  std::uint64_t attempts{0};          // workers given it
+  std::int64_t received_ms{0};        // unix ms; 0 when unknown
+  std::int64_t dispatched_ms{0};      // unix ms of the last dispatch; 0 when never
+  std::int64_t completed_ms{0};       // unix ms of the answer; 0 while unanswered
+  std::uint64_t code{0};              // reply code; 0 while unanswered
+  std::optional<std::uint64_t> count_a;  // result.count_a, when the reply had one
+  std::string stored_as;              // result.stored_as, when the reply had one
+
+  // The `mmi.request` / `--json` form: absent values are left out.
+  nlohmann::json to_json() const;
+};
+
+// An unfinished request reloaded at start, to be queued again.
+struct journal_unfinished {
+  journal_record record;  // its row
+  std::string head;       // the encoded request header, as forwarded to workers
+  std::string payload;    // the client's payload
+};
+
+// A finished request's reply, for a resend of the same (client, id).
+struct journal_reply {
+  std::uint64_t number{0};         // the request number
+  std::string service;             // frame 2 of the reply
+  std::string head;                // the encoded reply header
+  std::vector<std::string> body;   // reply frames 4..
+};
+
+// One change to the journal, posted by the broker and applied by the writer.
+struct journal_event {
+  enum class kind : std::uint8_t { received, dispatched, finished, refused, stop };
+  kind what{kind::received};          // which change
+  std::uint64_t seq{0};               // set by post(): position in the stream
+  journal_record row;                 // the fields this kind sets
+  std::string head;                   // received: request header; finished: reply header
+  std::string body;                   // finished: reply frames 4.., see encode_frames()
+  zmq::message_t payload;             // received: a copy sharing the client's buffer
+};
+
+// Frames packed into one blob (a MessagePack array of bin) and back.
+std::string encode_frames(const std::vector<zmq::message_t>& frames);
+std::vector<std::string> decode_frames(std::string_view blob);
+
+struct journal_options {
+  std::string path;                                          // the SQLite file
+  std::chrono::milliseconds keep = std::chrono::hours(24 * 7);  // finished rows kept this long
+  std::chrono::milliseconds prune_every = std::chrono::minutes(1);  // how often to prune
+  std::function<void()> on_commit;                           // writer thread, after each commit
+};
+
+class journal {
+ public:
+  // Opens (or creates) the file, takes its lock, checks it and loads the
+  // unfinished requests. Throws journal_error saying what is wrong.
+  journal(journal_options options, std::shared_ptr<spdlog::logger> logger = nullptr);
+  // Commits everything posted, then stops the writer.
+  ~journal();
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+
+  const std::string& path() const { return options_.path; }
+  // The first request number this run may use: above every number ever used.
+  std::uint64_t first_number() const { return first_number_; }
+  // The unfinished requests found at open, oldest first; empty after the first call.
+  std::vector<journal_unfinished> take_unfinished();
+
+  // Queues an event for the writer; returns its sequence number. Never blocks on disk.
+  std::uint64_t post(journal_event&& event);
+  // The highest sequence number committed to the file (or given up on after an error).
+  std::uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
+  // The highest sequence number posted.
+  std::uint64_t posted() const { return posted_; }
+  // Blocks until everything posted so far is committed.
+  void flush();
+
+  // Lookups on the committed rows (read connection; the posting thread only).
+  std::optional<journal_record> find(std::uint64_t number);
+  std::optional<journal_record> find(std::string_view client, std::string_view client_id);
+  // The reply of a finished request (refused ones excluded), by its key.
+  std::optional<journal_reply> find_reply(std::string_view client, std::string_view client_id);
+  // The newest `last` rows, newest first, optionally of one state only.
+  std::vector<journal_record> history(std::size_t last,
+                                      std::optional<request_state> state = std::nullopt);
+  // Every (client, client_id) key in the file, for the broker's key filter.
+  void for_each_key(const std::function<void(std::string_view, std::string_view)>& visit);
+
+  // Rows of a journal file opened read-only, for `carico-broker journal`; does
+  // not take the lock, so it works while a broker runs. Throws journal_error.
+  static std::vector<journal_record> read_history(const std::string& path, std::size_t last,
+                                                  std::optional<request_state> state);
+
+ private:
+  void open_files();
+  void load_unfinished();
+  void writer_loop();
+  void write_batch(std::deque<journal_event>& batch);
+  void prune();
+
+  journal_options options_;               // as configured
+  std::shared_ptr<spdlog::logger> log_;   // never null
+  int lock_fd_{-1};                       // flock on PATH.lock: one broker per file
+  sqlite3* db_{nullptr};                  // writer connection (writer thread after open)
+  sqlite3* reader_{nullptr};              // read connection (posting thread)
+  std::uint64_t first_number_{1};         // see first_number()
+  std::uint64_t max_number_{0};           // highest number written (writer thread)
+  struct writer_statements;
+  std::unique_ptr<writer_statements> writes_;  // prepared on db_, used by the writer thread
+  std::vector<journal_unfinished> unfinished_;  // loaded at open
+
+  std::mutex mutex_;                      // guards queue_
+  std::condition_variable wake_;          // signals queue_ not empty
+  std::condition_variable flushed_;       // signals committed_ moved
+  std::deque<journal_event> queue_;       // posted, not yet taken by the writer
+  std::uint64_t posted_{0};               // last seq handed out (posting thread)
+  std::atomic<std::uint64_t> committed_{0};  // last seq committed
+  bool write_failed_{false};              // a batch failed: logged once per failure streak
+  std::chrono::steady_clock::time_point next_prune_;  // writer thread
+  std::thread writer_;                    // runs writer_loop()
+};
+
+}  // namespace carico
