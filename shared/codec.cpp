@@ -4,6 +4,9 @@ namespace carico {
 namespace {
 
 constexpr std::size_t max_service_name = 255;
+// A request header is a small map; decoding expands MessagePack up to ~24x in
+// memory, kept as long as the request is queued, so its frame is bounded.
+constexpr std::size_t max_request_header = 64 << 10;
 
 template <class T>
 decoded<T> fail(std::string reason) {
@@ -111,6 +114,10 @@ decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::st
   client_request out;
   out.service = frames[2].to_string();
   if (body == 2) {
+    if (frames[3].size() > max_request_header) {
+      return fail<client_request>("header frame has " + std::to_string(frames[3].size()) +
+                                  " bytes; at most " + std::to_string(max_request_header));
+    }
     header_result h = header::decode(frames[3]);
     if (!h) return fail<client_request>(std::move(h.error));
     out.head = std::move(*h.value);
