@@ -1,8 +1,9 @@
 // The broker in one process: fake workers and clients speaking raw frames
-// over inproc://, a 50 ms heartbeat, liveness 3.
+// over inproc://, a 50 ms heartbeat, liveness 5.
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <random>
 #include <memory>
 #include <set>
 #include <string>
@@ -637,7 +638,7 @@ TEST_CASE("a slow worker that keeps heartbeating is not declared dead", "[broker
   running_broker broker(context);
   fake_client client(context, broker.frontend());
   fake_worker_options slow;
-  slow.reply_delay = 400ms;  // well past liveness x heartbeat = 150 ms
+  slow.reply_delay = 600ms;  // well past liveness x heartbeat = 250 ms
   auto workers = start_workers(context, broker, client, {"A"}, slow);
   auto spare = start_workers(context, broker, client, {"B"});
   client.send("text", {{"id", 1}}, "d");
@@ -739,4 +740,51 @@ TEST_CASE("each service has its own ring and queue", "[broker]") {
   REQUIRE(r);
   CHECK(r->head["id"] == "x");
   CHECK(mmi_stats(client)["services"]["nobody"]["queued"] == 1);
+}
+
+TEST_CASE("random frames on both sockets neither crash nor stall the broker", "[broker][fuzz]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+
+  std::minstd_rand rng(7);
+  auto random_bytes = [&](std::size_t max) {
+    std::string s(rng() % (max + 1), '\0');
+    for (char& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+  };
+  const std::string map = header().encode_string();
+  auto random_message = [&](const std::string& signature) {
+    std::vector<std::string> frames;
+    const std::size_t n = 1 + rng() % 7;
+    for (std::size_t f = 0; f < n; ++f) {
+      switch (rng() % 5) {
+        case 0: frames.push_back(f == 0 ? "" : signature); break;
+        case 1: frames.push_back(std::string(1, static_cast<char>(rng() % 7))); break;
+        case 2: frames.push_back(map); break;
+        default: frames.push_back(random_bytes(24));
+      }
+    }
+    return frames;
+  };
+  fake_client noise(context, broker.frontend());
+  zmq::socket_t backend_noise(context, zmq::socket_type::dealer);
+  backend_noise.set(zmq::sockopt::linger, 0);
+  backend_noise.connect(broker.backend());
+  for (int i = 0; i < 500; ++i) {
+    noise.send_raw(random_message(sig_c));
+    std::vector<std::string> frames = random_message(sig_w);
+    zmq::multipart_t out;
+    for (const std::string& p : frames) out.addmem(p.data(), p.size());
+    out.send(backend_noise);
+  }
+  // Drain the answers (400s, and 503s or nothing for accidental requests).
+  std::optional<std::vector<std::string>> raw;
+  while ((raw = noise.recv_raw(200ms))) {
+  }
+  std::optional<client_view> r = client.call("text", {{"id", "still"}}, "d");
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(r->head["id"] == "still");
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <initializer_list>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -425,4 +426,46 @@ TEST_CASE("command and state names", "[codec]") {
   CHECK(state_name(worker_state::drain) == "drain");
   CHECK(frame_equals(zmq::message_t(std::string("abc")), "abc"));
   CHECK_FALSE(frame_equals(zmq::message_t(std::string("abc")), "abcd"));
+}
+
+TEST_CASE("random frames never throw out of the decoders", "[codec][fuzz]") {
+  std::minstd_rand rng(20261127);
+  auto random_bytes = [&](std::size_t max) {
+    std::string s(rng() % (max + 1), '\0');
+    for (char& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+  };
+  // Frames that are often well formed up to some point, then random.
+  auto random_frame = [&](std::size_t index) -> std::string {
+    switch (rng() % 6) {
+      case 0: return random_bytes(40);
+      case 1: return index == 0 ? "" : (rng() % 2 ? sig_c : sig_w);
+      case 2: return std::string(1, static_cast<char>(rng() % 7));
+      case 3: return empty_map;
+      case 4: return map_of({{"state", "ready"}, {"capacity", rng() % 3}, {"request", rng()}});
+      default: {
+        std::string m = map_of({{"k", random_bytes(8)}});
+        if (!m.empty()) m[rng() % m.size()] = static_cast<char>(rng() & 0xff);
+        return m;
+      }
+    }
+  };
+  int accepted = 0;
+  for (int i = 0; i < 5000; ++i) {
+    std::vector<std::string> parts;
+    const std::size_t n = rng() % 9;
+    for (std::size_t f = 0; f < n; ++f) parts.push_back(random_frame(f));
+    auto frames = [&] {
+      zmq::multipart_t out;
+      for (const std::string& p : parts) out.addmem(p.data(), p.size());
+      return out;
+    };
+    std::string service;
+    REQUIRE_NOTHROW(accepted += decode_client_request(frames(), &service) ? 1 : 0);
+    REQUIRE_NOTHROW(accepted += decode_client_reply(frames()) ? 1 : 0);
+    REQUIRE_NOTHROW(accepted += decode_worker_message(frames()) ? 1 : 0);
+    const std::string bytes = random_bytes(64);
+    REQUIRE_NOTHROW(header::decode(bytes.data(), bytes.size()));
+  }
+  CHECK(accepted > 0);  // the generator reaches valid messages too
 }

@@ -44,7 +44,7 @@ broker_options fast_broker_options() {
   o.frontend = unique_endpoint("frontend");
   o.backend = unique_endpoint("backend");
   o.heartbeat_ms = 50;
-  o.liveness = 3;
+  o.liveness = 5;
   return o;
 }
 

@@ -2,7 +2,7 @@
 // thread. Everything runs in one process over inproc://.
 //
 //   zmq::context_t context;
-//   carico::test::running_broker broker(context);          // heartbeat 50 ms
+//   carico::test::running_broker broker(context);          // heartbeat 50 ms, liveness 5
 //   carico::test::fake_worker w(context, {.endpoint = broker.backend(), .name = "A"});
 //   carico::test::fake_client c(context, broker.frontend());
 //   auto reply = c.call("text", {{"id", 1}}, "doc");       // reply->head["worker"] == "A"
@@ -40,7 +40,8 @@ using namespace std::chrono_literals;
 std::string unique_endpoint(std::string_view what);
 
 // Options for a broker under test: fresh inproc endpoints, 50 ms heartbeat,
-// liveness 3. CARICO_TEST_LOG=<level> logs the broker to stderr.
+// liveness 5 (a silent worker is dead after 250 ms; fakes beat every 20 ms).
+// CARICO_TEST_LOG=<level> logs the broker to stderr.
 broker_options fast_broker_options();
 
 // Polls pred every few milliseconds until it holds or timeout passes.
