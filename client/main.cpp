@@ -1,12 +1,15 @@
-// carico-client: flags, a client, and one of send / workers / stats.
+// carico-client: flags, a client, and one of send / workers / stats / service / gen;
+// with no subcommand, the REPL (client/repl.hpp).
 #include <iostream>
 #include <map>
 #include <random>
 
 #include "client/batch_sender.hpp"
 #include "client/client.hpp"
+#include "client/corpus.hpp"
 #include "client/document.hpp"
 #include "client/mmi_report.hpp"
+#include "client/repl.hpp"
 #include "shared/logging.hpp"
 #include "shared/runtime.hpp"
 
@@ -76,7 +79,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-client: send documents to a carico broker and ask it how it is"};
   carico::add_config_option(app);
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: the REPL
+  app.fallthrough();  // --json and the other global flags also after the subcommand
   app.add_option("--connect", options.endpoint, "the broker's frontend endpoint")
       ->capture_default_str();
   app.add_option("--timeout-ms", options.timeout_ms, "per-request timeout (ms)")
@@ -118,6 +122,23 @@ int main(int argc, char** argv) {
   send->add_option("--seed", seed, "random seed for --count");
   CLI::App* workers = app.add_subcommand("workers", "list the broker's workers (mmi.workers)");
   CLI::App* stats = app.add_subcommand("stats", "show the broker's counters (mmi.stats)");
+  std::string service_name;
+  CLI::App* service = app.add_subcommand("service", "is NAME served by a live worker? (mmi.service; exit 0 if so)");
+  service->add_option("name", service_name, "service name, e.g. text")->required();
+  carico::corpus_options corpus;
+  CLI::App* gen = app.add_subcommand("gen", "write N documents of about BYTES each into DIR, for load tests");
+  gen->add_option("--count,-n", corpus.count, "documents")->required()->check(CLI::Range(1UL, 100000000UL));
+  gen->add_option("--size", corpus.size, "bytes per document, about")
+      ->capture_default_str()
+      ->check(CLI::Range(40UL, 1UL << 30));
+  gen->add_option("--out", corpus.out, "folder (created)")->required();
+  gen->add_option("--seed", corpus.seed, "same seed, same documents")->capture_default_str();
+  carico::repl_options shell;
+  app.add_option("--files", dir, "the REPL's folder of *.json documents (list, send N)")->capture_default_str();
+  app.add_option("--history", shell.history_path, "the REPL's history file (default ~/.carico_history; - for none)");
+  app.add_option("--window", shell.window, "the REPL's requests outstanding at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1UL, 1000000UL));
 
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
   if (*send) {
@@ -127,12 +148,26 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The REPL prints everything itself; log lines on stderr would break its display.
+  if (app.get_subcommands().empty() && app.count("--log-level") == 0) logging.console_level = "off";
+
   std::shared_ptr<spdlog::logger> log;
   try {
     log = carico::make_logger(logging);
   } catch (const std::exception& e) {
     std::cerr << "carico-client: " << e.what() << "\n";
     return exit_bad_input;
+  }
+
+  if (*gen) {
+    std::string error;
+    if (!carico::generate_corpus(corpus, error)) {
+      std::cerr << "carico-client gen: " << error << "\n";
+      return exit_bad_input;
+    }
+    std::cout << "wrote " << corpus.count << " documents of about " << corpus.size << " bytes to " << corpus.out
+              << "\n";
+    return 0;
   }
 
   int status = 0;
@@ -150,6 +185,23 @@ int main(int argc, char** argv) {
                   << " requests were not answered 200\n";
         status = exit_failed_replies;
       }
+    } else if (*service) {
+      carico::client client(context, options, log);
+      carico::reply r = client.call("mmi.service", nlohmann::json::object(), service_name);
+      const bool served = r.ok() && !r.body.empty() && r.body.front() == "200";
+      if (!r.ok()) {
+        std::cerr << "carico-client: mmi.service: " << r.code << " " << r.error() << "\n";
+      } else if (json) {
+        std::cout << nlohmann::json{{"service", service_name}, {"served", served}}.dump() << "\n";
+      } else {
+        std::cout << service_name << (served ? " is served" : " is not served") << "\n";
+      }
+      status = served ? 0 : exit_failed_replies;
+    } else if (app.get_subcommands().empty()) {
+      carico::client client(context, options, log);
+      shell.files_dir = dir;
+      carico::repl repl(client, shell);
+      status = repl.run();
     } else {
       carico::client client(context, options, log);
       status = *workers ? ask_broker(client, "mmi.workers", json, carico::format_workers)
