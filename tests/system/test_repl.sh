@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# carico-client's REPL: through a pseudo-terminal (tests/system/repl_driver.py:
+# send 5, FTP then 3, list, workers, errors, completion, help, exit), then piped
+# (plain lines, no control characters), and against a broker that does not answer.
+source "$(dirname "$0")/lib.sh"
+
+fport=$(free_port); bport=$(free_port)
+front=tcp://127.0.0.1:$fport; back=tcp://127.0.0.1:$bport
+start broker "$BROKER" --frontend "$front" --backend "$back" --log "$WORK/loadbalancer.log"
+for i in 1 2; do
+  start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
+done
+wait_until 10 workers_ready "$front" 2 || fail "2 workers did not join"
+
+# On a terminal. HOME is the scratch folder: the history file lands there.
+HOME=$WORK timeout 50 python3 "$CARICO_SOURCE/tests/system/repl_driver.py" "$WORK/repl.transcript" \
+  "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" || fail "the REPL on a pty"
+grep -q '^send\\0405$' "$WORK/.carico_history" || fail "history not saved to ~/.carico_history"
+
+# Ctrl-D on an empty line leaves with 0.
+HOME=$WORK timeout 10 python3 - "$CLIENT" "$front" <<'PY' || fail "Ctrl-D did not leave the REPL with 0"
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(sys.argv[1], [sys.argv[1], "--connect", sys.argv[2]], dict(os.environ, TERM="xterm"))
+out = b""
+while b"carico> " not in out:
+    select.select([fd], [], [], 5)
+    out += os.read(fd, 4096)
+os.write(fd, b"\x04")
+_, status = os.waitpid(pid, 0)
+sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
+PY
+
+# Piped: commands one at a time, plain lines, errors on stderr, exit status 0.
+printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nexit\n' |
+  "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/piped.out" 2>"$WORK/piped.err" ||
+  fail "piped REPL exited non-zero"
+[ "$(grep -c '^200 request=' "$WORK/piped.out")" -eq 6 ] || fail "piped: expected 6 replies 200 (4 + 2)"
+grep -q '^batch 2: 2 documents' "$WORK/piped.out" || fail "piped: no summary of the FTP batch"
+grep -q '^w1 ' "$WORK/piped.out" || fail "piped: no workers table"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/piped.out" "$WORK/piped.err"; then
+  fail "piped output holds control characters"
+fi
+grep -q 'carico>' "$WORK/piped.out" && fail "piped output shows a prompt"
+grep -q "unknown command 'sned'. Did you mean 'send'?" "$WORK/piped.err" || fail "piped: no unknown-command error"
+grep -q "N must be a positive integer, not '0'" "$WORK/piped.err" || fail "piped: no bad-number error"
+
+# A broker that does not answer: said within the timeout, and the REPL goes on.
+dead=tcp://127.0.0.1:$(free_port)
+start_s=$(date +%s)
+printf 'workers\nlist\nexit\n' |
+  "$CLIENT" --connect "$dead" --timeout-ms 500 --files "$CARICO_SOURCE/files" >"$WORK/dead.out" 2>"$WORK/dead.err" ||
+  fail "REPL against a dead broker exited non-zero"
+[ $(( $(date +%s) - start_s )) -le 5 ] || fail "the dead broker took too long to report"
+grep -q "did not answer mmi.workers within 500 ms" "$WORK/dead.err" || fail "no 'did not answer' error"
+grep -q '^hello\.json ' "$WORK/dead.out" || fail "the REPL did not go on after the timeout"
+
+# A missing folder is an error, not a crash.
+printf 'list\nsend 3\nexit\n' | "$CLIENT" --connect "$front" --files "$WORK/no-such-folder" \
+  >/dev/null 2>"$WORK/nofolder.err" || fail "REPL with a missing folder exited non-zero"
+[ "$(grep -c 'no-such-folder' "$WORK/nofolder.err")" -eq 2 ] || fail "missing folder not reported twice"
+
+echo "PASS: REPL on a pty, piped, against a dead broker, with a missing folder"
