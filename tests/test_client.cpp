@@ -196,7 +196,7 @@ TEST_CASE("client: pipelined requests are matched to their futures in any order"
   CHECK(c.counters().sent == n);
 }
 
-TEST_CASE("client: a caller's id and client are kept; body frames come back") {
+TEST_CASE("client: a caller's id and client are kept - body frames come back") {
   zmq::context_t context;
   fake_broker broker(context);
   client c(context, options_for(broker));
@@ -231,7 +231,7 @@ TEST_CASE("client: a caller's id and client are kept; body frames come back") {
   }
 }
 
-TEST_CASE("client: a request without a reply times out with 504; the late reply is dropped") {
+TEST_CASE("client: a request without a reply times out with 504 - the late reply is dropped") {
   zmq::context_t context;
   fake_broker broker(context);
   client c(context, options_for(broker));
@@ -408,7 +408,7 @@ TEST_CASE("client: with retries an unanswered request is sent again with the sam
   CHECK(eventually([&] { return c.counters().late == 1; }));
 }
 
-TEST_CASE("client: a full DEALER never blocks the I/O thread; timeouts still fire") {
+TEST_CASE("client: a full DEALER never blocks the I/O thread - timeouts still fire") {
   zmq::context_t context;
   fake_broker broker(context, /*rcvhwm=*/1);
   client_options o = options_for(broker, 200);
