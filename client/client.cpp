@@ -89,6 +89,8 @@ class client::io_loop {
         dealer_(owner.context_, zmq::socket_type::dealer) {
     dealer_.set(zmq::sockopt::linger, 0);
     dealer_.set(zmq::sockopt::sndhwm, owner.options_.send_hwm);
+    apply_limits(dealer_, owner.options_.limits);
+    apply_curve_client(dealer_, owner.options_.curve);
     dealer_.connect(owner.options_.endpoint);
   }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "shared/logging.hpp"
+#include "shared/peer_security.hpp"
 #include "shared/runtime.hpp"
 #include "worker/text_handler.hpp"
 #include "worker/worker.hpp"
@@ -43,11 +44,20 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0L, 10000000L));
   app.add_flag("--clean", clean, "empty the storage directory first");
+  carico::peer_security_flags security;
+  carico::add_peer_security_options(app, security);
   app.add_option("--log", logging.file, "log file (rotating); empty for none");
   app.add_option("--log-level", logging.level, "log level: trace debug info warn error off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  try {
+    options.curve = carico::load_peer_keys(security);
+  } catch (const carico::curve_error& e) {
+    std::cerr << "carico-worker: " << e.what() << "\n";
+    return 2;
+  }
+  options.limits.max_message_bytes = security.max_message_bytes;
   if (options.name.empty()) options.name = carico::host_name() + "-" + std::to_string(::getpid());
   logging.console_level = logging.level;
 

@@ -24,7 +24,7 @@ service_handler text_handler(std::shared_ptr<document_store> store, long work_us
     const std::string_view payload(static_cast<const char*>(j.payload.data()), j.payload.size());
     decoded<document> doc = parse_document(payload);
     if (!doc) {
-      r.code = code::bad_request;
+      r.code = payload.size() > max_document_bytes ? code::too_large : code::bad_request;
       r.error = doc.error;
       return r;
     }

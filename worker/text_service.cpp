@@ -64,15 +64,25 @@ const nlohmann::json* find_string(const nlohmann::json& object, const char* engl
 
 decoded<document> parse_document(std::string_view payload) {
   decoded<document> out;
+  if (payload.size() > max_document_bytes) {
+    out.error = "document is larger than " + std::to_string(max_document_bytes) + " bytes";
+    return out;
+  }
   bool too_deep = false;
-  auto limit_depth = [&too_deep](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+  std::size_t values = 0;
+  auto limit_depth = [&too_deep, &values](int depth, nlohmann::json::parse_event_t,
+                                          nlohmann::json&) {
     if (static_cast<std::size_t>(depth) > max_document_depth) too_deep = true;
-    return !too_deep;
+    return !too_deep && ++values <= max_document_values;
   };
   nlohmann::json j = nlohmann::json::parse(payload.begin(), payload.end(), limit_depth,
                                            /*allow_exceptions=*/false);
   if (too_deep) {
     out.error = "document nests deeper than " + std::to_string(max_document_depth) + " levels";
+    return out;
+  }
+  if (values > max_document_values) {
+    out.error = "document has more than " + std::to_string(max_document_values) + " JSON values";
     return out;
   }
   if (j.is_discarded()) {

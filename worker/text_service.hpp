@@ -21,6 +21,8 @@ struct document {
 
 // Limits on a document's JSON, so hostile input cannot exhaust the worker.
 inline constexpr std::size_t max_document_depth = 64;
+inline constexpr std::size_t max_document_bytes = 16u << 20;  // larger payloads: 413
+inline constexpr std::size_t max_document_values = 1u << 20;  // JSON values (numbers, keys...)
 
 // Parses a JSON object with a string title and content, in English or in the
 // original's Italian keys. Anything else is an error with a reason.

@@ -73,6 +73,8 @@ void worker::set_overloaded(bool overloaded) {
 void worker::connect() {
   broker_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
   broker_->set(zmq::sockopt::linger, 1000);
+  apply_limits(*broker_, options_.limits);
+  apply_curve_client(*broker_, options_.curve);
   broker_->connect(options_.connect);
   ++generation_;
   worker_info info{options_.name, options_.capacity, static_cast<std::uint64_t>(::getpid()),
@@ -248,6 +250,14 @@ void worker::task_loop() {
 }
 
 void worker::finish(task& t, job_result&& result, zmq::socket_t& results) {
+  std::size_t bytes = 0;
+  for (const zmq::message_t& f : result.body) bytes += f.size();
+  if (bytes > default_max_payload_bytes(options_.limits.max_message_bytes)) {
+    log_->error("worker {}: result of {} bytes is over the message limit", options_.name, bytes);
+    result = job_result{};
+    result.code = code::worker_failed;
+    result.error = "result of " + std::to_string(bytes) + " bytes is too large to send";
+  }
   header head;
   if (auto n = t.head.get_uint("request")) head.set("request", *n);
   head.set("code", result.code);

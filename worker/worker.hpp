@@ -29,6 +29,8 @@
 #include <zmq.hpp>
 
 #include "shared/codec.hpp"
+#include "shared/curve.hpp"
+#include "shared/limits.hpp"
 #include "shared/runtime.hpp"
 #include "worker/load_probe.hpp"
 
@@ -67,6 +69,8 @@ struct worker_options {
   double overload_mem_percent = 80;              // RSS share of memory that means overload
   long reconnect_min_ms = 250;                   // first reconnect delay
   long reconnect_max_ms = 8000;                  // reconnect delay cap
+  curve_client_keys curve;                       // CurveZMQ keys; off when empty
+  message_limits limits;                         // ZMQ_MAXMSGSIZE; larger results are answered 500
 };
 
 class worker {
