@@ -469,3 +469,21 @@ TEST_CASE("random frames never throw out of the decoders", "[codec][fuzz]") {
   }
   CHECK(accepted > 0);  // the generator reaches valid messages too
 }
+
+TEST_CASE("an oversized request header frame is rejected", "[codec][client]") {
+  auto header_of_size = [](std::size_t size) {
+    // {"k": str16 of the right length}: 1 + 2 + 3 bytes of framing.
+    std::string value(size - 6, 'x');
+    header h;
+    h.set("k", std::string_view(value));
+    std::string bytes = h.encode_string();
+    REQUIRE(bytes.size() == size);
+    return bytes;
+  };
+  constexpr std::size_t limit = 64 << 10;
+  CHECK(decode_client_request(frames_of({"", sig_c, "text", header_of_size(limit), "p"})));
+  decoded<client_request> big =
+      decode_client_request(frames_of({"", sig_c, "text", header_of_size(limit + 1), "p"}));
+  CHECK_FALSE(big);
+  CHECK_FALSE(big.error.empty());
+}
