@@ -155,6 +155,14 @@ void bench_runner::start_workers(const std::string& mode, const std::string& bac
                              log_path(name));
       continue;
     }
+    if (mode != "text" && options_.worker_kind == "lean") {
+      s.workers.emplace_back(
+          std::vector<std::string>{bench_bin_, "mdp-worker", "--connect", backend, "--capacity",
+                                   std::to_string(options_.worker_capacity), "--heartbeat-ms",
+                                   std::to_string(options_.heartbeat_ms)},
+          log_path(name));
+      continue;
+    }
     std::vector<std::string> argv = {worker_bin_, "--connect", backend, "--name", name,
                                      "--service", mode == "text" ? "text" : "echo",
                                      "--capacity", std::to_string(options_.worker_capacity),
@@ -284,7 +292,12 @@ run_result bench_runner::run_queue() {
 
   std::vector<zmq::socket_t> sockets;
   std::vector<zmq::pollitem_t> items;
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.clients); ++i) {
+  // The broker caps unanswered requests per client (10000 by default): spread
+  // the queue over enough client sockets to stay well below it.
+  const std::size_t sockets_needed =
+      std::max<std::size_t>(options_.clients, (options_.queue_requests + 4999) / 5000);
+  out.clients = sockets_needed;
+  for (std::size_t i = 0; i < sockets_needed; ++i) {
     zmq::socket_t& sock = sockets.emplace_back(context_, zmq::socket_type::dealer);
     sock.set(zmq::sockopt::linger, 0);
     sock.set(zmq::sockopt::rcvhwm, 0);

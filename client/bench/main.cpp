@@ -4,12 +4,14 @@
 //   carico-bench --mode queue --queue-requests 1000000 --json
 //   carico-bench proxy --frontend EP --backend EP      (started by the bench itself)
 //   carico-bench echo-worker --connect EP              (started by the bench itself)
+//   carico-bench mdp-worker --connect EP --capacity N  (started by the bench itself)
 #include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
 
 #include "client/bench/bench_runner.hpp"
+#include "shared/codec.hpp"
 #include "shared/runtime.hpp"
 
 namespace {
@@ -66,6 +68,48 @@ int run_echo_worker(const std::string& connect) {
   return 0;
 }
 
+// A lean MDPW01 worker for carico-broker: READY with a capacity, heartbeats,
+// and every REQUEST answered 200 with its payload, on one thread. It isolates
+// the broker's cost the way echo-worker does for the raw proxy.
+int run_mdp_worker(const std::string& connect, std::uint64_t capacity, long heartbeat_ms) {
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(connect);
+  carico::worker_info info{"lean-" + std::to_string(::getpid()), capacity,
+                           static_cast<std::uint64_t>(::getpid()), carico::host_name()};
+  carico::encode_ready("echo", info).send(socket);
+  carico::time_point next_heartbeat = carico::clock::now();
+  try {
+    while (!carico::stop_signalled()) {
+      if (carico::clock::now() >= next_heartbeat) {
+        carico::load_report load;
+        carico::encode_heartbeat(&load).send(socket);
+        next_heartbeat = carico::clock::now() + carico::milliseconds(heartbeat_ms);
+      }
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, carico::milliseconds(carico::poll_timeout(next_heartbeat)));
+      for (int i = 0; i < 256 && (item.revents & ZMQ_POLLIN); ++i) {
+        zmq::multipart_t frames;
+        if (!frames.recv(socket, ZMQ_DONTWAIT)) break;
+        auto message = carico::decode_worker_message(std::move(frames));
+        if (!message) continue;
+        if (message->cmd == carico::command::disconnect) return 0;
+        if (message->cmd != carico::command::request || !message->head) continue;
+        carico::header head;
+        head.set("request", message->head->get_uint("request").value_or(0));
+        head.set("code", carico::code::ok);
+        head.set("status", "ok");
+        carico::encode_reply(std::move(message->address), head, std::move(message->body))
+            .send(socket);
+      }
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR && e.num() != ETERM) throw;
+  }
+  return 0;
+}
+
 std::string default_bin_dir() {
   // carico-bench lives in <build>/client/bench/.
   std::error_code error;
@@ -103,6 +147,11 @@ int main(int argc, char** argv) {
                  "carico-worker --capacity (threads per worker)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--worker-kind", options.worker_kind,
+                 "echo workers for carico-broker: carico (carico-worker --service echo) or lean "
+                 "(carico-bench mdp-worker, one thread)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"carico", "lean"}));
   app.add_option("--client-threads", options.client_threads, "threads driving the client sockets")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -134,11 +183,17 @@ int main(int argc, char** argv) {
   proxy->add_option("--backend", backend, "DEALER endpoint")->required();
   CLI::App* echo = app.add_subcommand("echo-worker", "a DEALER that sends every message back");
   echo->add_option("--connect", connect, "the proxy's backend")->required();
+  std::uint64_t mdp_capacity = 64;
+  CLI::App* mdp = app.add_subcommand("mdp-worker", "a lean one-thread MDPW01 echo worker");
+  mdp->add_option("--connect", connect, "the broker's backend")->required();
+  mdp->add_option("--capacity", mdp_capacity, "requests taken at once")->capture_default_str();
+  mdp->add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval")->capture_default_str();
 
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
   carico::install_stop_signals();
   if (*proxy) return run_proxy(frontend, backend);
   if (*echo) return run_echo_worker(connect);
+  if (*mdp) return run_mdp_worker(connect, mdp_capacity, options.heartbeat_ms);
 
   options.payload = *parse_size(payload);
   options.duration_ms = static_cast<long>(duration_s * 1000);
@@ -166,6 +221,7 @@ int main(int argc, char** argv) {
                             {"window", options.window},
                             {"workers", options.workers},
                             {"worker_capacity", options.worker_capacity},
+                            {"worker_kind", options.worker_kind},
                             {"client_threads", options.client_threads},
                             {"duration_s", duration_s},
                             {"warmup_s", warmup_s}}},
