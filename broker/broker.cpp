@@ -488,6 +488,8 @@ void broker::purge_expired(time_point now) {
   for (auto& [id, w] : workers_) {
     if (w->expires_at <= now) dead.push_back(w.get());
   }
+  // Unlink them all first, so one dead worker's requests never go to another.
+  for (known_worker* w : dead) w->served->ring.remove(w);
   for (known_worker* w : dead) {
     delete_worker(*w, "silent for " + std::to_string(ms_between(w->last_seen, now)) + " ms (dead)",
                   true);
