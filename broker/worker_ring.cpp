@@ -5,8 +5,8 @@
 namespace carico {
 
 void worker_ring::add(known_worker* w) {
-  // Insert just before the search start, so the newcomer is reached last:
-  // rotation order stays join order.
+  // Insert just before the search start, so the newcomer is reached after
+  // every current worker has had its turn.
   if (ring_.empty()) {
     ring_.push_back(w);
     next_ = 0;

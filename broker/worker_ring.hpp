@@ -30,7 +30,7 @@ class worker_ring {
   const std::vector<known_worker*>& workers() const { return ring_; }
 
  private:
-  std::vector<known_worker*> ring_;  // ring order: join order
+  std::vector<known_worker*> ring_;  // rotation order; newcomers go just before next_
   std::size_t next_{0};              // index where the next search starts
 };
 
