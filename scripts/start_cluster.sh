@@ -291,7 +291,10 @@ carico is running: a broker and $workers worker(s) (${names[*]:-none}), text ser
 EOF
   [ "$no_client" = 1 ] && return 0
 
-  echo "  the client         $CLIENT --connect tcp://127.0.0.1:$FRONTEND_PORT (leave it to stop the cluster)"
+  local files=$FILES
+  [ "$PWD" = "$root" ] && files=files  # shorter paths beside each reply
+  echo "  the client           carico-client --connect tcp://127.0.0.1:$FRONTEND_PORT --files $files"
+  echo "                       (exit, quit or Ctrl-D leaves it and stops the cluster)"
   echo
   # The REPL owns the terminal; Ctrl-C is its own. Leaving it (or this script being
   # stopped) stops the cluster.
@@ -299,7 +302,7 @@ EOF
   trap ':' INT
   trap 'exit 143' TERM
   local status=0
-  "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" --files "$FILES" || status=$?
+  "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" --files "$files" || status=$?
   echo "stopping the cluster ..."
   return $status
 }
