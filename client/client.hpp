@@ -44,8 +44,8 @@ struct client_options {
   long timeout_ms = 10000;                        // per attempt, unless submit() says otherwise
   int retries = 0;                                // resends of an unanswered request (same client, id)
   int send_hwm = 1000;                            // DEALER send high-water mark; beyond it a local backlog
-  curve_client_keys curve;                        // CurveZMQ keys; off when empty
-  message_limits limits;                          // ZMQ_MAXMSGSIZE on the DEALER
+  curve_client_keys curve{};                      // CurveZMQ keys; off when empty
+  message_limits limits{};                        // ZMQ_MAXMSGSIZE on the DEALER
 };
 
 // The outcome of one request, from the broker or made locally (504, 503, 400).

@@ -45,7 +45,7 @@ run_target() {
   local corpus=$build/corpus/$target findings=$build/findings/$target log=$build/logs/$target.log
   mkdir -p "$corpus" "$findings" "$build/logs"
   cp -n "$root/tests/fuzz/corpus/$target/"* "$corpus/" 2>/dev/null || true
-  "$build/tests/fuzz/$target" "$corpus" -max_total_time="$seconds" -timeout=10 -max_len=16384 \
+  "$build/tests/fuzz/$target" "$corpus" -max_total_time="$seconds" -timeout=30 -max_len=16384 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1
 }
 

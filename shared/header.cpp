@@ -11,6 +11,62 @@ const msgpack::unpack_limit header_limits(/*array=*/4096, /*map=*/4096, /*str=*/
 
 bool never_reference(msgpack::type::object_type, std::size_t, void*) { return false; }
 
+// Bytes copied into zone; an empty run may come from the unpacker as a null
+// pointer, which memcpy must never see (found by fuzz_header).
+const char* copy_bytes(msgpack::zone& zone, const char* data, std::uint32_t size) {
+  if (size == 0) return "";
+  char* p = static_cast<char*>(zone.allocate_no_align(size));
+  std::memcpy(p, data, size);
+  return p;
+}
+
+// A deep copy of o into zone (msgpack's own copy memcpy's null pointers).
+msgpack::object copy_object(const msgpack::object& o, msgpack::zone& zone) {
+  msgpack::object out = o;
+  switch (o.type) {
+    case msgpack::type::STR:
+      out.via.str.ptr = copy_bytes(zone, o.via.str.ptr, o.via.str.size);
+      break;
+    case msgpack::type::BIN:
+      out.via.bin.ptr = copy_bytes(zone, o.via.bin.ptr, o.via.bin.size);
+      break;
+    case msgpack::type::EXT:
+      // ext.ptr points at the type byte, followed by size bytes of data.
+      out.via.ext.ptr = copy_bytes(zone, o.via.ext.ptr, o.via.ext.size + 1);
+      break;
+    case msgpack::type::ARRAY: {
+      if (o.via.array.size == 0) {
+        out.via.array.ptr = nullptr;
+        break;
+      }
+      auto* items = static_cast<msgpack::object*>(zone.allocate_align(
+          sizeof(msgpack::object) * o.via.array.size, alignof(msgpack::object)));
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        items[i] = copy_object(o.via.array.ptr[i], zone);
+      }
+      out.via.array.ptr = items;
+      break;
+    }
+    case msgpack::type::MAP: {
+      if (o.via.map.size == 0) {
+        out.via.map.ptr = nullptr;
+        break;
+      }
+      auto* kvs = static_cast<msgpack::object_kv*>(zone.allocate_align(
+          sizeof(msgpack::object_kv) * o.via.map.size, alignof(msgpack::object_kv)));
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        kvs[i].key = copy_object(o.via.map.ptr[i].key, zone);
+        kvs[i].val = copy_object(o.via.map.ptr[i].val, zone);
+      }
+      out.via.map.ptr = kvs;
+      break;
+    }
+    default:
+      break;  // scalars live in the object itself
+  }
+  return out;
+}
+
 }  // namespace
 
 // msgpack's default zone mallocs an 8 KiB chunk up front; a typical header
@@ -94,13 +150,14 @@ std::optional<std::string_view> header::get_string(std::string_view key) const {
 }
 
 std::string_view header::copy_key(std::string_view key) {
+  if (key.empty()) return std::string_view("", 0);
   char* p = static_cast<char*>(zone_->allocate_no_align(key.size()));
   std::memcpy(p, key.data(), key.size());
   return {p, key.size()};
 }
 
 void header::set(std::string_view key, const msgpack::object& value) {
-  msgpack::object copy(value, *zone_);
+  msgpack::object copy = copy_object(value, *zone_);
   if (entry* e = find_entry(key)) {
     e->value = copy;
   } else {

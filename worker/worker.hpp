@@ -69,8 +69,8 @@ struct worker_options {
   double overload_mem_percent = 80;              // RSS share of memory that means overload
   long reconnect_min_ms = 250;                   // first reconnect delay
   long reconnect_max_ms = 8000;                  // reconnect delay cap
-  curve_client_keys curve;                       // CurveZMQ keys; off when empty
-  message_limits limits;                         // ZMQ_MAXMSGSIZE; larger results are answered 500
+  curve_client_keys curve{};                     // CurveZMQ keys; off when empty
+  message_limits limits{};                       // ZMQ_MAXMSGSIZE; larger results are answered 500
 };
 
 class worker {
