@@ -45,22 +45,57 @@ broker::broker(zmq::context_t& context, broker_options options,
       frontend_(context, zmq::socket_type::router),
       backend_(context, zmq::socket_type::router),
       waker_(context),
-      expiry_(options_.heartbeat_ms * options_.liveness) {
+      expiry_(options_.heartbeat_ms * options_.liveness),
+      journal_commits_(context, zmq::socket_type::pull),
+      answered_(options_.remembered_replies),
+      quota_(options_.max_inflight_per_client, options_.max_held_bytes) {
   // A reply must never be dropped because a client reads slowly: the number of
   // replies owed to a client is bounded by the requests it was allowed to queue.
   frontend_.set(zmq::sockopt::sndhwm, 0);
   frontend_.set(zmq::sockopt::linger, 200);
   backend_.set(zmq::sockopt::linger, 200);
+  secure_sockets(context);
   frontend_.bind(options_.frontend);
   backend_.bind(options_.backend);
   started_at_ = clock::now();
   next_heartbeat_ = started_at_ + milliseconds(options_.heartbeat_ms);
   next_tick_ = next_heartbeat_;
+  if (!options_.journal_path.empty()) open_journal(context);
   log_->info("broker listening: clients on {}, workers on {}", frontend_endpoint(),
              backend_endpoint());
 }
 
 broker::~broker() = default;
+
+// Refuses an open door (a non-loopback bind without CURVE, unless insecure),
+// then sets message limits and, with curve, CURVE and the ZAP handler on both
+// sockets. Before bind: a peer must never meet an unprotected socket.
+void broker::secure_sockets(zmq::context_t& context) {
+  for (const std::string* endpoint : {&options_.frontend, &options_.backend}) {
+    if (!options_.curve && !options_.insecure && !is_local_endpoint(*endpoint)) {
+      throw std::invalid_argument(
+          "refusing to bind " + *endpoint + " without --curve: anyone who can reach it could "
+          "send work or register as a worker. Use --curve (see docs/security.md), bind "
+          "127.0.0.1, or pass --insecure on a network you trust");
+    }
+  }
+  apply_limits(frontend_, options_.limits);
+  apply_limits(backend_, options_.limits);
+  if (!options_.curve) return;
+  if (options_.curve_clients.empty()) log_->warn("curve: the client allow list is empty");
+  if (options_.curve_workers.empty()) log_->warn("curve: the worker allow list is empty");
+  zap_ = std::make_unique<zap_handler>(context, log_);
+  zap_->allow(frontend_zap_domain, options_.curve_clients);
+  zap_->allow(backend_zap_domain, options_.curve_workers);
+  zap_->monitor(frontend_, "frontend");
+  zap_->monitor(backend_, "backend");
+  zap_->start();
+  apply_curve_server(frontend_, options_.curve_key, frontend_zap_domain);
+  apply_curve_server(backend_, options_.curve_key, backend_zap_domain);
+  log_->info("curve: on; broker key {}, {} client keys, {} worker keys",
+             options_.curve_key.public_key, options_.curve_clients.size(),
+             options_.curve_workers.size());
+}
 
 std::string broker::frontend_endpoint() const {
   return frontend_.get(zmq::sockopt::last_endpoint);
@@ -79,13 +114,15 @@ void broker::run() {
         {backend_.handle(), 0, ZMQ_POLLIN, 0},
         {frontend_.handle(), 0, ZMQ_POLLIN, 0},
         {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
+        {journal_commits_.handle(), 0, ZMQ_POLLIN, 0},
     };
     try {
-      zmq::poll(items, 3, milliseconds(poll_timeout(next_tick_)));
+      zmq::poll(items, journal_ ? 4 : 3, milliseconds(poll_timeout(next_tick_)));
       // Workers first: their replies free capacity for the requests behind.
       if (items[0].revents & ZMQ_POLLIN) handle_backend();
       if (items[1].revents & ZMQ_POLLIN) handle_frontend();
       if (items[2].revents & ZMQ_POLLIN) waker_.drain();
+      if (journal_ && (items[3].revents & ZMQ_POLLIN)) on_journal_commit();
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
       continue;
@@ -94,6 +131,10 @@ void broker::run() {
   }
   log_->info("broker stopping: disconnecting {} workers, {} requests unanswered",
              workers_.size(), requests_.size());
+  if (journal_) {
+    journal_->flush();  // the replies already earned go out before we leave
+    on_journal_commit();
+  }
   for (auto& [identity, w] : workers_) send_to_worker(identity, encode_disconnect());
   log_->flush();
 }
@@ -103,9 +144,37 @@ void broker::run() {
 void broker::handle_frontend() {
   for (int i = 0; i < io_batch; ++i) {
     zmq::multipart_t frames;
-    if (!frames.recv(frontend_, ZMQ_DONTWAIT)) return;
-    on_client_message(std::move(frames));
+    std::size_t seen = 0;
+    const receive_status status = receive_bounded(frontend_, frames, options_.limits, &seen);
+    if (status == receive_status::none) return;
+    if (status == receive_status::ok) {
+      on_client_message(std::move(frames));
+    } else {
+      on_oversized_client_message(frames, status, seen);
+    }
   }
+}
+
+// A client message over the frame cap (400) or the size cap (413); only its
+// first frames were kept, enough to name the client and the service.
+void broker::on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
+                                         std::size_t seen) {
+  if (frames.empty()) return;
+  const std::string client = frames[0].to_string();
+  std::string service_name;
+  if (frames.size() > 3 && frame_equals(frames[2], client_signature)) {
+    service_name = frames[3].to_string();
+  }
+  ++stats_.malformed;
+  const bool too_many = status == receive_status::too_many_frames;
+  const std::string reason =
+      too_many ? "message has " + std::to_string(seen) + " frames; at most " +
+                     std::to_string(options_.limits.max_frames)
+               : "message is larger than " + std::to_string(options_.limits.max_message_bytes) +
+                     " bytes";
+  log_->warn("{} client message from {}: {} (service [{}])", too_many ? "malformed" : "oversized",
+             hex_id(client), reason, sample(service_name.data(), service_name.size(), 24));
+  reply_error(client, service_name, too_many ? code::bad_request : code::too_large, reason);
 }
 
 void broker::on_client_message(zmq::multipart_t&& frames) {
@@ -119,6 +188,16 @@ void broker::on_client_message(zmq::multipart_t&& frames) {
     reply_error(client, service_name, code::bad_request, message.error);
     return;
   }
+  if (message->payload.size() > options_.max_payload_bytes) {
+    ++stats_.malformed;
+    log_->warn("request too large from {}: service={} payload {} bytes > {}", hex_id(client),
+               message->service, message->payload.size(), options_.max_payload_bytes);
+    reply_error(client, message->service, code::too_large,
+                "payload of " + std::to_string(message->payload.size()) +
+                    " bytes is over the limit of " + std::to_string(options_.max_payload_bytes),
+                &message->head);
+    return;
+  }
   if (starts_with_mmi(message->service)) {
     answer_mmi(client, *message);
     return;
@@ -128,12 +207,59 @@ void broker::on_client_message(zmq::multipart_t&& frames) {
 
 std::string broker::client_label(const std::string& client) const { return hex_id(client); }
 
+// Memory a queued request holds: its payload, and its header at the ~24 bytes
+// per encoded byte that a decoded MessagePack map can take.
+std::size_t broker::held_bytes(const client_request& message) {
+  return message.payload.size() + 24 * message.head.encode_string().size() + 256;
+}
+
+// Answers 503 when the client already has its cap of requests in flight, or
+// the request names a new service when the broker knows max_services already.
+// Only this client is refused; nothing is remembered or journaled.
+bool broker::refuse_over_limits(const std::string& client, const client_request& message,
+                                std::size_t bytes) {
+  std::string reason;
+  if (auto why = quota_.refusal(client, bytes)) {
+    reason = std::move(*why);
+  } else if (services_.size() >= options_.max_services && !services_.count(message.service)) {
+    reason = "too many services: " + std::to_string(services_.size()) + " known (limit " +
+             std::to_string(options_.max_services) + ")";
+  } else {
+    return false;
+  }
+  ++stats_.refused;
+  log_->warn("request refused: {} client={} service={}", reason, client_label(client),
+             sample(message.service.data(), message.service.size(), 32));
+  reply_error(client, message.service, code::queue_full, reason, &message.head);
+  return true;
+}
+
 void broker::accept_request(std::string&& client, client_request&& message) {
+  std::optional<request_key_parts> key = request_key(message.head);
+  if (key && answer_resend(client, *key)) return;
+  const std::size_t bytes = held_bytes(message);
+  if (refuse_over_limits(client, message, bytes)) return;
   service& s = require_service(message.service);
-  if (s.queue.size() >= options_.max_queue) {
+  if (s.queue.size() + uncommitted_.size() >= options_.max_queue) {
     ++stats_.refused;
     log_->warn("request refused: queue of {} is full ({} waiting) client={}", s.name,
                s.queue.size(), client_label(client));
+    if (journal_) {
+      journal_event e;
+      e.what = journal_event::kind::refused;
+      e.row.number = next_request_++;
+      e.row.state = request_state::refused;
+      e.row.service = s.name;
+      if (key) {
+        e.row.client = key->client;
+        e.row.client_id = key->client_id;
+      }
+      e.row.title = std::string(message.head.get_string("title").value_or(""));
+      e.row.bytes = message.payload.size();
+      e.row.received_ms = e.row.completed_ms = unix_ms();
+      e.row.code = code::queue_full;
+      journal_->post(std::move(e));
+    }
     reply_error(client, s.name, code::queue_full,
                 "queue full: " + std::to_string(s.queue.size()) + " requests waiting for " + s.name,
                 &message.head);
@@ -141,6 +267,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   }
   ++stats_.received;
   const std::uint64_t number = next_request_++;
+  quota_.add(client, number, bytes);
   request& r = requests_[number];
   r.number = number;
   r.client = std::move(client);
@@ -148,11 +275,28 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.head = std::move(message.head);
   r.payload = std::move(message.payload);
   r.received_at = clock::now();
+  r.received_ms = unix_ms();
+  if (key) {
+    r.key = key->text;
+    keyed_[r.key] = number;
+    if (journal_keys_) journal_keys_->add(r.key);
+  }
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} received service={} client={} name={} id={} title={} bytes={}", number,
                s.name, client_label(r.client), r.head.get_string("client").value_or("-"),
                r.head.find("id") ? to_json(*r.head.find("id")).dump() : "-",
                r.head.get_string("title").value_or("-"), r.payload.size());
+  }
+  if (journal_) {
+    // Written ahead: no worker sees it before its row (with the payload) is in
+    // the file, so a restart can never run it under a second number.
+    journal_event e;
+    e.what = journal_event::kind::received;
+    e.row = record_of(r);
+    e.head = r.head.encode_string();
+    e.payload.copy(r.payload);  // shares the buffer (reference counted)
+    uncommitted_.emplace_back(journal_->post(std::move(e)), number);
+    return;
   }
   s.queue.push_back(number);
   dispatch(s);
@@ -197,29 +341,30 @@ void broker::answer_mmi(const std::string& client, client_request& message) {
   } else if (name == "mmi.stats") {
     head.set_json("result", stats_json());
   } else if (name == "mmi.request") {
-    const request* found = nullptr;
+    std::optional<nlohmann::json> found;
+    const std::optional<std::string_view> of_client = message.head.get_string("of_client");
+    const msgpack::object* of_id = message.head.find("of_id");
     if (auto number = message.head.get_uint("of_request")) {
-      auto it = requests_.find(*number);
-      if (it != requests_.end()) found = &it->second;
-    } else if (auto of_client = message.head.get_string("of_client")) {
-      const msgpack::object* of_id = message.head.find("of_id");
-      for (const auto& [number, r] : requests_) {
-        const msgpack::object* id = r.head.find("id");
-        if (r.head.get_string("client") == of_client && id && of_id && *id == *of_id) {
-          found = &r;
-          break;
-        }
-      }
+      found = find_request_json(*number);
+    } else if (of_client && !of_client->empty() && of_id != nullptr) {
+      request_key_parts key;
+      key.client = std::string(*of_client);
+      key.client_id = to_json(*of_id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      key.text = join_key(key.client, key.client_id);
+      found = find_request_json(key);
     } else {
       reply_error(client, name, code::bad_request, "mmi.request needs of_request, or of_client and of_id",
                   &message.head);
       return;
     }
-    if (found == nullptr) {
+    if (!found) {
       reply_error(client, name, code::not_found, "no such request", &message.head);
       return;
     }
-    head.set_json("result", request_json(*found));
+    head.set_json("result", *found);
+  } else if (name == "mmi.history") {
+    const std::uint64_t last = std::clamp<std::uint64_t>(message.head.get_uint("last").value_or(20), 1, 1000);
+    head.set_json("result", nlohmann::json{{"requests", history_json(last)}});
   } else {
     reply_error(client, name, code::not_implemented, "unknown mmi service " + name, &message.head);
     return;
@@ -267,6 +412,7 @@ nlohmann::json broker::stats_json() const {
           {"refused", stats_.refused},
           {"malformed", stats_.malformed},
           {"late_replies", stats_.late_replies},
+          {"resends", stats_.resends},
           {"queued", queued},
           {"in_flight", requests_.size() - queued},
           {"workers", workers_.size()},
@@ -277,16 +423,26 @@ nlohmann::json broker::stats_json() const {
 }
 
 nlohmann::json broker::request_json(const request& r) const {
-  nlohmann::json out = {{"request", r.number},
-                        {"service", r.target->name},
-                        {"state", r.holder ? "dispatched" : "queued"},
-                        {"worker", r.holder ? r.holder->name : ""},
-                        {"attempts", r.attempts},
-                        {"bytes", r.payload.size()},
-                        {"age_ms", ms_between(r.received_at, clock::now())}};
-  if (auto client = r.head.get_string("client")) out["client"] = *client;
-  if (const msgpack::object* id = r.head.find("id")) out["id"] = to_json(*id);
-  if (auto title = r.head.get_string("title")) out["title"] = *title;
+  nlohmann::json out = record_of(r).to_json();
+  out["age_ms"] = ms_between(r.received_at, clock::now());
+  return out;
+}
+
+journal_record broker::record_of(const request& r) const {
+  journal_record out;
+  out.number = r.number;
+  out.service = r.target->name;
+  out.state = r.holder ? request_state::dispatched : request_state::queued;
+  out.worker = r.holder ? r.holder->name : "";
+  out.attempts = r.attempts;
+  out.bytes = r.payload.size();
+  out.received_ms = r.received_ms;
+  out.dispatched_ms = r.dispatched_ms;
+  out.client = std::string(r.head.get_string("client").value_or(""));
+  if (const msgpack::object* id = r.head.find("id")) {
+    out.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  out.title = std::string(r.head.get_string("title").value_or(""));
   return out;
 }
 
@@ -295,8 +451,30 @@ nlohmann::json broker::request_json(const request& r) const {
 void broker::handle_backend() {
   for (int i = 0; i < io_batch; ++i) {
     zmq::multipart_t frames;
-    if (!frames.recv(backend_, ZMQ_DONTWAIT)) return;
-    on_worker_message(std::move(frames));
+    std::size_t seen = 0;
+    const receive_status status = receive_bounded(backend_, frames, options_.limits, &seen);
+    if (status == receive_status::none) return;
+    if (status == receive_status::ok) {
+      on_worker_message(std::move(frames));
+      continue;
+    }
+    // Over a cap: an invalid message, so DISCONNECT and forget the worker.
+    if (frames.empty()) continue;
+    const std::string identity = frames[0].to_string();
+    const std::string reason =
+        status == receive_status::too_many_frames
+            ? "message has " + std::to_string(seen) + " frames; at most " +
+                  std::to_string(options_.limits.max_frames)
+            : "message is larger than " + std::to_string(options_.limits.max_message_bytes) +
+                  " bytes";
+    auto found = workers_.find(identity);
+    log_->warn("invalid message from worker {}: {}; sending DISCONNECT",
+               found != workers_.end() ? found->second->name : hex_id(identity), reason);
+    if (found != workers_.end()) {
+      delete_worker(*found->second, "protocol error: " + reason, true);
+    } else {
+      send_to_worker(identity, encode_disconnect());
+    }
   }
 }
 
@@ -348,6 +526,12 @@ void broker::on_worker_message(zmq::multipart_t&& frames) {
 }
 
 void broker::register_worker(const std::string& identity, worker_message& message) {
+  if (services_.size() >= options_.max_services && !services_.count(message.service)) {
+    log_->warn("READY from {} refused: too many services ({} known); sending DISCONNECT",
+               hex_id(identity), services_.size());
+    send_to_worker(identity, encode_disconnect());
+    return;
+  }
   auto w = std::make_unique<known_worker>();
   w->identity = identity;
   if (message.info) w->info = std::move(*message.info);
@@ -362,6 +546,7 @@ void broker::register_worker(const std::string& identity, worker_message& messag
   ++stats_.workers_joined;
   log_->info("worker {} joined service={} capacity={} pid={} host={} ({} workers in ring)",
              raw->name, s.name, raw->info.capacity, raw->info.pid, raw->info.host, s.ring.size());
+  if (!sticky_.empty()) release_sticky(raw);
   dispatch(s);
 }
 
@@ -428,7 +613,8 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   if (result_code != code::ok && !head.contains("error")) head.set("error", "worker failed");
   head.set("worker", w.name);
   head.set("attempts", r.attempts);
-  send_to_client(r.client, r.target->name, head, std::move(message.body));
+  finish_request(r, head, std::move(message.body),
+                 result_code == code::ok ? request_state::done : request_state::failed, w.name);
 
   if (result_code == code::ok) {
     ++stats_.done;
@@ -471,9 +657,15 @@ void broker::requeue(std::uint64_t number, const known_worker& lost_by) {
     ++stats_.expired;
     log_->warn("request {} failed: lost by {} workers (last {}), giving up", number, r.attempts,
                lost_by.name);
-    reply_error(r.client, r.target->name, code::expired,
-                "out of attempts: " + std::to_string(r.attempts) + " workers were lost holding it",
-                &r.head);
+    header head;
+    if (const msgpack::object* id = r.head.find("id")) head.set("id", *id);
+    head.set("request", r.number);
+    head.set("code", code::expired);
+    head.set("status", "error");
+    head.set("error",
+             "out of attempts: " + std::to_string(r.attempts) + " workers were lost holding it");
+    head.set("attempts", r.attempts);
+    finish_request(r, head, {}, request_state::expired, lost_by.name);
     requests_.erase(it);
     return;
   }
@@ -503,8 +695,10 @@ void broker::on_tick() {
     next_heartbeat_ = now + milliseconds(options_.heartbeat_ms);
   }
   purge_expired(now);
+  if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
   next_tick_ = next_heartbeat_;
   for (auto& [id, w] : workers_) next_tick_ = std::min(next_tick_, w->expires_at);
+  if (!sticky_.empty()) next_tick_ = std::min(next_tick_, sticky_until_);
 }
 
 // ------------------------------------------------------------------ routing
@@ -534,6 +728,7 @@ void broker::send_request(known_worker& w, request& r) {
   ++r.attempts;
   r.holder = &w;
   r.dispatched_at = clock::now();
+  r.dispatched_ms = unix_ms();
   w.in_flight.push_back(r.number);
   r.head.set("request", r.number);
   r.head.set("attempt", r.attempts);
@@ -545,6 +740,315 @@ void broker::send_request(known_worker& w, request& r) {
     log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
                r.attempts, w.in_flight.size(), w.info.capacity);
   }
+  if (journal_) {
+    journal_event e;
+    e.what = journal_event::kind::dispatched;
+    e.row.number = r.number;
+    e.row.worker = w.name;
+    e.row.attempts = r.attempts;
+    e.row.dispatched_ms = r.dispatched_ms;
+    journal_->post(std::move(e));
+  }
+}
+
+
+// ------------------------------------------------------------------ journal and exactly once
+
+void broker::open_journal(zmq::context_t& context) {
+  const std::string endpoint =
+      "inproc://carico-journal-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  journal_commits_.bind(endpoint);
+  // The writer thread owns the PUSH end; it is made there on the first commit.
+  auto push = std::make_shared<std::optional<zmq::socket_t>>();
+  journal_options options;
+  options.path = options_.journal_path;
+  options.keep = options_.journal_keep;
+  options.on_commit = [&context, endpoint, push] {
+    if (!*push) {
+      push->emplace(context, zmq::socket_type::push);
+      (*push)->set(zmq::sockopt::linger, 0);
+      (*push)->set(zmq::sockopt::sndhwm, 16);
+      (*push)->connect(endpoint);
+    }
+    // A full pipe means the broker has notices to read already.
+    (void)(*push)->send(zmq::message_t(), zmq::send_flags::dontwait);
+  };
+  journal_ = std::make_unique<journal>(std::move(options), log_);
+  journal_keys_ = std::make_unique<key_filter>();
+  journal_->for_each_key([this](std::string_view client, std::string_view client_id) {
+    journal_keys_->add(join_key(client, client_id));
+  });
+  next_request_ = journal_->first_number();
+  reload_unfinished();
+  log_->info("journal {}: next request number {}, {} requests reloaded", journal_->path(),
+             next_request_, requests_.size());
+}
+
+void broker::reload_unfinished() {
+  const time_point now = clock::now();
+  const std::int64_t now_ms = unix_ms();
+  for (journal_unfinished& u : journal_->take_unfinished()) {
+    header_result head = header::decode(u.head.data(), u.head.size());
+    if (!head) {
+      log_->error("journal: request {} has an unreadable header ({}); marked failed",
+                  u.record.number, head.error);
+      journal_event e;
+      e.what = journal_event::kind::finished;
+      e.row = u.record;
+      e.row.state = request_state::failed;
+      e.row.code = code::worker_failed;
+      e.row.completed_ms = now_ms;
+      journal_->post(std::move(e));
+      continue;
+    }
+    service& s = require_service(u.record.service);
+    request& r = requests_[u.record.number];
+    r.number = u.record.number;
+    r.target = &s;
+    r.head = std::move(*head.value);
+    r.payload = zmq::message_t(u.payload.data(), u.payload.size());
+    r.attempts = u.record.attempts;
+    r.received_ms = u.record.received_ms;
+    r.received_at = now - milliseconds(std::max<std::int64_t>(0, now_ms - u.record.received_ms));
+    if (auto key = request_key(r.head)) {
+      r.key = key->text;
+      keyed_[r.key] = r.number;
+    }
+    // Whoever held it is gone with the old broker's sockets: queue it again,
+    // first for the same worker if it had one.
+    if (u.record.state == request_state::dispatched && !u.record.worker.empty()) {
+      sticky_[u.record.worker].push_back(r.number);
+      sticky_until_ = now + 2 * expiry_;
+      next_tick_ = std::min(next_tick_, sticky_until_);
+    } else {
+      s.queue.push_back(r.number);
+    }
+    log_->info("request {} reloaded from the journal service={} state={} attempts={}", r.number,
+               s.name, request_state_name(u.record.state), r.attempts);
+  }
+}
+
+// Gives the reloaded requests kept for `returning` to it (those it cannot take
+// now go to the front of their queue); with nullptr, the wait is over and all
+// of them go to the front of their queues.
+void broker::release_sticky(known_worker* returning) {
+  std::vector<std::vector<std::uint64_t>> lists;
+  if (returning == nullptr) {
+    for (auto& [name, numbers] : sticky_) lists.push_back(std::move(numbers));
+    sticky_.clear();
+    log_->info("reloaded requests no longer kept for their old workers");
+  } else {
+    auto it = sticky_.find(returning->name);
+    if (it == sticky_.end()) return;
+    lists.push_back(std::move(it->second));
+    sticky_.erase(it);
+  }
+  std::vector<service*> touched;
+  for (const auto& numbers : lists) {
+    for (auto n = numbers.rbegin(); n != numbers.rend(); ++n) {
+      auto it = requests_.find(*n);
+      if (it == requests_.end()) continue;
+      request& r = it->second;
+      if (returning != nullptr && returning->served == r.target && returning->eligible()) {
+        log_->info("request {} given back to {}, which held it before the restart", r.number,
+                   returning->name);
+        send_request(*returning, r);
+        continue;
+      }
+      r.target->queue.push_front(r.number);
+      if (std::find(touched.begin(), touched.end(), r.target) == touched.end()) {
+        touched.push_back(r.target);
+      }
+    }
+  }
+  for (service* s : touched) dispatch(*s);
+}
+
+void broker::on_journal_commit() {
+  zmq::message_t notice;
+  while (journal_commits_.recv(notice, zmq::recv_flags::dontwait)) {
+  }
+  const std::uint64_t committed = journal_->committed();
+  while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
+    held_replies_.front().frames.send(frontend_);
+    held_replies_.pop_front();
+  }
+  std::vector<service*> ready;
+  while (!uncommitted_.empty() && uncommitted_.front().first <= committed) {
+    auto it = requests_.find(uncommitted_.front().second);
+    uncommitted_.pop_front();
+    if (it == requests_.end()) continue;
+    service* s = it->second.target;
+    s->queue.push_back(it->first);
+    if (std::find(ready.begin(), ready.end(), s) == ready.end()) ready.push_back(s);
+  }
+  for (service* s : ready) dispatch(*s);
+}
+
+void broker::send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames) {
+  if (!journal_ || journal_->committed() >= seq) {
+    frames.send(frontend_);
+    return;
+  }
+  held_replies_.push_back({seq, std::move(frames)});
+}
+
+// The final reply of r goes to its client and to every resend waiting for it,
+// once the journal holds the outcome; the reply is remembered under r's key so
+// that a later resend gets it again. The caller erases r.
+void broker::finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
+                            request_state state, std::string_view worker) {
+  quota_.release(r.number);
+  std::uint64_t seq = 0;
+  std::string encoded;
+  if (journal_ || !r.key.empty()) encoded = head.encode_string();
+  if (journal_) {
+    journal_event e;
+    e.what = journal_event::kind::finished;
+    e.row.number = r.number;
+    e.row.state = state;
+    e.row.worker = std::string(worker);
+    e.row.attempts = r.attempts;
+    e.row.completed_ms = unix_ms();
+    e.row.code = head.get_uint("code").value_or(0);
+    if (const msgpack::object* result = head.find("result")) {
+      const nlohmann::json summary = to_json(*result);
+      if (summary.is_object()) {
+        auto count = summary.find("count_a");
+        if (count != summary.end() && count->is_number_unsigned()) e.row.count_a = count->get<std::uint64_t>();
+        auto stored = summary.find("stored_as");
+        if (stored != summary.end() && stored->is_string()) e.row.stored_as = stored->get<std::string>();
+      }
+    }
+    e.head = encoded;
+    e.body = encode_frames(body);
+    seq = journal_->post(std::move(e));
+  }
+  if (!r.key.empty()) {
+    cached_reply remembered{r.number, r.target->name, encoded, {}};
+    for (const zmq::message_t& f : body) remembered.body.push_back(f.to_string());
+    answered_.put(r.key, std::move(remembered));
+    keyed_.erase(r.key);
+  }
+  std::vector<const std::string*> to;
+  if (!r.client.empty()) to.push_back(&r.client);
+  for (const std::string& w : r.waiters) to.push_back(&w);
+  for (std::size_t i = 0; i < to.size(); ++i) {
+    std::vector<zmq::message_t> frames;
+    if (i + 1 == to.size()) {
+      frames = std::move(body);
+    } else {
+      for (zmq::message_t& f : body) frames.emplace_back().copy(f);
+    }
+    zmq::multipart_t reply = encode_client_reply(r.target->name, head, std::move(frames));
+    reply.push(zmq::message_t(to[i]->data(), to[i]->size()));
+    send_after_commit(seq, std::move(reply));
+  }
+}
+
+// A request whose (client, id) the broker has seen: an unanswered one gains a
+// waiter, an answered one is answered again from memory or the journal.
+// Returns false when the key is new.
+bool broker::answer_resend(const std::string& client, const request_key_parts& key) {
+  if (auto it = keyed_.find(key.text); it != keyed_.end()) {
+    auto found = requests_.find(it->second);
+    if (found != requests_.end()) {
+      request& r = found->second;
+      if (r.client.empty()) {
+        r.client = client;
+      } else if (r.client != client &&
+                 std::find(r.waiters.begin(), r.waiters.end(), client) == r.waiters.end()) {
+        r.waiters.push_back(client);
+      }
+      ++stats_.resends;
+      log_->info("request {} sent again by client={} name={} id={}: waiting for the same outcome",
+                 r.number, client_label(client), key.client, key.client_id);
+      return true;
+    }
+    keyed_.erase(it);
+  }
+  cached_reply again;
+  const char* source = "memory";
+  if (const cached_reply* c = answered_.find(key.text)) {
+    again = *c;
+  } else if (journal_keys_ && journal_keys_->may_contain(key.text)) {
+    std::optional<journal_reply> stored;
+    try {
+      stored = journal_->find_reply(key.client, key.client_id);
+    } catch (const journal_error& e) {
+      log_->error("journal lookup for client={} id={} failed: {}", key.client, key.client_id,
+                  e.what());
+    }
+    if (!stored) return false;
+    again = {stored->number, std::move(stored->service), std::move(stored->head),
+             std::move(stored->body)};
+    source = "journal";
+  } else {
+    return false;
+  }
+  header_result head = header::decode(again.head.data(), again.head.size());
+  if (!head) {
+    log_->error("remembered reply of request {} is unreadable ({}); executing the resend",
+                again.number, head.error);
+    return false;
+  }
+  std::vector<zmq::message_t> body;
+  for (const std::string& f : again.body) body.emplace_back(f.data(), f.size());
+  zmq::multipart_t reply = encode_client_reply(again.service, *head.value, std::move(body));
+  reply.push(zmq::message_t(client.data(), client.size()));
+  ++stats_.resends;
+  log_->info("request {} sent again by client={} name={} id={}: answered from {}, not executed",
+             again.number, client_label(client), key.client, key.client_id, source);
+  send_after_commit(journal_ ? journal_->posted() : 0, std::move(reply));
+  return true;
+}
+
+std::optional<nlohmann::json> broker::find_request_json(std::uint64_t number) {
+  if (auto it = requests_.find(number); it != requests_.end()) return request_json(it->second);
+  if (!journal_) return std::nullopt;
+  try {
+    journal_->flush();  // an answer still being written is part of the record
+    if (auto row = journal_->find(number)) return row->to_json();
+  } catch (const journal_error& e) {
+    log_->error("journal lookup of request {} failed: {}", number, e.what());
+  }
+  return std::nullopt;
+}
+
+std::optional<nlohmann::json> broker::find_request_json(const request_key_parts& key) {
+  if (auto it = keyed_.find(key.text); it != keyed_.end()) return find_request_json(it->second);
+  if (!journal_) return std::nullopt;
+  try {
+    journal_->flush();
+    if (auto row = journal_->find(key.client, key.client_id)) return row->to_json();
+  } catch (const journal_error& e) {
+    log_->error("journal lookup of client={} id={} failed: {}", key.client, key.client_id,
+                e.what());
+  }
+  return std::nullopt;
+}
+
+nlohmann::json broker::history_json(std::size_t last) {
+  nlohmann::json list = nlohmann::json::array();
+  if (journal_) {
+    try {
+      journal_->flush();
+      for (const journal_record& row : journal_->history(last)) {
+        // The in-memory view of an unanswered request is fresher than its row.
+        auto it = requests_.find(row.number);
+        list.push_back(it != requests_.end() ? request_json(it->second) : row.to_json());
+      }
+      return list;
+    } catch (const journal_error& e) {
+      log_->error("journal history failed: {}", e.what());
+    }
+  }
+  std::vector<std::uint64_t> numbers;
+  for (const auto& [number, r] : requests_) numbers.push_back(number);
+  std::sort(numbers.rbegin(), numbers.rend());
+  if (numbers.size() > last) numbers.resize(last);
+  for (std::uint64_t n : numbers) list.push_back(request_json(requests_.at(n)));
+  return list;
 }
 
 }  // namespace carico

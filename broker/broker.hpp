@@ -11,8 +11,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -20,10 +23,16 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "broker/client_quota.hpp"
+#include "broker/journal.hpp"
 #include "broker/known_worker.hpp"
+#include "broker/reply_cache.hpp"
 #include "broker/request.hpp"
 #include "broker/service.hpp"
+#include "broker/zap_handler.hpp"
 #include "shared/codec.hpp"
+#include "shared/curve.hpp"
+#include "shared/limits.hpp"
 #include "shared/runtime.hpp"
 
 namespace carico {
@@ -35,6 +44,20 @@ struct broker_options {
   long liveness = 3;                              // missed intervals before a worker is dead
   std::size_t max_queue = 100000;                 // waiting requests per service
   std::uint64_t max_attempts = 3;                 // workers a request may be given to
+  std::string journal_path{};                     // SQLite request journal; empty for none
+  std::chrono::milliseconds journal_keep = std::chrono::hours(24 * 7);  // finished rows kept
+  std::size_t remembered_replies = 100000;        // answered keys kept in memory for resends
+  // Security and limits (docs/security.md).
+  bool curve = false;                             // CurveZMQ on both sockets, ZAP allow lists
+  curve_key_pair curve_key{};                     // the broker's long-term key pair (curve)
+  allow_list curve_clients{};                     // client keys admitted on the frontend (curve)
+  allow_list curve_workers{};                     // worker keys admitted on the backend (curve)
+  bool insecure = false;                          // allow a non-loopback bind without curve
+  message_limits limits{};                        // bytes per frame/message, frames per message
+  std::size_t max_payload_bytes = default_max_payload_bytes(default_max_message_bytes);  // larger: 413
+  std::size_t max_inflight_per_client = 10000;    // unanswered requests per client, then 503; 0: no cap
+  std::size_t max_services = 10000;               // distinct service names (clients' and workers')
+  std::size_t max_held_bytes = std::size_t{2} << 30;  // request bytes held in memory, then 503; 0: no cap
 };
 
 // Counters reported by mmi.stats.
@@ -49,11 +72,14 @@ struct broker_stats {
   std::uint64_t late_replies{0};   // worker replies dropped (already answered / unknown)
   std::uint64_t workers_joined{0}; // READY accepted
   std::uint64_t workers_lost{0};   // workers forgotten for any reason
+  std::uint64_t resends{0};        // keyed requests seen again: attached or answered again
 };
 
 class broker {
  public:
-  // Binds both endpoints; throws zmq::error_t when one cannot be bound.
+  // Binds both endpoints; throws zmq::error_t when one cannot be bound. With a
+  // journal_path, opens the journal (journal_error when it is corrupt, locked or
+  // unwritable) and queues the requests it left unfinished.
   broker(zmq::context_t& context, broker_options options,
          std::shared_ptr<spdlog::logger> logger = nullptr);
   ~broker();
@@ -70,12 +96,19 @@ class broker {
   void stop();
 
  private:
+  void secure_sockets(zmq::context_t& context);
   void handle_frontend();
   void handle_backend();
   void on_tick();
 
   void on_client_message(zmq::multipart_t&& frames);
+  void on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
+                                   std::size_t seen);
   void accept_request(std::string&& client, client_request&& message);
+  bool refuse_over_limits(const std::string& client, const client_request& message,
+                          std::size_t bytes);
+  static std::size_t held_bytes(const client_request& message);
+  bool answer_resend(const std::string& client, const request_key_parts& key);
   void answer_mmi(const std::string& client, client_request& message);
   void reply_error(const std::string& client, std::string_view service, std::uint64_t code,
                    std::string_view reason, const header* request_head = nullptr);
@@ -94,6 +127,18 @@ class broker {
   void dispatch(service& s);
   void send_request(known_worker& w, request& r);
   void requeue(std::uint64_t number, const known_worker& lost_by);
+  void finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
+                      request_state state, std::string_view worker);
+  void send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames);
+
+  void open_journal(zmq::context_t& context);
+  void reload_unfinished();
+  void release_sticky(known_worker* returning);
+  void on_journal_commit();
+  std::optional<nlohmann::json> find_request_json(std::uint64_t number);
+  std::optional<nlohmann::json> find_request_json(const request_key_parts& key);
+  nlohmann::json history_json(std::size_t last);
+  journal_record record_of(const request& r) const;
 
   std::string client_label(const std::string& client) const;
   nlohmann::json workers_json() const;
@@ -116,6 +161,28 @@ class broker {
   time_point started_at_;                    // for uptime
   time_point next_heartbeat_;                // when heartbeats are next sent
   time_point next_tick_;                     // earliest deadline: heartbeat or an expiry
+
+  // A reply that may leave only once the journal holds the outcome it reports.
+  struct held_reply {
+    std::uint64_t seq;         // journal sequence that must be committed first
+    zmq::multipart_t frames;   // routing id first
+  };
+  std::unique_ptr<journal> journal_;         // the request journal; null with none
+  zmq::socket_t journal_commits_;            // PULL: the journal writer's commit notices
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> uncommitted_;  // (seq, number) received, not yet durable
+  std::deque<held_reply> held_replies_;      // replies waiting for their commit
+  std::unordered_map<std::string, std::uint64_t> keyed_;  // idempotency key -> unanswered request
+  reply_cache answered_;                     // replies of answered keyed requests, for resends
+  std::unique_ptr<key_filter> journal_keys_; // keys the journal may hold (null with none)
+  // Reloaded requests that a named worker held when the last broker died: kept
+  // for that worker (which may have run them already: its file name comes from
+  // the request number, so running them again overwrites, never duplicates)
+  // until it comes back or sticky_until_ passes.
+  std::unordered_map<std::string, std::vector<std::uint64_t>> sticky_;
+  time_point sticky_until_{};                // when sticky_ is given to any worker
+
+  std::unique_ptr<zap_handler> zap_;         // CURVE authentication (ZAP); null without curve
+  client_quota quota_;                       // unanswered requests per client routing id
 };
 
 // Hex rendering of a routing id, for names and logs.

@@ -108,10 +108,10 @@ std::string encode_frames(const std::vector<zmq::message_t>& frames);
 std::vector<std::string> decode_frames(std::string_view blob);
 
 struct journal_options {
-  std::string path;                                          // the SQLite file
+  std::string path{};                                        // the SQLite file
   std::chrono::milliseconds keep = std::chrono::hours(24 * 7);  // finished rows kept this long
   std::chrono::milliseconds prune_every = std::chrono::minutes(1);  // how often to prune
-  std::function<void()> on_commit;                           // writer thread, after each commit
+  std::function<void()> on_commit{};                         // writer thread, after each commit
 };
 
 class journal {

@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "broker/broker.hpp"
+#include "broker/journal_report.hpp"
+#include "broker/security_flags.hpp"
 #include "shared/logging.hpp"
 #include "shared/runtime.hpp"
 
@@ -30,6 +32,32 @@ int main(int argc, char** argv) {
   app.add_option("--max-attempts", options.max_attempts, "workers a request may be given to")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
+  std::string journal_path = "carico-journal.db";
+  std::string journal_keep = "7d";
+  app.add_option("--journal", journal_path, "request journal (SQLite); `none` to disable")
+      ->capture_default_str();
+  app.add_option("--journal-keep", journal_keep,
+                 "how long finished requests stay in the journal: 7d, 12h, 30m, 45s or seconds")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        return carico::parse_duration(text) ? std::string() : "expected e.g. 7d, 12h, 30m, 45s";
+      });
+
+  std::string report_path;
+  std::size_t report_last = 20;
+  std::string report_state;
+  bool report_json = false;
+  CLI::App* report = app.add_subcommand("journal", "print a journal's requests (works offline)");
+  report->add_option("--path", report_path, "the journal file")->required();
+  report->add_option("--last", report_last, "newest N requests")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+  report->add_option("--state", report_state,
+                     "only this state: queued dispatched done failed expired refused");
+  report->add_flag("--json", report_json, "one JSON object per request");
+
+  carico::broker_security_flags security;
+  carico::add_broker_security_options(app, security);
   app.add_option("--log", logging.file, "log file (rotating); empty for none")
       ->capture_default_str();
   app.add_option("--log-level", logging.level, "file log level: trace debug info warn error off")
@@ -39,6 +67,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (*report) {
+    return carico::print_journal(report_path, report_last, report_state, report_json, std::cout,
+                                 std::cerr);
+  }
+  if (journal_path != "none") options.journal_path = journal_path;
+  options.journal_keep = *carico::parse_duration(journal_keep);
+  try {
+    carico::apply_broker_security(security, options);
+  } catch (const carico::curve_error& e) {
+    std::cerr << "carico-broker: " << e.what() << "\n";
+    return 2;
+  }
 
   std::shared_ptr<spdlog::logger> log;
   try {
@@ -57,6 +97,14 @@ int main(int argc, char** argv) {
                   options.backend);
     spdlog::shutdown();
     return 1;
+  } catch (const carico::journal_error& e) {
+    log->critical("cannot start: {}", e.what());
+    spdlog::shutdown();
+    return 1;
+  } catch (const std::invalid_argument& e) {
+    log->critical("cannot start: {}", e.what());
+    spdlog::shutdown();
+    return 2;
   }
   log->info("broker stopped");
   spdlog::shutdown();

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -16,7 +17,9 @@ struct known_worker;
 
 struct request {
   std::uint64_t number{0};        // the broker's request number
-  std::string client;             // routing id of the client on the frontend
+  std::string client;             // routing id of the client on the frontend; empty if reloaded
+  std::vector<std::string> waiters;  // routing ids of resends waiting for the same reply
+  std::string key;                // idempotency key (client, id); empty if none
   service* target{nullptr};       // the service it asked for
   header head;                    // the client's header, forwarded to workers
   zmq::message_t payload;         // kept until answered, for re-dispatch
@@ -24,6 +27,8 @@ struct request {
   known_worker* holder{nullptr};  // the worker executing it, if any
   time_point received_at{};       // when it arrived
   time_point dispatched_at{};     // when it was last given to a worker
+  std::int64_t received_ms{0};    // received_at in unix ms, for records
+  std::int64_t dispatched_ms{0};  // dispatched_at in unix ms, for records
 };
 
 }  // namespace carico

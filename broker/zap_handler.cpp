@@ -1,5 +1,7 @@
 #include "broker/zap_handler.hpp"
 
+#include <cstring>
+
 #include "shared/codec.hpp"
 #include "shared/logging.hpp"
 
@@ -24,7 +26,8 @@ zmq::multipart_t zap_reply(const zmq::message_t& id, std::string_view status,
 }  // namespace
 
 zap_handler::zap_handler(zmq::context_t& context, std::shared_ptr<spdlog::logger> logger)
-    : log_(logger ? std::move(logger) : null_logger()),
+    : context_(context),
+      log_(logger ? std::move(logger) : null_logger()),
       socket_(context, zmq::socket_type::rep),
       waker_(context) {
   socket_.set(zmq::sockopt::linger, 0);
@@ -41,19 +44,59 @@ void zap_handler::allow(std::string_view domain, allow_list keys) {
   domains_.insert_or_assign(std::string(domain), std::move(keys));
 }
 
+void zap_handler::monitor(zmq::socket_t& socket, std::string_view label) {
+  const std::string endpoint = "inproc://carico-zap-monitor-" + std::string(label) + "-" +
+                               std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+  if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) throw zmq::error_t();
+  zmq::socket_t pair(context_, zmq::socket_type::pair);
+  pair.set(zmq::sockopt::linger, 0);
+  pair.connect(endpoint);
+  monitors_.push_back({std::string(label), std::move(pair)});
+}
+
+// One handshake event: frame 1 is the event (uint16) and its value (uint32),
+// frame 2 the endpoint. A refusal by ZAP was logged with its key already.
+void zap_handler::on_event(std::size_t index) {
+  zmq::multipart_t event;
+  if (!event.recv(monitors_[index].pair, ZMQ_DONTWAIT) || event.size() < 2 || event[0].size() != 6) {
+    return;
+  }
+  std::uint16_t what = 0;
+  std::uint32_t value = 0;
+  std::memcpy(&what, event[0].data(), sizeof what);
+  std::memcpy(&value, static_cast<const char*>(event[0].data()) + sizeof what, sizeof value);
+  const std::string& label = monitors_[index].label;
+  if (what == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    log_->info("curve: handshake on {} refused by ZAP (status {})", label, value);
+  } else if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+             value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+    log_->warn("curve: refused a peer on {} ({}): it does not speak CURVE", label,
+               event[1].to_string());
+  } else {
+    log_->warn("curve: refused a peer on {} ({}): handshake failed (event {:#x}, error {:#x})",
+               label, event[1].to_string(), what, value);
+  }
+}
+
 void zap_handler::start() {
   thread_ = std::thread([this] { run(); });
 }
 
 void zap_handler::run() {
   while (!stopping_) {
-    zmq::pollitem_t items[] = {
+    std::vector<zmq::pollitem_t> items = {
         {socket_.handle(), 0, ZMQ_POLLIN, 0},
         {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
     };
+    for (watched& m : monitors_) items.push_back({m.pair.handle(), 0, ZMQ_POLLIN, 0});
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(-1));
+      zmq::poll(items, std::chrono::milliseconds(-1));
       if (items[1].revents & ZMQ_POLLIN) waker_.drain();
+      for (std::size_t i = 0; i < monitors_.size(); ++i) {
+        if (items[2 + i].revents & ZMQ_POLLIN) on_event(i);
+      }
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::multipart_t request;
         if (request.recv(socket_, ZMQ_DONTWAIT)) answer(request);

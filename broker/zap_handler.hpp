@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
@@ -45,6 +46,9 @@ class zap_handler {
 
   // Keys admitted on domain; call before start(). A domain with no list admits nobody.
   void allow(std::string_view domain, allow_list keys);
+  // Logs failed handshakes on socket (a peer without CURVE, a wrong server
+  // key), which never reach ZAP; label names the socket. Call before start().
+  void monitor(zmq::socket_t& socket, std::string_view label);
   // Starts the thread that answers ZAP requests.
   void start();
 
@@ -54,11 +58,19 @@ class zap_handler {
  private:
   void run();
   void answer(zmq::multipart_t& request);
+  void on_event(std::size_t index);
 
+  struct watched {
+    std::string label;    // "frontend", "backend"
+    zmq::socket_t pair;   // receives the monitored socket's events
+  };
+
+  zmq::context_t& context_;                    // for the monitor sockets
   std::shared_ptr<spdlog::logger> log_;        // refusals are logged at warn
   zmq::socket_t socket_;                       // REP on inproc://zeromq.zap.01; thread only after start()
   loop_waker waker_;                           // wakes the thread to stop
   std::map<std::string, allow_list, std::less<>> domains_;  // ZAP domain -> its allow list
+  std::vector<watched> monitors_;              // handshake events of the broker's sockets
   std::atomic<bool> stopping_{false};          // set by the destructor
   std::atomic<std::uint64_t> admitted_{0};     // peers let in
   std::atomic<std::uint64_t> refused_{0};      // peers refused

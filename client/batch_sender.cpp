@@ -109,8 +109,8 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
       }
       print(c.r, *documents[c.index]);
     }
+    out_.flush();  // replies show up as they arrive, also in a pipe or a file
   }
-  out_.flush();
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include "client/mmi_report.hpp"
 #include "client/repl.hpp"
 #include "shared/logging.hpp"
+#include "shared/peer_security.hpp"
 #include "shared/runtime.hpp"
 
 namespace {
@@ -87,7 +88,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1L, 86400000L));
   app.add_option("--client-name", options.name, "header `client` (default host-pid-random)");
+  app.add_option("--retries", options.retries,
+                 "resends of a request with no reply in --timeout-ms (same client and id: the "
+                 "broker never runs it twice)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_flag("--json", json, "print one JSON object per reply");
+  carico::peer_security_flags security;
+  carico::add_peer_security_options(app, security);
   app.add_option("--log-level", logging.console_level, "stderr log level")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -141,6 +149,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1UL, 1000000UL));
 
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  try {
+    options.curve = carico::load_peer_keys(security);
+  } catch (const carico::curve_error& e) {
+    std::cerr << "carico-client: " << e.what() << "\n";
+    return exit_bad_input;
+  }
+  options.limits.max_message_bytes = security.max_message_bytes;
   if (*send) {
     if (files.empty() == (count == 0)) {
       std::cerr << "carico-client send: give FILE... or --count N (not both)\n";

@@ -1,0 +1,366 @@
+// The request journal on its own (temp files), and the broker with a journal:
+// restarts, resends while in flight and after the answer, bad journal files.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "broker/journal.hpp"
+#include "broker/reply_cache.hpp"
+#include "tests/support/fake_peers.hpp"
+
+using namespace carico;
+using namespace carico::test;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory under the system temp dir, removed on destruction.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("carico-test-journal-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+journal_event received_event(std::uint64_t number, const std::string& id,
+                             const std::string& payload) {
+  journal_event e;
+  e.what = journal_event::kind::received;
+  e.row.number = number;
+  e.row.client = "tester";
+  e.row.client_id = id;
+  e.row.service = "text";
+  e.row.title = "doc " + id;
+  e.row.bytes = payload.size();
+  e.row.received_ms = unix_ms();
+  header h;
+  h.set("client", "tester");
+  h.set("title", e.row.title);
+  e.head = h.encode_string();
+  e.payload = zmq::message_t(payload.data(), payload.size());
+  return e;
+}
+
+journal_event finished_event(std::uint64_t number, std::uint64_t code, const std::string& reply) {
+  journal_event e;
+  e.what = journal_event::kind::finished;
+  e.row.number = number;
+  e.row.state = code == 200 ? request_state::done : request_state::failed;
+  e.row.worker = "w1";
+  e.row.attempts = 1;
+  e.row.completed_ms = unix_ms();
+  e.row.code = code;
+  e.row.count_a = 3;
+  e.row.stored_as = std::to_string(number) + "-doc.json";
+  e.head = reply;
+  return e;
+}
+
+std::string error_of(const std::function<void()>& open) {
+  try {
+    open();
+  } catch (const journal_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+broker_options journaled(const std::string& path) {
+  broker_options o = fast_broker_options();
+  o.journal_path = path;
+  return o;
+}
+
+json keyed(const std::string& client, std::uint64_t id) {
+  return {{"client", client}, {"id", id}, {"title", "t" + std::to_string(id)}};
+}
+
+}  // namespace
+
+TEST_CASE("journal rows are written, reloaded and finished", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  {
+    journal j({.path = path});
+    CHECK(j.first_number() == 1);
+    CHECK(j.take_unfinished().empty());
+    j.post(received_event(1, "1", "payload one"));
+    j.post(received_event(2, "2", "payload two"));
+    journal_event d;
+    d.what = journal_event::kind::dispatched;
+    d.row.number = 2;
+    d.row.worker = "w1";
+    d.row.attempts = 1;
+    d.row.dispatched_ms = unix_ms();
+    j.post(std::move(d));
+    j.post(received_event(3, "3", "payload three"));
+    j.post(finished_event(3, 200, "reply three"));  // same batch or not: same outcome
+    j.flush();
+    CHECK(j.committed() == j.posted());
+    auto row = j.find(2);
+    REQUIRE(row);
+    CHECK(row->state == request_state::dispatched);
+    CHECK(row->worker == "w1");
+  }
+  {
+    journal j({.path = path});
+    CHECK(j.first_number() == 4);  // numbers continue across a reopen
+    std::vector<journal_unfinished> unfinished = j.take_unfinished();
+    REQUIRE(unfinished.size() == 2);
+    CHECK(unfinished[0].record.number == 1);
+    CHECK(unfinished[0].record.state == request_state::queued);
+    CHECK(unfinished[0].payload == "payload one");
+    CHECK(unfinished[1].record.number == 2);
+    CHECK(unfinished[1].record.state == request_state::dispatched);
+    CHECK(unfinished[1].record.attempts == 1);
+    CHECK(unfinished[1].payload == "payload two");
+    header_result head = header::decode(unfinished[1].head.data(), unfinished[1].head.size());
+    REQUIRE(head);
+    CHECK(head.value->get_string("title") == std::optional<std::string_view>("doc 2"));
+
+    auto done = j.find(3);
+    REQUIRE(done);
+    CHECK(done->state == request_state::done);
+    CHECK(done->code == 200);
+    CHECK(done->count_a == std::optional<std::uint64_t>(3));
+    CHECK(done->stored_as == "3-doc.json");
+    auto reply = j.find_reply("tester", "3");
+    REQUIRE(reply);
+    CHECK(reply->number == 3);
+    CHECK(reply->head == "reply three");
+    CHECK_FALSE(j.find_reply("tester", "1"));  // unanswered: no reply yet
+    CHECK(j.find("tester", "1")->number == 1);
+
+    j.post(finished_event(1, 500, "reply one"));
+    j.post(finished_event(2, 200, "reply two"));
+  }
+  journal j({.path = path});
+  CHECK(j.take_unfinished().empty());
+  CHECK(j.find(1)->state == request_state::failed);
+  std::vector<journal_record> last = j.history(2);
+  REQUIRE(last.size() == 2);
+  CHECK(last[0].number == 3);
+  CHECK(last[1].number == 2);
+  CHECK(j.history(10, request_state::failed).size() == 1);
+  CHECK(journal::read_history(path, 10, std::nullopt).size() == 3);
+}
+
+TEST_CASE("journal prunes old finished rows but never reuses their numbers", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  {
+    journal j({.path = path, .keep = 1ms, .prune_every = 10ms});
+    j.post(received_event(1, "1", "a"));
+    j.post(received_event(2, "2", "b"));
+    j.post(finished_event(2, 200, "r"));
+    j.flush();
+    CHECK(eventually([&] { return !j.find(2); }));
+    CHECK(j.find(1));  // unfinished rows stay
+  }
+  journal j({.path = path});
+  CHECK(j.first_number() == 3);
+}
+
+TEST_CASE("a bad journal is a clear error at start", "[journal]") {
+  temp_dir dir;
+  SECTION("corrupt file") {
+    const std::string path = dir.file("corrupt.db");
+    std::ofstream(path) << std::string(8192, 'x');
+    CHECK_THAT(error_of([&] { journal j({.path = path}); }),
+               Catch::Contains("corrupt.db") && Catch::Contains("not a usable SQLite database"));
+    zmq::context_t context;
+    CHECK_THROWS_AS(broker(context, journaled(path)), journal_error);
+  }
+  SECTION("unwritable path") {
+    CHECK_THAT(error_of([&] { journal j({.path = "/nonexistent-carico-dir/j.db"}); }),
+               Catch::Contains("cannot create lock file") && Catch::Contains("No such file"));
+    CHECK_THAT(error_of([&] { journal j({.path = dir.path.string()}); }),
+               Catch::Contains("is a directory"));
+  }
+  SECTION("in use by another broker") {
+    const std::string path = dir.file("busy.db");
+    journal first({.path = path});
+    CHECK_THAT(error_of([&] { journal second({.path = path}); }),
+               Catch::Contains("in use by another broker"));
+  }
+  SECTION("durations") {
+    CHECK(parse_duration("7d") == std::chrono::seconds(7 * 86400));
+    CHECK(parse_duration("12h") == std::chrono::seconds(12 * 3600));
+    CHECK(parse_duration("30m") == std::chrono::seconds(1800));
+    CHECK(parse_duration("45") == std::chrono::seconds(45));
+    CHECK_FALSE(parse_duration("7w"));
+    CHECK_FALSE(parse_duration(""));
+    CHECK_FALSE(parse_duration("-1s"));
+  }
+}
+
+TEST_CASE("a resend while in flight waits for the same outcome", "[journal][exactly-once]") {
+  temp_dir dir;
+  zmq::context_t context;
+  for (const std::string& path : {dir.file("j.db"), std::string()}) {
+    DYNAMIC_SECTION("journal " << (path.empty() ? "none" : "on")) {
+      running_broker broker(context, journaled(path));
+      fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
+      fake_client first(context, broker.frontend());
+      fake_client second(context, broker.frontend());
+      REQUIRE(wait_for_workers(first, 1).size() == 1);
+
+      first.send("text", keyed("c1", 7), "doc");
+      REQUIRE(w.wait_requests(1));
+      first.send("text", keyed("c1", 7), "doc");   // the same client again
+      second.send("text", keyed("c1", 7), "doc");  // another socket, same key
+      CHECK(eventually([&] { return mmi_stats(first)["resends"] == 2; }));
+      const std::uint64_t number = w.requests()[0].number;
+      w.reply(number);
+      auto a = first.recv();
+      auto b = second.recv();
+      REQUIRE(a);
+      REQUIRE(b);
+      CHECK(a->code() == 200);
+      CHECK(a->head["request"] == number);
+      CHECK(b->head["request"] == number);
+      CHECK(a->head["id"] == 7);
+      CHECK(b->head["result"] == a->head["result"]);
+      CHECK_FALSE(first.recv(100ms));  // one reply per socket
+      CHECK(w.requests().size() == 1);
+    }
+  }
+}
+
+TEST_CASE("a resend after the answer gets the same reply without execution",
+          "[journal][exactly-once]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  json first_reply;
+  {
+    running_broker broker(context, journaled(path));
+    fake_worker w(context, {.endpoint = broker.backend(), .name = "w1"});
+    fake_client c(context, broker.frontend());
+    REQUIRE(wait_for_workers(c, 1).size() == 1);
+    auto a = c.call("text", keyed("c1", 1), "doc one");
+    REQUIRE(a);
+    REQUIRE(a->code() == 200);
+    first_reply = a->head;
+    auto again = c.call("text", keyed("c1", 1), "doc one");
+    REQUIRE(again);
+    CHECK(again->head == first_reply);
+    auto other = c.call("text", keyed("c2", 1), "doc one");  // another client: a new request
+    REQUIRE(other);
+    CHECK(other->head["request"] != first_reply["request"]);
+    CHECK(w.requests().size() == 2);
+
+    auto record = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 1}}, "");
+    REQUIRE(record);
+    CHECK(record->code() == 200);
+    CHECK(record->head["result"]["state"] == "done");
+    CHECK(record->head["result"]["request"] == first_reply["request"]);
+    CHECK(record->head["result"]["worker"] == "w1");
+    auto by_number = c.call("mmi.request", {{"of_request", first_reply["request"]}}, "");
+    REQUIRE(by_number);
+    CHECK(by_number->head["result"]["code"] == 200);
+    auto missing = c.call("mmi.request", {{"of_request", 999999}}, "");
+    REQUIRE(missing);
+    CHECK(missing->code() == 404);
+    auto history = c.call("mmi.history", {{"last", 5}}, "");
+    REQUIRE(history);
+    REQUIRE(history->head["result"]["requests"].size() == 2);
+    CHECK(history->head["result"]["requests"][0]["request"] == other->head["request"]);
+  }
+  // A new broker on the same journal: the memory is gone, the journal answers.
+  running_broker broker(context, journaled(path));
+  fake_worker w(context, {.endpoint = broker.backend(), .name = "w2"});
+  fake_client c(context, broker.frontend());
+  REQUIRE(wait_for_workers(c, 1).size() == 1);
+  auto again = c.call("text", keyed("c1", 1), "doc one");
+  REQUIRE(again);
+  CHECK(again->head == first_reply);
+  auto fresh = c.call("text", keyed("c1", 2), "doc two");
+  REQUIRE(fresh);
+  CHECK(fresh->head["request"].get<std::uint64_t>() > first_reply["request"].get<std::uint64_t>());
+  CHECK(w.requests().size() == 1);
+}
+
+TEST_CASE("unfinished requests are dispatched again after a restart", "[journal]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  std::set<std::uint64_t> numbers;
+  {
+    broker_options options = journaled(path);
+    running_broker broker(context, options);
+    fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
+    fake_client c(context, broker.frontend());
+    REQUIRE(wait_for_workers(c, 1).size() == 1);
+    for (std::uint64_t id = 1; id <= 3; ++id) c.send("text", keyed("c1", id), "doc");
+    REQUIRE(w.wait_requests(1));  // one dispatched, two queued behind it
+    for (const received_request& r : w.requests()) numbers.insert(r.number);
+    CHECK(eventually([&] {
+      auto h = c.call("mmi.history", json::object(), "");
+      return h && h->head["result"]["requests"].size() == 3;
+    }));
+  }  // the broker stops with three requests unanswered
+
+  running_broker broker(context, journaled(path));
+  fake_client c(context, broker.frontend());
+  SECTION("another worker gets them all; the held one once w1 is given up on") {
+    fake_worker w(context, {.endpoint = broker.backend(), .name = "w2", .capacity = 3});
+    REQUIRE(w.wait_requests(2));
+    CHECK(w.requests().size() == 2);  // the held one waits for w1 (2 x 250 ms)
+    for (const received_request& r : w.requests()) CHECK(numbers.count(r.number) == 0);
+    REQUIRE(w.wait_requests(3));
+    CHECK(w.requests()[2].number == *numbers.begin());
+    CHECK(w.requests()[2].attempt == 2);
+  }
+  SECTION("the same worker comes back: it gets the request it held at once") {
+    fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .capacity = 3});
+    REQUIRE(w.wait_requests(3));
+    std::vector<received_request> seen = w.requests();
+    CHECK(seen[0].number == *numbers.begin());
+    std::set<std::uint64_t> again;
+    for (const received_request& r : seen) again.insert(r.number);
+    CHECK(again.size() == 3);
+    for (const received_request& r : seen) {
+      CHECK(r.attempt == (numbers.count(r.number) ? 2u : 1u));
+    }
+    // The client comes back with a resend: it gets the outcome under the old number.
+    auto resend = c.call("text", keyed("c1", 1), "doc");
+    REQUIRE(resend);
+    CHECK(resend->code() == 200);
+    CHECK(again.count(resend->head["request"].get<std::uint64_t>()) == 1);
+    auto next = c.call("text", keyed("c1", 4), "doc");
+    REQUIRE(next);
+    CHECK(next->head["request"].get<std::uint64_t>() > *again.rbegin());
+    CHECK(w.requests().size() == 4);
+  }
+}
+
+TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[journal]") {
+  reply_cache cache(2);
+  cache.put("a", {1, "text", "ha", {}});
+  cache.put("b", {2, "text", "hb", {}});
+  cache.put("c", {3, "text", "hc", {"x"}});
+  CHECK(cache.find("a") == nullptr);
+  REQUIRE(cache.find("c"));
+  CHECK(cache.find("c")->body == std::vector<std::string>{"x"});
+  key_filter filter(1024);
+  for (int i = 0; i < 100; ++i) filter.add("key" + std::to_string(i));
+  for (int i = 0; i < 100; ++i) CHECK(filter.may_contain("key" + std::to_string(i)));
+  int false_hits = 0;
+  for (int i = 100; i < 1100; ++i) false_hits += filter.may_contain("key" + std::to_string(i));
+  CHECK(false_hits < 200);
+}
