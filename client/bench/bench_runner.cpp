@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -128,13 +129,16 @@ void bench_runner::start_servers(const std::string& mode, servers& s, bool with_
     }
     const std::size_t max_queue =
         mode == "queue" ? options_.queue_requests + 1000 : std::size_t{1000000};
-    s.broker = child_process({broker_bin_, "--frontend", s.frontend, "--backend", backend,
-                              "--journal", journal, "--log", log_path("loadbalancer"),
-                              "--log-level", "warn", "--console-level", "warn",
-                              "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
-                              "--liveness", std::to_string(options_.liveness), "--max-queue",
-                              std::to_string(max_queue)},
-                             log_path("broker"));
+    std::vector<std::string> argv;
+    std::istringstream prefix(options_.broker_prefix);
+    for (std::string word; prefix >> word;) argv.push_back(word);
+    argv.insert(argv.end(), {broker_bin_, "--frontend", s.frontend, "--backend", backend,
+                             "--journal", journal, "--log", log_path("loadbalancer"),
+                             "--log-level", "warn", "--console-level", "warn",
+                             "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
+                             "--liveness", std::to_string(options_.liveness), "--max-queue",
+                             std::to_string(max_queue)});
+    s.broker = child_process(argv, log_path("broker"));
   }
   if (with_workers) start_workers(mode, backend, s);
   if (mode == "proxy") {

@@ -39,6 +39,7 @@ struct bench_options {
   std::string bin_dir;                  // build directory holding broker/, worker/, client/bench/
   std::string work_dir;                 // scratch files; made under /tmp when empty
   bool keep_work_dir = false;           // leave logs and journals behind
+  std::string broker_prefix;            // words run before carico-broker, e.g. a profiler
 };
 
 class bench_runner {

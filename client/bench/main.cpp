@@ -173,6 +173,9 @@ int main(int argc, char** argv) {
   app.add_option("--bin-dir", options.bin_dir, "build directory with broker/ and worker/")
       ->capture_default_str();
   app.add_option("--work-dir", options.work_dir, "scratch directory (default: a new one in /tmp)");
+  app.add_option("--broker-prefix", options.broker_prefix,
+                 "command words put before carico-broker (absolute path), e.g. "
+                 "\"/usr/bin/valgrind --tool=callgrind\"");
   app.add_flag("--keep", options.keep_work_dir, "keep the scratch directory (logs, journals)");
   app.add_flag("--json", json, "print JSON on stdout (the table goes to stderr)");
   app.add_flag("--cdf", cdf, "include the latency CDF (201 points) in the JSON");
