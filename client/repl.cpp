@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <clocale>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -679,6 +680,7 @@ int repl::run() {
   std::string pending;     // piped input not yet run
   bool input_ended = false;
   if (interactive_) {
+    std::setlocale(LC_CTYPE, "");  // libedit edits UTF-8 (accents in file names) only in a UTF-8 locale
     std::string history = options_.history_path;
     if (history.empty()) {
       const char* home = std::getenv("HOME");
