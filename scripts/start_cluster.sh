@@ -14,13 +14,14 @@
 #   --build-dir DIR (default build/, or $CARICO_BIN)  --no-build (never run setup/build)
 #   --work-us-per-char N (simulated slowness of every worker)
 #   --worker-args "ARGS"  --broker-args "ARGS" (extra flags, split on blanks)
+#   --secure (CurveZMQ: keys made in RUN_DIR/keys, every program authenticated and encrypted)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 prog="scripts/start_cluster.sh"
 
 die() { echo "$prog: $*" >&2; exit 1; }
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- options
 command=start
@@ -40,6 +41,7 @@ work_us_per_char=0
 worker_args=""
 broker_args=""
 name=""
+secure=0
 
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
     --worker-args)      need_value "$@"; worker_args=$2; shift 2 ;;
     --broker-args)      need_value "$@"; broker_args=$2; shift 2 ;;
     --name)             need_value "$@"; name=$2; shift 2 ;;
+    --secure)           secure=1; shift ;;
     -h|--help)          usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -116,7 +119,25 @@ load_env() {
   source "$env_file"
 }
 
-client() { "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "$@"; }
+# curve_flags clients|workers: the CurveZMQ flags of a client or a worker (none unless --secure).
+curve_flags() {
+  curve=()
+  [ "${SECURE:-0}" = 1 ] && curve=(--curve-server-key "$KEYS/broker.pub" --curve-key "$KEYS/$1/$1.key")
+  return 0
+}
+
+client() { curve_flags clients; "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "${curve[@]}" "$@"; }
+
+# make_keys: the broker's key pair and one for clients and one for workers, each
+# on its door's allow list (RUN_DIR/keys/{clients,workers}/*.pub).
+make_keys() {
+  local keygen=$build_dir/shared/carico-keygen
+  [ -x "$keygen" ] || die "$keygen is missing (build with scripts/build.sh)"
+  rm -rf "$KEYS"
+  "$keygen" --out "$KEYS" broker >/dev/null
+  "$keygen" --out "$KEYS/clients" clients >/dev/null
+  "$keygen" --out "$KEYS/workers" workers >/dev/null
+}
 
 # The worker pid files, oldest first, one a line.
 worker_pid_files() { ls -1tr "$pid_dir"/worker-*.pid 2>/dev/null || true; }
@@ -129,6 +150,8 @@ start_worker() {
   # shellcheck disable=SC2206
   [ -n "$WORKER_ARGS" ] && extra+=($WORKER_ARGS)
   mkdir -p "$run_dir/storage/$w"
+  curve_flags workers
+  extra+=("${curve[@]}")
   # setsid: its own session, so Ctrl-C in the REPL reaches the REPL only.
   (cd "$run_dir" && exec setsid "$WORKER" --connect "tcp://127.0.0.1:$BACKEND_PORT" --name "$w" \
       --storage "$run_dir/storage/$w" "${extra[@]}" </dev/null >>"$log_dir/$w.log" 2>&1) &
@@ -244,10 +267,16 @@ CLIENT=$build_dir/client/carico-client
 FILES=$root/files
 WORK_US_PER_CHAR=$work_us_per_char
 WORKER_ARGS="$worker_args"
+SECURE=$secure
+KEYS=$run_dir/keys
 EOF
   load_env
 
   local extra=()
+  if [ "$SECURE" = 1 ]; then
+    make_keys
+    extra+=(--curve --curve-dir "$KEYS")
+  fi
   # shellcheck disable=SC2206
   [ -n "$broker_args" ] && extra+=($broker_args)
   (cd "$run_dir" && exec setsid "$BROKER" --frontend "tcp://127.0.0.1:$FRONTEND_PORT" \
@@ -293,7 +322,8 @@ EOF
 
   local files=$FILES
   [ "$PWD" = "$root" ] && files=files  # shorter paths beside each reply
-  echo "  the client           carico-client --connect tcp://127.0.0.1:$FRONTEND_PORT --files $files"
+  curve_flags clients
+  echo "  the client           carico-client --connect tcp://127.0.0.1:$FRONTEND_PORT ${curve[*]} --files $files"
   echo "                       (exit, quit or Ctrl-D leaves it and stops the cluster)"
   echo
   # The REPL owns the terminal; Ctrl-C is its own. Leaving it (or this script being
@@ -302,7 +332,8 @@ EOF
   trap ':' INT
   trap 'exit 143' TERM
   local status=0
-  "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" --files "$files" || status=$?
+  curve_flags clients
+  "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "${curve[@]}" --files "$files" || status=$?
   echo "stopping the cluster ..."
   return $status
 }
