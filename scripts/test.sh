@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: the normal build, then the
-# AddressSanitizer + UBSan build. Exit 0 only when both pass.
-#   scripts/test.sh            # both builds
-#   scripts/test.sh --fast     # normal build only
+# AddressSanitizer + UBSan build, then each fuzz target for 30 s (scripts/fuzz.sh).
+# Exit 0 only when all pass.
+#   scripts/test.sh            # both builds and the fuzzers
+#   scripts/test.sh --fast     # normal build only (no ASan, no fuzzing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,5 +23,8 @@ if [ "$fast" = 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite "$root/build-asan" -DCARICO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  # Every libFuzzer target for 30 s (clang); prints "fuzz: <target> PASS|FAIL".
+  echo "== fuzz (30 s per target)"
+  "$root/scripts/fuzz.sh" 30
 fi
 echo "== all tests passed"
