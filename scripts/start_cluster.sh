@@ -272,6 +272,8 @@ KEYS=$run_dir/keys
 EOF
   load_env
 
+  # Interrupted while starting: stop what already started, leave nothing half-up.
+  trap 'echo "$prog: interrupted; stopping what was started" >&2; stop_cluster >&2; exit 130' INT TERM
   local extra=()
   if [ "$SECURE" = 1 ]; then
     make_keys
@@ -318,6 +320,7 @@ carico is running: a broker and $workers worker(s) (${names[*]:-none}), text ser
   what runs            $prog status${run_dir_flag}
   stop it              $prog stop${run_dir_flag}
 EOF
+  trap - INT TERM
   [ "$no_client" = 1 ] && return 0
 
   local files=$FILES
