@@ -755,7 +755,7 @@ int repl::run() {
       if (interactive_) {
         line_editor::input in = editor_->read();
         if (in.kind == line_editor::input::line) {
-          editor_->add_history(in.text);
+          if (!answer_) editor_->add_history(in.text);  // commands, not answers to FTP's question
           handle_line(in.text);
           if (!quit_) editor_->start();
         } else if (in.kind == line_editor::input::eof) {
