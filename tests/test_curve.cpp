@@ -259,6 +259,7 @@ TEST_CASE("a curve broker serves allowed peers and refuses everyone else", "[cur
     reply r = c.call("echo", json::object(), "x", std::chrono::milliseconds(500));
     CHECK(r.code == 504);
     CHECK(r.local);
+    CHECK(cb.logs.wait_for("curve: refused a peer on frontend"));
   }
   SECTION("a client key cannot register as a worker") {
     echo_worker intruder(context, echo_options(cb.backend, "intruder", keys.as(keys.client)));
