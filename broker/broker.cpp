@@ -142,8 +142,8 @@ void broker::run() {
 // ------------------------------------------------------------------ clients
 
 void broker::handle_frontend() {
+  zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
   for (int i = 0; i < io_batch; ++i) {
-    zmq::multipart_t frames;
     std::size_t seen = 0;
     const receive_status status = receive_bounded(frontend_, frames, options_.limits, &seen);
     if (status == receive_status::none) return;
@@ -449,8 +449,8 @@ journal_record broker::record_of(const request& r) const {
 // ------------------------------------------------------------------ workers
 
 void broker::handle_backend() {
+  zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
   for (int i = 0; i < io_batch; ++i) {
-    zmq::multipart_t frames;
     std::size_t seen = 0;
     const receive_status status = receive_bounded(backend_, frames, options_.limits, &seen);
     if (status == receive_status::none) return;
@@ -929,6 +929,13 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
     for (const zmq::message_t& f : body) remembered.body.push_back(f.to_string());
     answered_.put(r.key, std::move(remembered));
     keyed_.erase(r.key);
+  }
+  if (r.waiters.empty()) {  // the common case: one client, no list to build
+    if (r.client.empty()) return;
+    zmq::multipart_t reply = encode_client_reply(r.target->name, head, std::move(body));
+    reply.push(zmq::message_t(r.client.data(), r.client.size()));
+    send_after_commit(seq, std::move(reply));
+    return;
   }
   std::vector<const std::string*> to;
   if (!r.client.empty()) to.push_back(&r.client);
