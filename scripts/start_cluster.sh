@@ -149,12 +149,14 @@ start_worker() {
   [ "$WORK_US_PER_CHAR" -gt 0 ] && extra+=(--work-us-per-char "$WORK_US_PER_CHAR")
   # shellcheck disable=SC2206
   [ -n "$WORKER_ARGS" ] && extra+=($WORKER_ARGS)
-  mkdir -p "$run_dir/storage/$w"
+  # One document store for the whole cluster: a request re-dispatched after a
+  # worker died overwrites its own file (named by request number), never a second copy.
+  mkdir -p "$run_dir/storage"
   curve_flags workers
   extra+=("${curve[@]}")
   # setsid: its own session, so Ctrl-C in the REPL reaches the REPL only.
   (cd "$run_dir" && exec setsid "$WORKER" --connect "tcp://127.0.0.1:$BACKEND_PORT" --name "$w" \
-      --storage "$run_dir/storage/$w" "${extra[@]}" </dev/null >>"$log_dir/$w.log" 2>&1) &
+      --storage "$run_dir/storage" "${extra[@]}" </dev/null >>"$log_dir/$w.log" 2>&1) &
   echo $! >"$pid_dir/worker-$w.pid"
 }
 
@@ -314,7 +316,7 @@ carico is running: a broker and $workers worker(s) (${names[*]:-none}), text ser
   workers connect to   tcp://127.0.0.1:$BACKEND_PORT
   routing log          $rel/logs/loadbalancer.log
   worker logs          $rel/logs/<name>.log
-  stored documents     $rel/storage/<name>/
+  stored documents     $rel/storage/
   pids                 $rel/pids/
   more workers         $prog add-worker${run_dir_flag}
   what runs            $prog status${run_dir_flag}
@@ -347,7 +349,7 @@ cmd_add_worker() {
     die "no broker runs from $run_dir (start the cluster first)"
   if [ -z "$name" ]; then
     local i=1
-    while [ -f "$pid_dir/worker-w$i.pid" ] || [ -d "$run_dir/storage/w$i" ]; do i=$((i + 1)); done
+    while [ -f "$pid_dir/worker-w$i.pid" ] || [ -f "$log_dir/w$i.log" ]; do i=$((i + 1)); done
     name=w$i
   fi
   if [ -f "$pid_dir/worker-$name.pid" ] && alive "$(cat "$pid_dir/worker-$name.pid")" carico-worker; then

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <random>
 
+#include <unistd.h>
+
 #include "worker/document_store.hpp"
 #include "worker/text_service.hpp"
 
@@ -129,10 +131,15 @@ TEST_CASE("document_store writes durably and atomically") {
   }
   SECTION("a crash mid-write leaves no partial document") {
     fs::create_directories(dir);
-    std::ofstream(dir / ".tmp-999-0") << "{\"titolo\": \"half";  // what a crash leaves
+    // What a writer that died mid-write leaves (no process has that pid).
+    std::ofstream(dir / ".tmp-99999999-0") << "{\"titolo\": \"half";
+    // A writer still alive (our parent) sharing the directory keeps its file.
+    const std::string live = ".tmp-" + std::to_string(::getppid()) + "-0";
+    std::ofstream(dir / live) << "{\"titolo\": \"in progress";
     std::ofstream(dir / "1-kept.json") << "{}";
     document_store store(dir, false);
-    CHECK_FALSE(fs::exists(dir / ".tmp-999-0"));
+    CHECK_FALSE(fs::exists(dir / ".tmp-99999999-0"));
+    CHECK(fs::exists(dir / live));
     CHECK(fs::exists(dir / "1-kept.json"));
   }
   SECTION("--clean empties the directory, and only then") {

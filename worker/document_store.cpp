@@ -2,10 +2,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "worker/text_service.hpp"
@@ -54,9 +56,14 @@ document_store::document_store(fs::path dir, bool clean) : dir_(std::move(dir)) 
                              (ec ? ec.message() : "not a directory"));
   }
   if (::access(dir_.c_str(), W_OK) != 0) throw os_error("storage directory not writable:", dir_);
-  // Temporary files left by a crash are incomplete documents: drop them.
+  // Temporary files left by a crashed writer are incomplete documents: drop
+  // them. Workers may share the directory, so a live process's are left alone.
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    if (entry.path().filename().string().rfind(temp_prefix, 0) == 0) fs::remove(entry.path(), ec);
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(temp_prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + temp_prefix.size(), nullptr, 10);
+    const bool writer_alive = pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+    if (!writer_alive || pid == ::getpid()) fs::remove(entry.path(), ec);
   }
 }
 

@@ -5,7 +5,8 @@
 //
 // A document is written to a temporary file, fsynced, renamed into place and
 // the directory fsynced: after a crash a name holds the whole document or
-// does not exist. Leftover temporary files are removed when the store opens.
+// does not exist. Temporary files of dead processes are removed when the store
+// opens; several workers may share one directory.
 #pragma once
 
 #include <cstdint>
