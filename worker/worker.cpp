@@ -79,7 +79,7 @@ void worker::connect() {
   ++generation_;
   worker_info info{options_.name, options_.capacity, static_cast<std::uint64_t>(::getpid()),
                    host_name()};
-  encode_ready(options_.service, info).send(*broker_);
+  send_to_broker(encode_ready(options_.service, info));
   const time_point now = clock::now();
   broker_expires_at_ = now + milliseconds(options_.heartbeat_ms * options_.liveness);
   next_heartbeat_ = now;  // report load straight after READY
@@ -103,7 +103,7 @@ void worker::run() {
     if (auto overload = take_overload_signal()) forced_overload_ = *overload;
     update_state();
     if (draining_ && in_flight_ == 0) {
-      if (broker_) encode_disconnect().send(*broker_);
+      if (broker_) send_to_broker(encode_disconnect());
       log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
       break;
     }
@@ -171,7 +171,16 @@ void worker::handle_results() {
     const std::uint64_t generation = frame_uint(frames[0]);
     frames.pop();
     if (generation != generation_ || !broker_) continue;  // that broker link is gone
-    frames.send(*broker_);  // already an MDPW01 REPLY
+    send_to_broker(std::move(frames));  // already an MDPW01 REPLY
+  }
+}
+
+// Never blocks: with no connection (a broker that is down, or refused our CURVE
+// key) a DEALER send would block forever, and stop() could not end run(). What
+// cannot be sent is dropped; the broker's liveness and re-dispatch cover it.
+void worker::send_to_broker(zmq::multipart_t&& frames) {
+  if (!frames.send(*broker_, ZMQ_DONTWAIT)) {
+    log_->debug("worker {}: no connection to the broker; message dropped", options_.name);
   }
 }
 
@@ -190,7 +199,7 @@ void worker::send_heartbeat() {
   probe_.sample();
   load_report load{state_, in_flight_, probe_.rss_bytes(), probe_.mem_percent(),
                    probe_.cpu_percent()};
-  encode_heartbeat(&load).send(*broker_);
+  send_to_broker(encode_heartbeat(&load));
   next_heartbeat_ = clock::now() + milliseconds(options_.heartbeat_ms);
 }
 

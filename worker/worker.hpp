@@ -106,6 +106,7 @@ class worker {
   void handle_results();
   void on_tick();
   void send_heartbeat();
+  void send_to_broker(zmq::multipart_t&& frames);
   worker_state wanted_state();
   void update_state();
   void task_loop();
