@@ -234,6 +234,8 @@ void repl::add_builtin_commands() {
                [this](const arguments& a) { cmd_stats(a); }});
   add_command({"status", "status N", "what became of request N (the request= of a reply)", "status 17",
                [this](const arguments& a) { cmd_status(a); }});
+  add_command({"history", "history [N]", "the last N requests the broker journaled (default 20)",
+               "history 10", [this](const arguments& a) { cmd_history(a); }});
   add_command({"help", "help [COMMAND]", "this list, or one command", "help send",
                [this](const arguments& a) { cmd_help(a); }});
   add_command({"exit", "exit", "leave (also quit, or Ctrl-D)", "exit",
@@ -579,6 +581,63 @@ void repl::cmd_status(const arguments& args) {
       say("request " + std::to_string(*n) + ":\n" +
           format_stats(r.head.value("result", nlohmann::json::object())));
     }
+  });
+}
+
+void repl::cmd_history(const arguments& args) {
+  std::string why;
+  std::optional<long> n = 20;
+  if (args.size() > 1) {
+    why = "usage: history [N], N a positive integer up to 1000";
+    n.reset();
+  } else if (args.size() == 1) {
+    n = positive_integer(args[0], 1000, why);
+  }
+  if (!n) {
+    error(why);
+    return;
+  }
+  ask("mmi.history", {{"last", static_cast<std::uint64_t>(*n)}}, "", [this](const reply& r) {
+    if (r.code == 501) {
+      error("this broker keeps no history (mmi.history)");
+      return;
+    }
+    if (!r.ok()) {
+      error("mmi.history: " + std::to_string(r.code) + " " + r.error());
+      return;
+    }
+    const nlohmann::json rows = r.head.value("result", nlohmann::json::object())
+                                    .value("requests", nlohmann::json::array());
+    if (rows.empty()) {
+      say("no requests yet");
+      return;
+    }
+    std::vector<std::vector<std::string>> table{
+        {"REQUEST", "STATE", "CODE", "WORKER", "ATTEMPTS", "BYTES", "TITLE"}};
+    auto text = [](const nlohmann::json& row, const char* key) {
+      auto it = row.find(key);
+      if (it == row.end() || it->is_null()) return std::string("-");
+      return it->is_string() ? it->get<std::string>() : it->dump();
+    };
+    for (const nlohmann::json& row : rows) {
+      table.push_back({text(row, "request"), text(row, "state"), text(row, "code"),
+                       text(row, "worker"), text(row, "attempts"), text(row, "bytes"),
+                       text(row, "title")});
+    }
+    std::vector<std::size_t> width(table[0].size(), 0);
+    for (const auto& line : table) {
+      for (std::size_t i = 0; i < line.size(); ++i) width[i] = std::max(width[i], line[i].size());
+    }
+    std::string out;
+    for (const auto& line : table) {
+      for (std::size_t i = 0; i < line.size(); ++i) {
+        out += line[i];
+        if (i + 1 < line.size()) out += std::string(width[i] - line[i].size() + 2, ' ');
+      }
+      out += "\n";
+    }
+    out.pop_back();
+    say(out);
   });
 }
 

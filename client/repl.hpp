@@ -101,6 +101,7 @@ class repl {
   void cmd_workers(const arguments& args);
   void cmd_stats(const arguments& args);
   void cmd_status(const arguments& args);
+  void cmd_history(const arguments& args);
   void cmd_exit(const arguments& args);
 
   // Starts a batch of n random documents from files_dir; false (after an error) when it cannot.

@@ -33,12 +33,15 @@ sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
 PY
 
 # Piped: commands one at a time, plain lines, errors on stderr, exit status 0.
-printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nexit\n' |
+printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nhistory 3\nhistory x\nexit\n' |
   "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/piped.out" 2>"$WORK/piped.err" ||
   fail "piped REPL exited non-zero"
 [ "$(grep -c '^200 request=' "$WORK/piped.out")" -eq 6 ] || fail "piped: expected 6 replies 200 (4 + 2)"
 grep -q '^batch 2: 2 documents' "$WORK/piped.out" || fail "piped: no summary of the FTP batch"
 grep -q '^w1 ' "$WORK/piped.out" || fail "piped: no workers table"
+grep -q '^REQUEST  *STATE' "$WORK/piped.out" || fail "piped: no history table"
+[ "$(grep -cE '^[0-9]+ +done +200 ' "$WORK/piped.out")" -eq 3 ] || fail "piped: history 3 shows 3 done rows"
+grep -q "positive integer, not 'x'" "$WORK/piped.err" || fail "piped: history x is not an error"
 if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/piped.out" "$WORK/piped.err"; then
   fail "piped output holds control characters"
 fi
