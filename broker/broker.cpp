@@ -213,8 +213,9 @@ std::size_t broker::held_bytes(const client_request& message) {
   return message.payload.size() + 24 * message.head.encode_string().size() + 256;
 }
 
-// Answers 503 when the client already has its cap of requests in flight, or
-// the request names a new service when the broker knows max_services already.
+// Answers 503 when the client already has its cap of requests in flight, the
+// broker holds its byte budget of requests already, or the request names a new
+// service when the broker knows max_services already.
 // Only this client is refused; nothing is remembered or journaled.
 bool broker::refuse_over_limits(const std::string& client, const client_request& message,
                                 std::size_t bytes) {

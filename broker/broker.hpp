@@ -79,7 +79,9 @@ class broker {
  public:
   // Binds both endpoints; throws zmq::error_t when one cannot be bound. With a
   // journal_path, opens the journal (journal_error when it is corrupt, locked or
-  // unwritable) and queues the requests it left unfinished.
+  // unwritable) and queues the requests it left unfinished. Throws
+  // std::invalid_argument for a non-loopback endpoint without curve (unless
+  // insecure). With curve, starts the ZAP handler: one curve broker per context.
   broker(zmq::context_t& context, broker_options options,
          std::shared_ptr<spdlog::logger> logger = nullptr);
   ~broker();
