@@ -22,6 +22,7 @@ run_suite "$root/build"
 if [ "$fast" = 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
   run_suite "$root/build-asan" -DCARICO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
   # Every libFuzzer target for 30 s (clang); prints "fuzz: <target> PASS|FAIL".
   echo "== fuzz (30 s per target)"

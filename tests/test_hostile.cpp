@@ -416,6 +416,8 @@ TEST_CASE("2000 connections sending garbage, then floods: answered, bounded memo
   const std::size_t rss_end = rss_bytes();
   INFO("rss start " << rss_start << " warm " << rss_warm << " end " << rss_end);
   CHECK(rss_end < rss_warm + (32u << 20));   // no growth per message
+#ifndef __SANITIZE_ADDRESS__  // ASan's quarantine and shadow memory hold far more
   CHECK(rss_end < rss_start + (256u << 20));  // 2000 connections came and went
+#endif
   require_still_serving(good, "after the floods");
 }
