@@ -207,10 +207,11 @@ void broker::on_client_message(zmq::multipart_t&& frames) {
 
 std::string broker::client_label(const std::string& client) const { return hex_id(client); }
 
-// Memory a queued request holds: its payload, and its header at the ~24 bytes
-// per encoded byte that a decoded MessagePack map can take.
+// Memory a queued request holds: its frames as received, and its bookkeeping
+// (the request record, its map node, its key; docs/benchmarks.md measures it).
 std::size_t broker::held_bytes(const client_request& message) {
-  return message.payload.size() + 24 * message.head.encode_string().size() + 256;
+  constexpr std::size_t bookkeeping = 512;
+  return message.payload.size() + message.head_frame.size() + bookkeeping;
 }
 
 // Answers 503 when the client already has its cap of requests in flight, the
@@ -268,12 +269,13 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   }
   ++stats_.received;
   const std::uint64_t number = next_request_++;
-  quota_.add(client, number, bytes);
+  quota_.add(client, bytes);
   request& r = requests_[number];
   r.number = number;
   r.client = std::move(client);
   r.target = &s;
-  r.head = std::move(message.head);
+  r.quota_bytes = bytes;
+  keep_header(r, message.head, std::move(message.head_frame));
   r.payload = std::move(message.payload);
   r.received_at = clock::now();
   r.received_ms = unix_ms();
@@ -284,17 +286,17 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   }
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} received service={} client={} name={} id={} title={} bytes={}", number,
-               s.name, client_label(r.client), r.head.get_string("client").value_or("-"),
-               r.head.find("id") ? to_json(*r.head.find("id")).dump() : "-",
-               r.head.get_string("title").value_or("-"), r.payload.size());
+               s.name, client_label(r.client), message.head.get_string("client").value_or("-"),
+               key ? key->client_id : "-", message.head.get_string("title").value_or("-"),
+               r.payload.size());
   }
   if (journal_) {
     // Written ahead: no worker sees it before its row (with the payload) is in
     // the file, so a restart can never run it under a second number.
     journal_event e;
     e.what = journal_event::kind::received;
-    e.row = record_of(r);
-    e.head = r.head.encode_string();
+    e.row = record_of(r, message.head);
+    e.head = r.head.size() > 0 ? r.head.to_string() : header().encode_string();
     e.payload.copy(r.payload);  // shares the buffer (reference counted)
     uncommitted_.emplace_back(journal_->post(std::move(e)), number);
     return;
@@ -424,12 +426,16 @@ nlohmann::json broker::stats_json() const {
 }
 
 nlohmann::json broker::request_json(const request& r) const {
-  nlohmann::json out = record_of(r).to_json();
+  header head;
+  if (r.head.size() > 0) {
+    if (header_result decoded = header::decode(r.head)) head = std::move(*decoded.value);
+  }
+  nlohmann::json out = record_of(r, head).to_json();
   out["age_ms"] = ms_between(r.received_at, clock::now());
   return out;
 }
 
-journal_record broker::record_of(const request& r) const {
+journal_record broker::record_of(const request& r, const header& head) const {
   journal_record out;
   out.number = r.number;
   out.service = r.target->name;
@@ -439,12 +445,26 @@ journal_record broker::record_of(const request& r) const {
   out.bytes = r.payload.size();
   out.received_ms = r.received_ms;
   out.dispatched_ms = r.dispatched_ms;
-  out.client = std::string(r.head.get_string("client").value_or(""));
-  if (const msgpack::object* id = r.head.find("id")) {
+  out.client = std::string(head.get_string("client").value_or(""));
+  if (const msgpack::object* id = head.find("id")) {
     out.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  out.title = std::string(r.head.get_string("title").value_or(""));
+  out.title = std::string(head.get_string("title").value_or(""));
   return out;
+}
+
+// Keeps the client's header as r.head, encoded, for forwarding: the frame as
+// received when it has no `request` or `attempt` (the broker adds its own at
+// each dispatch), re-encoded without them otherwise. Its `id` goes to r.id.
+void broker::keep_header(request& r, header& head, zmq::message_t&& frame) {
+  if (const msgpack::object* id = head.find("id")) r.id = header::encode_value(*id);
+  if (head.contains("request") || head.contains("attempt")) {
+    head.erase("request");
+    head.erase("attempt");
+    r.head = head.encode();
+  } else {
+    r.head = std::move(frame);
+  }
 }
 
 // ------------------------------------------------------------------ workers
@@ -607,7 +627,7 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   }
   head.erase("attempt");
   head.erase("id");
-  if (const msgpack::object* id = r.head.find("id")) head.set("id", *id);
+  head.set_encoded("id", r.id);
   head.set("request", r.number);
   head.set("code", result_code);
   head.set("status", result_code == code::ok ? "ok" : "error");
@@ -659,7 +679,7 @@ void broker::requeue(std::uint64_t number, const known_worker& lost_by) {
     log_->warn("request {} failed: lost by {} workers (last {}), giving up", number, r.attempts,
                lost_by.name);
     header head;
-    if (const msgpack::object* id = r.head.find("id")) head.set("id", *id);
+    head.set_encoded("id", r.id);
     head.set("request", r.number);
     head.set("code", code::expired);
     head.set("status", "error");
@@ -731,12 +751,12 @@ void broker::send_request(known_worker& w, request& r) {
   r.dispatched_at = clock::now();
   r.dispatched_ms = unix_ms();
   w.in_flight.push_back(r.number);
-  r.head.set("request", r.number);
-  r.head.set("attempt", r.attempts);
   zmq::message_t payload;
   payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
-  send_to_worker(w.identity, encode_request(zmq::message_t(r.client.data(), r.client.size()),
-                                            r.head, std::move(payload)));
+  send_to_worker(w.identity,
+                 encode_request(zmq::message_t(r.client.data(), r.client.size()),
+                                append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}}),
+                                std::move(payload)));
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
                r.attempts, w.in_flight.size(), w.info.capacity);
@@ -806,12 +826,12 @@ void broker::reload_unfinished() {
     request& r = requests_[u.record.number];
     r.number = u.record.number;
     r.target = &s;
-    r.head = std::move(*head.value);
+    keep_header(r, *head.value, zmq::message_t(u.head.data(), u.head.size()));
     r.payload = zmq::message_t(u.payload.data(), u.payload.size());
     r.attempts = u.record.attempts;
     r.received_ms = u.record.received_ms;
     r.received_at = now - milliseconds(std::max<std::int64_t>(0, now_ms - u.record.received_ms));
-    if (auto key = request_key(r.head)) {
+    if (auto key = request_key(*head.value)) {
       r.key = key->text;
       keyed_[r.key] = r.number;
     }
@@ -899,10 +919,12 @@ void broker::send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames) {
 // that a later resend gets it again. The caller erases r.
 void broker::finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
                             request_state state, std::string_view worker) {
-  quota_.release(r.number);
+  if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
+  r.quota_bytes = 0;
   std::uint64_t seq = 0;
+  zmq::message_t head_frame = head.encode();  // once, for the journal, the cache and the replies
   std::string encoded;
-  if (journal_ || !r.key.empty()) encoded = head.encode_string();
+  if (journal_ || !r.key.empty()) encoded = head_frame.to_string();
   if (journal_) {
     journal_event e;
     e.what = journal_event::kind::finished;
@@ -933,7 +955,7 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
   }
   if (r.waiters.empty()) {  // the common case: one client, no list to build
     if (r.client.empty()) return;
-    zmq::multipart_t reply = encode_client_reply(r.target->name, head, std::move(body));
+    zmq::multipart_t reply = encode_client_reply(r.target->name, std::move(head_frame), std::move(body));
     reply.push(zmq::message_t(r.client.data(), r.client.size()));
     send_after_commit(seq, std::move(reply));
     return;
@@ -948,7 +970,9 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
     } else {
       for (zmq::message_t& f : body) frames.emplace_back().copy(f);
     }
-    zmq::multipart_t reply = encode_client_reply(r.target->name, head, std::move(frames));
+    zmq::message_t frame;
+    frame.copy(head_frame);
+    zmq::multipart_t reply = encode_client_reply(r.target->name, std::move(frame), std::move(frames));
     reply.push(zmq::message_t(to[i]->data(), to[i]->size()));
     send_after_commit(seq, std::move(reply));
   }

@@ -1,5 +1,7 @@
 #include "broker/client_quota.hpp"
 
+#include <algorithm>
+
 namespace carico {
 
 std::optional<std::string> client_quota::refusal(const std::string& client,
@@ -15,19 +17,16 @@ std::optional<std::string> client_quota::refusal(const std::string& client,
   return std::nullopt;
 }
 
-void client_quota::add(const std::string& client, std::uint64_t number, std::size_t bytes) {
-  if (!owners_.emplace(number, owner{client, bytes}).second) return;
+void client_quota::add(const std::string& client, std::size_t bytes) {
   ++counts_[client];
   bytes_ += bytes;
 }
 
-void client_quota::release(std::uint64_t number) {
-  auto it = owners_.find(number);
-  if (it == owners_.end()) return;
-  auto count = counts_.find(it->second.client);
-  if (count != counts_.end() && --count->second == 0) counts_.erase(count);
-  bytes_ -= it->second.bytes;
-  owners_.erase(it);
+void client_quota::release(const std::string& client, std::size_t bytes) {
+  auto count = counts_.find(client);
+  if (count == counts_.end()) return;
+  if (--count->second == 0) counts_.erase(count);
+  bytes_ -= std::min(bytes, bytes_);
 }
 
 std::size_t client_quota::in_flight(const std::string& client) const {

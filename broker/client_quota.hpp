@@ -5,9 +5,9 @@
 //
 //   carico::client_quota quota(10000, 1 << 30);
 //   if (auto why = quota.refusal(routing_id, bytes)) reply_error(503, *why);
-//   quota.add(routing_id, number, bytes);   // once the request is accepted
+//   quota.add(routing_id, bytes);           // once the request is accepted
 //   ...
-//   quota.release(number);                  // when it is answered
+//   quota.release(routing_id, bytes);       // when it is answered (same values)
 #pragma once
 
 #include <cstddef>
@@ -26,10 +26,11 @@ class client_quota {
 
   // Why client may not have one more request of `bytes` in flight, or nothing.
   std::optional<std::string> refusal(const std::string& client, std::size_t bytes) const;
-  // Counts request number (of `bytes`) against client.
-  void add(const std::string& client, std::uint64_t number, std::size_t bytes);
-  // Uncounts request number; a number never added is ignored.
-  void release(std::uint64_t number);
+  // Counts one request of `bytes` against client. The caller keeps both, to
+  // release exactly what it added: the quota keeps nothing per request.
+  void add(const std::string& client, std::size_t bytes);
+  // Uncounts one request added with these values; a client with none counted is ignored.
+  void release(const std::string& client, std::size_t bytes);
 
   std::size_t in_flight(const std::string& client) const;
   std::size_t bytes() const { return bytes_; }
@@ -37,16 +38,10 @@ class client_quota {
   std::size_t clients() const { return counts_.size(); }
 
  private:
-  struct owner {
-    std::string client;  // routing id
-    std::size_t bytes;   // payload and header held for the request
-  };
-
   std::size_t per_client_;                               // requests in flight per client
   std::size_t max_bytes_;                                // bytes held for all requests
   std::size_t bytes_{0};                                 // bytes held now
   std::unordered_map<std::string, std::size_t> counts_;  // routing id -> requests counted (never 0)
-  std::unordered_map<std::uint64_t, owner> owners_;      // request number -> whose, how big
 };
 
 }  // namespace carico

@@ -7,7 +7,6 @@
 
 #include <zmq.hpp>
 
-#include "shared/header.hpp"
 #include "shared/runtime.hpp"
 
 namespace carico {
@@ -21,10 +20,13 @@ struct request {
   std::vector<std::string> waiters;  // routing ids of resends waiting for the same reply
   std::string key;                // idempotency key (client, id); empty if none
   service* target{nullptr};       // the service it asked for
-  header head;                    // the client's header, forwarded to workers
+  zmq::message_t head;            // the client's header as encoded, without `request` and
+                                  // `attempt` (added per dispatch); empty if none
+  std::string id;                 // the header's `id`, MessagePack-encoded; empty if none
   zmq::message_t payload;         // kept until answered, for re-dispatch
   std::uint64_t attempts{0};      // workers given it so far
   known_worker* holder{nullptr};  // the worker executing it, if any
+  std::size_t quota_bytes{0};     // counted against client's quota; 0 when not counted
   time_point received_at{};       // when it arrived
   time_point dispatched_at{};     // when it was last given to a worker
   std::int64_t received_ms{0};    // received_at in unix ms, for records

@@ -121,6 +121,7 @@ decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::st
     header_result h = header::decode(frames[3]);
     if (!h) return fail<client_request>(std::move(h.error));
     out.head = std::move(*h.value);
+    out.head_frame = std::move(frames[3]);
     out.had_header = true;
   }
   out.payload = std::move(frames[frames.size() - 1]);
@@ -154,11 +155,16 @@ zmq::multipart_t encode_client_request(std::string_view service, const header& h
 
 zmq::multipart_t encode_client_reply(std::string_view service, const header& head,
                                      std::vector<zmq::message_t>&& body) {
+  return encode_client_reply(service, head.encode(), std::move(body));
+}
+
+zmq::multipart_t encode_client_reply(std::string_view service, zmq::message_t&& head_frame,
+                                     std::vector<zmq::message_t>&& body) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
   frames.add(from_view(client_signature));
   frames.add(from_view(service));
-  frames.add(head.encode());
+  frames.add(std::move(head_frame));
   for (zmq::message_t& f : body) frames.add(std::move(f));
   return frames;
 }
@@ -317,10 +323,15 @@ zmq::multipart_t encode_ready(std::string_view service, const worker_info& info)
 
 zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,
                                 zmq::message_t&& payload) {
+  return encode_request(std::move(address), head.encode(), std::move(payload));
+}
+
+zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_frame,
+                                zmq::message_t&& payload) {
   zmq::multipart_t frames = worker_envelope(command::request);
   frames.add(std::move(address));
   frames.add(zmq::message_t());
-  frames.add(head.encode());
+  frames.add(std::move(head_frame));
   frames.add(std::move(payload));
   return frames;
 }

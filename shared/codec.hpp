@@ -61,6 +61,7 @@ struct decoded {
 struct client_request {
   std::string service;    // frame 2
   header head;            // frame 3; empty for a stock one-frame body
+  zmq::message_t head_frame;  // frame 3 as received (empty when none), for forwarding
   zmq::message_t payload; // the last frame
   bool had_header{false}; // false when the body was a single frame
 };
@@ -81,6 +82,9 @@ decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
                                        zmq::message_t&& payload);
 zmq::multipart_t encode_client_reply(std::string_view service, const header& head,
+                                     std::vector<zmq::message_t>&& body);
+// The same with the header already encoded (head.encode() or a frame kept as received).
+zmq::multipart_t encode_client_reply(std::string_view service, zmq::message_t&& head_frame,
                                      std::vector<zmq::message_t>&& body);
 
 // ---------------------------------------------------------------- workers
@@ -123,6 +127,8 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames);
 
 zmq::multipart_t encode_ready(std::string_view service, const worker_info& info);
 zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,
+                                zmq::message_t&& payload);
+zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_frame,
                                 zmq::message_t&& payload);
 zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
                               std::vector<zmq::message_t>&& body);

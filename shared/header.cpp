@@ -1,6 +1,7 @@
 #include "shared/header.hpp"
 
 #include <cstring>
+#include <stdexcept>
 
 namespace carico {
 namespace {
@@ -183,6 +184,26 @@ void header::set_json(std::string_view key, const nlohmann::json& value) {
   set(key, o);
 }
 
+void header::set_encoded(std::string_view key, std::string_view bytes) {
+  if (bytes.empty()) return;
+  std::size_t offset = 0;
+  msgpack::object o;
+  try {
+    o = msgpack::unpack(*zone_, bytes.data(), bytes.size(), offset, never_reference, nullptr,
+                        header_limits);
+  } catch (const std::exception&) {
+    return;
+  }
+  if (offset != bytes.size()) return;
+  set(key, o);
+}
+
+std::string header::encode_value(const msgpack::object& value) {
+  msgpack::sbuffer buffer(32);
+  msgpack::pack(buffer, value);
+  return std::string(buffer.data(), buffer.size());
+}
+
 void header::erase(std::string_view key) {
   std::erase_if(entries_, [key](const entry& e) { return e.key == key; });
 }
@@ -229,6 +250,45 @@ nlohmann::json to_json(const msgpack::object& object) {
   nlohmann::json j = nlohmann::json::from_msgpack(bytes, bytes + buffer.size(), true, false);
   if (j.is_discarded()) return nullptr;
   return j;
+}
+
+zmq::message_t append_uints(const zmq::message_t& map, std::initializer_list<uint_entry> entries) {
+  // The map's own count and where its pairs start: fixmap, map 16 or map 32.
+  const auto* bytes = static_cast<const unsigned char*>(map.data());
+  std::size_t count = 0;
+  std::size_t start = 0;
+  if (map.size() > 0) {
+    if ((bytes[0] & 0xf0) == 0x80) {
+      count = bytes[0] & 0x0f;
+      start = 1;
+    } else if (bytes[0] == 0xde && map.size() >= 3) {
+      count = (std::size_t{bytes[1]} << 8) | bytes[2];
+      start = 3;
+    } else if (bytes[0] == 0xdf && map.size() >= 5) {
+      count = (std::size_t{bytes[1]} << 24) | (std::size_t{bytes[2]} << 16) |
+              (std::size_t{bytes[3]} << 8) | bytes[4];
+      start = 5;
+    } else {
+      throw std::invalid_argument("append_uints: frame is not an encoded map");
+    }
+  }
+  msgpack::sbuffer head(8);
+  msgpack::packer<msgpack::sbuffer> head_packer(head);
+  head_packer.pack_map(static_cast<std::uint32_t>(count + entries.size()));
+  msgpack::sbuffer tail(16 * entries.size());
+  msgpack::packer<msgpack::sbuffer> tail_packer(tail);
+  for (const uint_entry& e : entries) {
+    tail_packer.pack_str(static_cast<std::uint32_t>(e.key.size()));
+    tail_packer.pack_str_body(e.key.data(), static_cast<std::uint32_t>(e.key.size()));
+    tail_packer.pack(e.value);
+  }
+  const std::size_t body = map.size() - start;
+  zmq::message_t out(head.size() + body + tail.size());
+  char* p = static_cast<char*>(out.data());
+  std::memcpy(p, head.data(), head.size());
+  if (body > 0) std::memcpy(p + head.size(), bytes + start, body);
+  std::memcpy(p + head.size() + body, tail.data(), tail.size());
+  return out;
 }
 
 }  // namespace carico

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,7 +59,13 @@ class header {
   void set(std::string_view key, const char* value) { set(key, std::string_view(value)); }
   void set(std::string_view key, const msgpack::object& value);  // deep-copied
   void set_json(std::string_view key, const nlohmann::json& value);
+  // Sets key to the one MessagePack value encoded in `bytes`, as made by
+  // encode_value(); bytes that do not hold one value leave the header unchanged.
+  void set_encoded(std::string_view key, std::string_view bytes);
   void erase(std::string_view key);
+
+  // The MessagePack encoding of value, for keeping one entry without its header.
+  static std::string encode_value(const msgpack::object& value);
 
   // Copies every entry of other whose key is not present here.
   void merge_missing(const header& other);
@@ -82,5 +89,17 @@ class header {
 
 // Renders a msgpack object as JSON (binary becomes a byte array).
 nlohmann::json to_json(const msgpack::object& object);
+
+// An unsigned entry for append_uints().
+struct uint_entry {
+  std::string_view key;
+  std::uint64_t value;
+};
+
+// The encoded header `map` (an encode() result, or an empty frame for no
+// header) with `entries` added at its end, without decoding it: the map's
+// count grows and the pairs are packed after the existing ones. The caller
+// makes sure map holds none of these keys.
+zmq::message_t append_uints(const zmq::message_t& map, std::initializer_list<uint_entry> entries);
 
 }  // namespace carico

@@ -1,7 +1,10 @@
 // carico::header: the MessagePack map of header frames.
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "shared/header.hpp"
 
@@ -19,6 +22,12 @@ std::string pack(const T& value) {
 
 carico::header_result decode(const std::string& bytes) {
   return header::decode(bytes.data(), bytes.size());
+}
+
+std::string key_of(std::size_t i) {
+  std::string key = "k";
+  key += std::to_string(i);
+  return key;
 }
 
 header decode_ok(const std::string& bytes) {
@@ -210,4 +219,59 @@ TEST_CASE("header from and to JSON", "[header]") {
   CHECK(h.value->to_json() == j);
   CHECK_FALSE(header::from_json(nlohmann::json::array({1, 2})));
   CHECK_FALSE(header::from_json(nlohmann::json("s")));
+}
+
+TEST_CASE("append_uints adds entries to an encoded map without decoding it", "[header]") {
+  SECTION("to no header at all") {
+    zmq::message_t out = carico::append_uints(zmq::message_t(), {{"request", 7}, {"attempt", 1}});
+    header back = decode_ok(out.to_string());
+    CHECK(back.size() == 2);
+    CHECK(back.get_uint("request") == 7u);
+    CHECK(back.get_uint("attempt") == 1u);
+  }
+  // 13 + 2 stays a fixmap; 14 + 2 becomes a map 16.
+  for (std::size_t n : {std::size_t{0}, std::size_t{13}, std::size_t{14}, std::size_t{300}}) {
+    DYNAMIC_SECTION("to a map of " << n << " entries") {
+      header h;
+      for (std::size_t i = 0; i < n; ++i) h.set(key_of(i), std::uint64_t{i});
+      zmq::message_t out =
+          carico::append_uints(h.encode(), {{"request", 1ull << 40}, {"attempt", 3}});
+      carico::header_result back = header::decode(out);
+      INFO(back.error);
+      REQUIRE(back);
+      CHECK(back.value->size() == n + 2);
+      CHECK(back.value->get_uint("request") == 1ull << 40);
+      CHECK(back.value->get_uint("attempt") == 3u);
+      if (n > 0) CHECK(back.value->get_uint(key_of(n - 1)) == n - 1);
+      h.set("request", 1ull << 40);
+      h.set("attempt", std::uint64_t{3});
+      CHECK(back.value->encode_string() == h.encode_string());
+    }
+  }
+  SECTION("to a map 32 (any sender may use the long form for a short map)") {
+    std::string map32("\xdf\x00\x00\x00\x01", 5);
+    map32 += pack(std::string("title")) + pack(std::string("x"));
+    zmq::message_t out =
+        carico::append_uints(zmq::message_t(map32.data(), map32.size()), {{"request", 9}});
+    header back = decode_ok(out.to_string());
+    CHECK(back.size() == 2);
+    CHECK(back.get_string("title") == "x");
+    CHECK(back.get_uint("request") == 9u);
+  }
+  SECTION("a frame that is not a map is refused") {
+    const std::string array = pack(std::vector<int>{1, 2});
+    CHECK_THROWS_AS(carico::append_uints(zmq::message_t(array.data(), array.size()), {{"a", 1}}),
+                    std::invalid_argument);
+  }
+}
+
+TEST_CASE("one value kept on its own and set again", "[header]") {
+  header h = decode_ok(pack(std::map<std::string, std::vector<int>>{{"id", {4, 5}}}));
+  const std::string id = header::encode_value(*h.find("id"));
+  header reply;
+  reply.set_encoded("id", id);
+  CHECK(reply.to_json() == nlohmann::json{{"id", {4, 5}}});
+  reply.set_encoded("bad", std::string("\xc1", 1));  // never used by MessagePack
+  reply.set_encoded("empty", "");
+  CHECK(reply.size() == 1);
 }
