@@ -1,8 +1,11 @@
 // The worker engine against a real broker in one process over inproc://.
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "broker/broker.hpp"
@@ -231,4 +234,183 @@ TEST_CASE("a worker reconnects when the broker goes away and comes back") {
   REQUIRE_FALSE(r.is_null());
   CHECK(r["code"] == 200);
   CHECK(r["worker"] == "phoenix");
+}
+
+namespace {
+
+// Holds handlers until opened (or 5 s pass, so a failing test cannot hang).
+struct gate {
+  void open() {
+    {
+      std::lock_guard lock(mutex);
+      opened = true;
+    }
+    changed.notify_all();
+  }
+  void wait(const std::atomic<bool>* cancel) {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, std::chrono::seconds(5),
+                     [&] { return opened || (cancel != nullptr && *cancel); });
+  }
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool opened{false};
+};
+
+// Polls pred until it holds, or 3 s pass.
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto until = clock::now() + std::chrono::seconds(3);
+  while (!pred()) {
+    if (clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// The worker named `name` in an mmi.workers list, or null.
+nlohmann::json worker_named(const nlohmann::json& ws, const std::string& name) {
+  for (const nlohmann::json& w : ws) {
+    if (w["name"] == name) return w;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("an inline worker answers on its I/O thread and advertises its capacity") {
+  zmq::context_t context;
+  running_broker b(context, unique("inline"));
+  worker_options options = options_for(b, "quick", "echo");
+  options.capacity = 16;
+  options.threads = 0;
+  std::atomic<bool> off_thread{false};
+  std::thread::id io_thread;
+  std::mutex io_mutex;
+  auto handler = [&, echo = echo_handler()](job& j) {
+    {
+      std::lock_guard lock(io_mutex);
+      if (std::this_thread::get_id() != io_thread) off_thread = true;
+    }
+    if (j.payload.to_string() == "boom") throw std::runtime_error("boom");
+    return echo(j);
+  };
+  std::unique_lock hold(io_mutex);  // io_thread is set before the handler reads it
+  running_worker w(context, options, handler);
+  io_thread = w.thread.get_id();
+  hold.unlock();
+  raw_client c(context, b.frontend);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+    return ws.size() == 1 && ws[0]["capacity"] == 16 && ws[0]["state"] == "ready";
+  }));
+
+  SECTION("every request comes back with its own payload") {
+    constexpr int n = 200;
+    for (int i = 0; i < n; ++i) c.send("echo", {{"id", i}}, "payload-" + std::to_string(i));
+    std::set<int> seen;
+    for (int i = 0; i < n; ++i) {
+      nlohmann::json r = c.receive(5000);
+      REQUIRE_FALSE(r.is_null());
+      REQUIRE(r["code"] == 200);
+      const int id = r["id"];
+      CHECK(r["body"] == "payload-" + std::to_string(id));
+      CHECK(r["worker"] == "quick");
+      seen.insert(id);
+    }
+    CHECK(seen.size() == n);
+    CHECK_FALSE(off_thread);
+  }
+  SECTION("a handler that throws is answered 500 and the worker goes on") {
+    nlohmann::json r = c.call("echo", {{"id", 1}}, "boom");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 500);
+    CHECK(r["error"].get<std::string>().find("boom") != std::string::npos);
+    r = c.call("echo", {{"id", 2}}, "fine");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 200);
+    CHECK(r["body"] == "fine");
+  }
+}
+
+TEST_CASE("an inline worker is given no more than its capacity, and drains what it holds") {
+  zmq::context_t context;
+  running_broker b(context, unique("inline-cap"));
+  worker_options options = options_for(b, "held", "echo");
+  options.capacity = 3;
+  options.threads = 0;
+  gate g;
+  std::atomic<int> calls{0};
+  worker w(context, options, [&, echo = echo_handler()](job& j) {
+    ++calls;
+    g.wait(j.cancel);
+    return echo(j);
+  });
+  std::thread t([&] { w.run(); });
+  raw_client c(context, b.frontend);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws.size() == 1; }));
+  for (int i = 0; i < 8; ++i) c.send("echo", {{"id", i}}, "p" + std::to_string(i));
+  // The first request blocks the I/O thread; the broker holds the rest back.
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws[0]["in_flight"] == 3; }));
+  REQUIRE(eventually([&] { return calls == 1; }));  // the worker holds the first
+  nlohmann::json stats = c.call("mmi.stats", nlohmann::json::object(), "");
+  CHECK(stats["result"]["queued"] == 5);
+  CHECK(stats["result"]["in_flight"] == 3);
+  CHECK(calls.load() == 1);
+
+  w.drain();
+  g.open();
+  std::set<int> answered;
+  for (nlohmann::json r = c.receive(5000); !r.is_null(); r = c.receive(500)) {
+    if (!r.contains("request")) continue;  // an mmi reply
+    CHECK(r["code"] == 200);
+    answered.insert(r["id"].get<int>());
+  }
+  t.join();  // run() returned after DISCONNECT
+  CHECK(answered == std::set<int>{0, 1, 2});  // the three it held, nothing more
+  CHECK(calls.load() == 3);
+  CHECK(wait_workers(c, [](const nlohmann::json& ws) { return ws.empty(); }));
+  stats = c.call("mmi.stats", nlohmann::json::object(), "");
+  CHECK(stats["result"]["redispatched"] == 0);
+  CHECK(stats["result"]["queued"] == 5);  // left for the next worker
+}
+
+TEST_CASE("a pool with fewer threads than capacity queues without calling itself overloaded") {
+  zmq::context_t context;
+  running_broker b(context, unique("pool"));
+  worker_options options = options_for(b, "pool", "echo");
+  options.capacity = 4;
+  options.threads = 1;
+  gate g;
+  std::atomic<int> running{0}, most{0}, calls{0};
+  running_worker w(context, options, [&, echo = echo_handler()](job& j) {
+    ++calls;
+    const int now = ++running;
+    for (int m = most; now > m && !most.compare_exchange_weak(m, now);) {
+    }
+    g.wait(j.cancel);
+    --running;
+    return echo(j);
+  });
+  raw_client c(context, b.frontend);
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+    return ws.size() == 1 && ws[0]["capacity"] == 4;
+  }));
+  for (int i = 0; i < 6; ++i) c.send("echo", {{"id", i}}, "p" + std::to_string(i));
+  REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws[0]["in_flight"] == 4; }));
+  REQUIRE(eventually([&] { return calls == 1; }));
+  // Let a few heartbeats (50 ms) carry the worker's state.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  nlohmann::json ws = c.call("mmi.workers", nlohmann::json::object(), "")["result"]["workers"];
+  CHECK(worker_named(ws, "pool")["state"] == "ready");
+  CHECK(calls.load() == 1);  // one thread: the other three wait in the worker
+  g.open();
+  std::set<int> answered;
+  while (answered.size() < 6) {
+    nlohmann::json r = c.receive(5000);
+    REQUIRE_FALSE(r.is_null());
+    if (!r.contains("request")) continue;
+    CHECK(r["code"] == 200);
+    answered.insert(r["id"].get<int>());
+  }
+  CHECK(most.load() == 1);
 }

@@ -25,9 +25,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "echo"}));
   app.add_option("--name", options.name, "worker name (default host-pid)");
-  app.add_option("--capacity", options.capacity, "requests run at once")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+  std::uint64_t threads = 0;
+  CLI::Option* capacity_option =
+      app.add_option("--capacity", options.capacity,
+                     "requests taken at once, advertised to the broker (default: text 1, echo 64)")
+          ->check(CLI::Range(1, 1024));
+  CLI::Option* threads_option =
+      app.add_option("--threads", threads,
+                     "task threads running requests, at most --capacity; 0 runs them inline on "
+                     "the I/O thread with no hand-off, for cheap services (no heartbeat while "
+                     "one runs) (default: text = capacity, echo 0)")
+          ->check(CLI::Range(0, 1024));
   app.add_option("--storage", storage, "where documents are stored (default ./storage/NAME)");
   app.add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval (ms)")
       ->capture_default_str()
@@ -58,6 +66,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.limits.max_message_bytes = security.max_message_bytes;
+  // echo is a no-op: inline, with room for a client window; text does slow work
+  // (counting, fsync) on a pool of threads, one per request held.
+  const bool echo = options.service == "echo";
+  if (capacity_option->count() == 0) options.capacity = echo ? 64 : 1;
+  if (threads_option->count() != 0) {
+    options.threads = std::min<std::uint64_t>(threads, options.capacity);
+  } else {
+    options.threads = echo ? 0 : options.capacity;
+  }
   if (options.name.empty()) options.name = carico::host_name() + "-" + std::to_string(::getpid());
   logging.console_level = logging.level;
 

@@ -38,9 +38,11 @@ worker::worker(zmq::context_t& context, worker_options options, service_handler 
       backoff_ms_(options_.reconnect_min_ms) {
   if (options_.name.empty()) options_.name = default_name();
   if (options_.capacity == 0) options_.capacity = 1;
+  // More threads than requests held at once would never all be busy.
+  options_.threads = std::min(options_.threads.value_or(options_.capacity), options_.capacity);
   results_endpoint_ = "inproc://carico-results-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
   results_.bind(results_endpoint_);
-  for (std::uint64_t i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { task_loop(); });
+  for (std::uint64_t i = 0; i < *options_.threads; ++i) threads_.emplace_back([this] { task_loop(); });
 }
 
 worker::~worker() {
@@ -84,8 +86,11 @@ void worker::connect() {
   broker_expires_at_ = now + milliseconds(options_.heartbeat_ms * options_.liveness);
   next_heartbeat_ = now;  // report load straight after READY
   state_ = worker_state::ready;
-  log_->info("worker {} connecting to {} for service {} (capacity {})", options_.name,
-             options_.connect, options_.service, options_.capacity);
+  log_->info("worker {} connecting to {} for service {} (capacity {}, {})", options_.name,
+             options_.connect, options_.service, options_.capacity,
+             threads_.empty()       ? std::string("inline")
+             : threads_.size() == 1 ? std::string("1 thread")
+                                    : std::to_string(threads_.size()) + " threads");
 }
 
 void worker::schedule_reconnect(std::string_view why) {
@@ -110,16 +115,18 @@ void worker::run() {
     if (!broker_ && clock::now() >= reconnect_at_) connect();
 
     time_point deadline = broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
-    zmq::pollitem_t items[] = {
-        {results_.handle(), 0, ZMQ_POLLIN, 0},
-        {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
-        {broker_ ? broker_->handle() : nullptr, 0, ZMQ_POLLIN, 0},
-    };
+    // Inline, no task thread ever sends results: the pipe is not polled.
+    zmq::pollitem_t items[3] = {{waker_.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    std::size_t count = 1;
+    const std::size_t broker_item = broker_ ? count++ : 0;
+    const std::size_t results_item = threads_.empty() ? 0 : count++;
+    if (broker_item) items[broker_item] = {broker_->handle(), 0, ZMQ_POLLIN, 0};
+    if (results_item) items[results_item] = {results_.handle(), 0, ZMQ_POLLIN, 0};
     try {
-      zmq::poll(items, broker_ ? 3 : 2, milliseconds(poll_timeout(deadline)));
-      if (items[0].revents & ZMQ_POLLIN) handle_results();
-      if (items[1].revents & ZMQ_POLLIN) waker_.drain();
-      if (broker_ && (items[2].revents & ZMQ_POLLIN)) handle_broker();
+      zmq::poll(items, count, milliseconds(poll_timeout(deadline)));
+      if (results_item && (items[results_item].revents & ZMQ_POLLIN)) handle_results();
+      if (items[0].revents & ZMQ_POLLIN) waker_.drain();
+      if (broker_item && (items[broker_item].revents & ZMQ_POLLIN)) handle_broker();
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
       continue;
@@ -130,19 +137,28 @@ void worker::run() {
   broker_.reset();
 }
 
+// Reads up to a batch of messages; any message proves the broker alive.
 void worker::handle_broker() {
-  for (int i = 0; i < 64 && broker_; ++i) {
+  bool heard = false;
+  for (int i = 0; i < 256 && broker_ && !stopping_; ++i) {
     zmq::multipart_t frames;
-    if (!frames.recv(*broker_, ZMQ_DONTWAIT)) return;
+    if (!frames.recv(*broker_, ZMQ_DONTWAIT)) break;
+    if (!heard) {
+      heard = true;
+      broker_expires_at_ = clock::now() + milliseconds(options_.heartbeat_ms * options_.liveness);
+      backoff_ms_ = options_.reconnect_min_ms;
+    }
     decoded<worker_message> message = decode_worker_message(std::move(frames));
-    broker_expires_at_ = clock::now() + milliseconds(options_.heartbeat_ms * options_.liveness);
-    backoff_ms_ = options_.reconnect_min_ms;
     if (!message) {
       log_->warn("worker {}: invalid message from broker: {}", options_.name, message.error);
       continue;
     }
     switch (message->cmd) {
       case command::request: {
+        if (threads_.empty()) {
+          serve_inline(std::move(*message.value));
+          break;
+        }
         ++in_flight_;
         {
           std::lock_guard lock(tasks_mutex_);
@@ -205,11 +221,15 @@ void worker::send_heartbeat() {
 
 worker_state worker::wanted_state() {
   if (draining_) return worker_state::drain;
-  // Hysteresis: enter at the limit, leave 5 points below; enter when requests
-  // wait for a thread, leave when at most half the threads are busy.
+  // Hysteresis: enter at the limit, leave 5 points below; enter when more
+  // requests are held than the capacity advertised (work still running from an
+  // older connection, or a broker giving more than asked), leave at half of it.
+  // With the default pool (one thread per request held) that is "more requests
+  // than threads"; with threads < capacity, waiting for a thread is accepted.
   const double mem = probe_.mem_percent();
   if (mem >= options_.overload_mem_percent) mem_overloaded_ = true;
   else if (mem < options_.overload_mem_percent - 5) mem_overloaded_ = false;
+  // Inline, a request is answered before the next is read: never saturated.
   if (in_flight_ > options_.capacity) saturated_ = true;
   else if (in_flight_ <= options_.capacity / 2) saturated_ = false;
   if (forced_overload_ || mem_overloaded_ || saturated_) return worker_state::overload;
@@ -224,7 +244,25 @@ void worker::update_state() {
   if (broker_) send_heartbeat();  // tell the broker at once
 }
 
-// ------------------------------------------------------------------ task threads
+// ------------------------------------------------------------------ running requests
+
+// Inline: the handler runs here on the I/O thread and the reply goes straight
+// to the broker; no queue, no thread hand-off, nothing held in flight.
+void worker::serve_inline(worker_message&& message) {
+  if (!message.head || message.body.empty()) return;  // the decoder guarantees both
+  job j;
+  j.request = message.head->get_uint("request").value_or(0);
+  j.attempt = message.head->get_uint("attempt").value_or(0);
+  j.head = &*message.head;
+  j.payload = std::move(message.body.front());
+  j.cancel = &stopping_;
+  job_result result = run_handler(j);
+  if (stopping_) return;  // stop(): nothing more is sent
+  // A drain or overload that began while the handler ran reaches the broker
+  // before this reply frees capacity there, as it would with a pool.
+  update_state();
+  send_to_broker(make_reply(std::move(message.address), *message.head, std::move(result)));
+}
 
 void worker::task_loop() {
   zmq::socket_t results(context_, zmq::socket_type::push);
@@ -245,20 +283,29 @@ void worker::task_loop() {
     j.head = &t->head;
     j.payload = std::move(t->payload);
     j.cancel = &stopping_;
-    job_result result;
-    try {
-      result = handler_(j);
-    } catch (const std::exception& e) {
-      result = job_result{};
-      result.code = code::worker_failed;
-      result.error = std::string("worker failed: ") + e.what();
-      log_->error("worker {}: request {} failed: {}", options_.name, j.request, e.what());
-    }
-    finish(*t, std::move(result), results);
+    job_result result = run_handler(j);
+    zmq::multipart_t frames = make_reply(std::move(t->address), t->head, std::move(result));
+    frames.push(uint_frame(t->generation));
+    frames.send(results);
   }
 }
 
-void worker::finish(task& t, job_result&& result, zmq::socket_t& results) {
+// The handler's result, or 500 when it throws.
+job_result worker::run_handler(job& j) {
+  try {
+    return handler_(j);
+  } catch (const std::exception& e) {
+    log_->error("worker {}: request {} failed: {}", options_.name, j.request, e.what());
+    job_result result;
+    result.code = code::worker_failed;
+    result.error = std::string("worker failed: ") + e.what();
+    return result;
+  }
+}
+
+// The MDPW01 REPLY for a request; a result over the message limit becomes a 500.
+zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& request_head,
+                                    job_result&& result) {
   std::size_t bytes = 0;
   for (const zmq::message_t& f : result.body) bytes += f.size();
   if (bytes > default_max_payload_bytes(options_.limits.max_message_bytes)) {
@@ -268,14 +315,12 @@ void worker::finish(task& t, job_result&& result, zmq::socket_t& results) {
     result.error = "result of " + std::to_string(bytes) + " bytes is too large to send";
   }
   header head;
-  if (auto n = t.head.get_uint("request")) head.set("request", *n);
+  if (auto n = request_head.get_uint("request")) head.set("request", *n);
   head.set("code", result.code);
   head.set("status", result.code == code::ok ? "ok" : "error");
   if (!result.error.empty()) head.set("error", result.error);
   if (!result.result.is_null()) head.set_json("result", result.result);
-  zmq::multipart_t frames = encode_reply(std::move(t.address), head, std::move(result.body));
-  frames.push(uint_frame(t.generation));
-  frames.send(results);
+  return encode_reply(std::move(address), head, std::move(result.body));
 }
 
 }  // namespace carico

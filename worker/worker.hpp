@@ -1,8 +1,14 @@
 // A carico worker: joins the broker with READY, heartbeats with a load report,
-// runs requests on `capacity` threads, reconnects when the broker goes away.
+// runs requests, reconnects when the broker goes away.
+//
+// `capacity` (advertised in READY) is how many requests the broker may give it at
+// once; `threads` is how they run: on a pool of task threads (a slow request never
+// delays heartbeats), or with threads = 0 inline on the I/O thread, with no
+// hand-off at all (for cheap services such as echo; heartbeats wait for the handler).
 //
 //   zmq::context_t context;
-//   carico::worker w(context, {.connect = "inproc://b", .name = "w1"}, carico::echo_handler());
+//   carico::worker w(context, {.connect = "inproc://b", .name = "w1", .capacity = 64, .threads = 0},
+//                    carico::echo_handler());
 //   std::thread t([&] { w.run(); });
 //   ...
 //   w.drain();  // finish what it holds, DISCONNECT, run() returns
@@ -53,7 +59,8 @@ struct job_result {
   std::vector<zmq::message_t> body;    // result payload frames, if any
 };
 
-// Runs on a worker thread; may throw (the request is then answered 500).
+// Runs on a task thread (or the I/O thread when inline); may throw (the
+// request is then answered 500).
 using service_handler = std::function<job_result(job&)>;
 
 // The echo service: answers 200 with the payload, for benchmarks.
@@ -63,7 +70,8 @@ struct worker_options {
   std::string connect = "tcp://127.0.0.1:5556";  // the broker's backend
   std::string service = "text";                  // service to serve
   std::string name;                              // shown by the broker; default host-pid
-  std::uint64_t capacity = 1;                    // requests run at once (threads)
+  std::uint64_t capacity = 1;                    // requests taken at once (READY capacity)
+  std::optional<std::uint64_t> threads{};        // task threads: none = capacity, 0 = inline
   long heartbeat_ms = 500;                       // heartbeat interval
   long liveness = 3;                             // silent intervals before the broker is dead
   double overload_mem_percent = 80;              // RSS share of memory that means overload
@@ -109,8 +117,11 @@ class worker {
   void send_to_broker(zmq::multipart_t&& frames);
   worker_state wanted_state();
   void update_state();
+  void serve_inline(worker_message&& message);
   void task_loop();
-  void finish(task& t, job_result&& result, zmq::socket_t& results);
+  job_result run_handler(job& j);
+  zmq::multipart_t make_reply(zmq::message_t&& address, const header& request_head,
+                              job_result&& result);
 
   worker_options options_;                  // as configured
   service_handler handler_;                 // runs each request
@@ -129,7 +140,7 @@ class worker {
   std::size_t in_flight_{0};                // requests received and not yet answered
   worker_state state_{worker_state::ready}; // last state told to the broker
   bool mem_overloaded_{false};              // memory above the limit (with hysteresis)
-  bool saturated_{false};                   // more requests than threads (with hysteresis)
+  bool saturated_{false};                   // pool: more requests held than capacity (hysteresis)
   long backoff_ms_;                         // next reconnect delay
   time_point reconnect_at_{};               // when to make a new socket (if broker_ null)
   time_point broker_expires_at_{};          // broker dead when silent past this
@@ -139,7 +150,7 @@ class worker {
   std::condition_variable tasks_ready_;     // signals tasks_ or quit_
   std::deque<task> tasks_;                  // requests waiting for a thread
   bool quit_{false};                        // task threads exit
-  std::vector<std::thread> threads_;        // capacity task threads
+  std::vector<std::thread> threads_;        // task threads; none when inline
 };
 
 }  // namespace carico
