@@ -173,7 +173,9 @@ void bench_runner::start_workers(const std::string& mode, const std::string& bac
                                      "--log-level", "warn",
                                      "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
                                      "--liveness", std::to_string(options_.liveness)};
-    if (mode == "text") {
+    if (mode != "text") {
+      argv.insert(argv.end(), {"--threads", "0"});  // echo runs inline: no thread hand-off
+    } else {
       argv.insert(argv.end(), {"--storage", work_dir_ + "/storage-" + std::to_string(run_count_) +
                                                 "/" + name, "--clean"});
     }
