@@ -438,29 +438,54 @@ std::uint64_t journal::post(journal_event&& event) {
 void journal::flush() {
   const std::uint64_t target = posted_;
   std::unique_lock lock(mutex_);
-  flushed_.wait(lock, [&] { return committed() >= target; });
+  ++flushes_wanted_;
+  wake_.notify_one();
+  flushed_.wait(lock, [&] { return committed() >= target && flushes_done_ >= flushes_wanted_; });
 }
 
+// Dispatch notes gate nothing (the broker waits only for `received` and
+// `finished`), so a batch's dispatch notes whose request saw nothing else in
+// it are carried to the next batch, where the request's answer usually is:
+// the two fold into one UPDATE. A note is carried once at most, and never
+// past a flush(), a stop or an idle writer.
 void journal::writer_loop() {
   std::deque<journal_event> batch;
+  std::deque<journal_event> carried;  // dispatch notes held back one batch
   bool stopping = false;
   while (!stopping) {
+    std::uint64_t flushes = 0;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_until(lock, next_prune_, [&] { return !queue_.empty(); });
+      const auto deadline = carried.empty()
+                                ? next_prune_
+                                : std::min(next_prune_, std::chrono::steady_clock::now() +
+                                                            std::chrono::milliseconds(20));
+      wake_.wait_until(lock, deadline,
+                       [&] { return !queue_.empty() || flushes_done_ < flushes_wanted_; });
       batch.swap(queue_);
+      flushes = flushes_wanted_;
     }
-    if (!batch.empty()) {
-      stopping = batch.back().what == journal_event::kind::stop;
-      const std::uint64_t last = batch.back().seq;
-      write_batch(batch);
+    stopping = !batch.empty() && batch.back().what == journal_event::kind::stop;
+    const bool everything = stopping || flushes > flushes_done_ || batch.empty();
+    if (!batch.empty() || !carried.empty()) {
+      const std::uint64_t last = batch.empty() ? committed() : batch.back().seq;
+      std::deque<journal_event> held;
+      write_batch(carried, batch, everything ? nullptr : &held);
+      carried = std::move(held);
       batch.clear();
       {
         std::lock_guard lock(mutex_);
         committed_.store(last, std::memory_order_release);
+        if (everything) flushes_done_ = flushes;
       }
       flushed_.notify_all();
       if (options_.on_commit) options_.on_commit();
+    } else if (flushes > flushes_done_) {
+      {
+        std::lock_guard lock(mutex_);
+        flushes_done_ = flushes;
+      }
+      flushed_.notify_all();
     }
     if (!stopping && std::chrono::steady_clock::now() >= next_prune_) {
       prune();
@@ -469,31 +494,46 @@ void journal::writer_loop() {
   }
 }
 
-void journal::write_batch(std::deque<journal_event>& batch) {
+void journal::write_batch(std::deque<journal_event>& carried, std::deque<journal_event>& batch,
+                          std::deque<journal_event>* hold) {
   // Fold the batch into one statement per request: a request received,
   // dispatched and answered within one batch is a single INSERT without payload.
   struct folded {
     journal_event* insert{nullptr};    // received or refused
     journal_event* dispatch{nullptr};  // the last dispatch
     journal_event* finish{nullptr};    // finished or refused
+    bool was_carried{false};           // its dispatch note waited one batch already
   };
   std::unordered_map<std::uint64_t, folded> rows;
   std::vector<std::uint64_t> order;
-  rows.reserve(batch.size());
+  rows.reserve(carried.size() + batch.size());
   std::uint64_t batch_max = 0;
-  for (journal_event& e : batch) {
-    if (e.what == journal_event::kind::stop) continue;
+  auto fold = [&](journal_event& e, bool from_carried) {
+    if (e.what == journal_event::kind::stop) return;
     auto [it, fresh] = rows.try_emplace(e.row.number);
     if (fresh) order.push_back(e.row.number);
     folded& f = it->second;
     switch (e.what) {
       case journal_event::kind::received: f.insert = &e; break;
-      case journal_event::kind::dispatched: f.dispatch = &e; break;
+      case journal_event::kind::dispatched:
+        f.dispatch = &e;
+        f.was_carried = from_carried;
+        break;
       case journal_event::kind::finished: f.finish = &e; break;
       case journal_event::kind::refused: f.insert = f.finish = &e; break;
       case journal_event::kind::stop: break;
     }
     batch_max = std::max(batch_max, e.row.number);
+  };
+  for (journal_event& e : carried) fold(e, true);
+  for (journal_event& e : batch) fold(e, false);
+  if (hold != nullptr) {
+    std::erase_if(order, [&](std::uint64_t number) {
+      folded& f = rows[number];
+      if (f.insert != nullptr || f.finish != nullptr || f.was_carried) return false;
+      hold->push_back(std::move(*f.dispatch));
+      return true;
+    });
   }
   if (order.empty()) return;
 

@@ -132,11 +132,13 @@ class journal {
 
   // Queues an event for the writer; returns its sequence number. Never blocks on disk.
   std::uint64_t post(journal_event&& event);
-  // The highest sequence number committed to the file (or given up on after an error).
+  // The highest sequence number committed to the file (or given up on after an
+  // error). Dispatch notes may trail it by one batch (they gate nothing); a
+  // flush() writes them too.
   std::uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
   // The highest sequence number posted.
   std::uint64_t posted() const { return posted_; }
-  // Blocks until everything posted so far is committed.
+  // Blocks until everything posted so far is committed, dispatch notes included.
   void flush();
 
   // Lookups on the committed rows (read connection; the posting thread only).
@@ -159,7 +161,10 @@ class journal {
   void open_files();
   void load_unfinished();
   void writer_loop();
-  void write_batch(std::deque<journal_event>& batch);
+  // Writes carried then batch in one transaction; with hold, dispatch notes
+  // that may wait one more batch are moved there instead of written.
+  void write_batch(std::deque<journal_event>& carried, std::deque<journal_event>& batch,
+                   std::deque<journal_event>* hold);
   void prune();
 
   journal_options options_;               // as configured
@@ -178,7 +183,9 @@ class journal {
   std::condition_variable flushed_;       // signals committed_ moved
   std::deque<journal_event> queue_;       // posted, not yet taken by the writer
   std::uint64_t posted_{0};               // last seq handed out (posting thread)
-  std::atomic<std::uint64_t> committed_{0};  // last seq committed
+  std::atomic<std::uint64_t> committed_{0};  // last seq committed (dispatch notes may trail)
+  std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
+  std::uint64_t flushes_done_{0};         // flush() calls the writer has fully served
   bool write_failed_{false};              // a batch failed: logged once per failure streak
   std::chrono::steady_clock::time_point next_prune_;  // writer thread
   std::thread writer_;                    // runs writer_loop()

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "broker/journal.hpp"
 #include "broker/reply_cache.hpp"
@@ -90,6 +92,58 @@ json keyed(const std::string& client, std::uint64_t id) {
 }
 
 }  // namespace
+
+journal_event dispatched_event(std::uint64_t number, const std::string& worker) {
+  journal_event e;
+  e.what = journal_event::kind::dispatched;
+  e.row.number = number;
+  e.row.worker = worker;
+  e.row.attempts = 1;
+  e.row.dispatched_ms = unix_ms();
+  return e;
+}
+
+TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[journal]") {
+  temp_dir dir;
+  journal j({.path = dir.file("j.db")});
+  j.post(received_event(1, "1", "one"));
+  j.post(received_event(2, "2", "two"));
+  j.flush();
+
+  SECTION("alone, it is written once the writer is idle, without a flush") {
+    const std::uint64_t seq = j.post(dispatched_event(1, "w1"));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    std::optional<journal_record> row;
+    while (std::chrono::steady_clock::now() < deadline) {
+      row = j.find(1);
+      if (row && row->state == request_state::dispatched) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(j.committed() >= seq);
+    REQUIRE(row);
+    CHECK(row->state == request_state::dispatched);
+    CHECK(row->worker == "w1");
+  }
+  SECTION("followed by the answer, both end in the row") {
+    j.post(dispatched_event(2, "w2"));
+    j.post(finished_event(2, 200, "reply"));
+    j.flush();
+    auto row = j.find(2);
+    REQUIRE(row);
+    CHECK(row->state == request_state::done);
+    CHECK(row->worker == "w1");  // the answer's worker
+    CHECK(row->dispatched_ms > 0);
+    CHECK(row->code == 200u);
+  }
+  SECTION("a flush writes it even when nothing follows") {
+    j.post(dispatched_event(2, "w2"));
+    j.flush();
+    auto row = j.find(2);
+    REQUIRE(row);
+    CHECK(row->state == request_state::dispatched);
+    CHECK(row->worker == "w2");
+  }
+}
 
 TEST_CASE("journal rows are written, reloaded and finished", "[journal]") {
   temp_dir dir;
