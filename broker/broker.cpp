@@ -934,13 +934,18 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
     e.row.code = head.get_uint("code").value_or(0);
-    if (const msgpack::object* result = head.find("result")) {
-      const nlohmann::json summary = to_json(*result);
-      if (summary.is_object()) {
-        auto count = summary.find("count_a");
-        if (count != summary.end() && count->is_number_unsigned()) e.row.count_a = count->get<std::uint64_t>();
-        auto stored = summary.find("stored_as");
-        if (stored != summary.end() && stored->is_string()) e.row.stored_as = stored->get<std::string>();
+    // The result summary, read off the MessagePack map in place.
+    const msgpack::object* result = head.find("result");
+    if (result != nullptr && result->type == msgpack::type::MAP) {
+      for (std::uint32_t i = 0; i < result->via.map.size; ++i) {
+        const msgpack::object_kv& kv = result->via.map.ptr[i];
+        if (kv.key.type != msgpack::type::STR) continue;
+        const std::string_view name(kv.key.via.str.ptr, kv.key.via.str.size);
+        if (name == "count_a" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+          e.row.count_a = kv.val.via.u64;
+        } else if (name == "stored_as" && kv.val.type == msgpack::type::STR) {
+          e.row.stored_as.assign(kv.val.via.str.ptr, kv.val.via.str.size);
+        }
       }
     }
     e.head = encoded;

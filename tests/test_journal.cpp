@@ -12,6 +12,9 @@
 
 #include "broker/journal.hpp"
 #include "broker/reply_cache.hpp"
+#include "worker/document_store.hpp"
+#include "worker/text_handler.hpp"
+#include "worker/worker.hpp"
 #include "tests/support/fake_peers.hpp"
 
 using namespace carico;
@@ -347,6 +350,29 @@ TEST_CASE("a resend after the answer gets the same reply without execution",
   REQUIRE(fresh);
   CHECK(fresh->head["request"].get<std::uint64_t>() > first_reply["request"].get<std::uint64_t>());
   CHECK(w.requests().size() == 1);
+}
+
+TEST_CASE("a text worker's result summary is in the journal row", "[journal]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  running_broker broker(context, journaled(path));
+  worker w(context,
+           {.connect = broker.backend(), .service = "text", .name = "t1", .heartbeat_ms = 50},
+           text_handler(std::make_shared<document_store>(dir.file("store"), false), 0));
+  std::thread runner([&] { w.run(); });
+  fake_client c(context, broker.frontend());
+  REQUIRE(wait_for_workers(c, 1).size() == 1);
+  auto a = c.call("text", keyed("c1", 7), R"({"titolo": "Banane", "contenuto": "Anna mangia"})");
+  w.stop();
+  runner.join();
+  REQUIRE(a);
+  REQUIRE(a->code() == 200);
+  auto record = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 7}}, "");
+  REQUIRE(record);
+  CHECK(record->head["result"]["count_a"] == 4);
+  CHECK(record->head["result"]["stored_as"] == a->head["result"]["stored_as"]);
+  CHECK(record->head["result"]["stored_as"].get<std::string>().ends_with("-Banane.json"));
 }
 
 TEST_CASE("unfinished requests are dispatched again after a restart", "[journal]") {
