@@ -346,6 +346,12 @@ TEST_CASE("an inline worker is given no more than its capacity, and drains what 
     return echo(j);
   });
   std::thread t([&] { w.run(); });
+  // A failed REQUIRE must not leave the thread joinable (std::terminate).
+  std::shared_ptr<void> join_on_exit(nullptr, [&](void*) {
+    w.stop();
+    g.open();
+    if (t.joinable()) t.join();
+  });
   raw_client c(context, b.frontend);
   REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws.size() == 1; }));
   for (int i = 0; i < 8; ++i) c.send("echo", {{"id", i}}, "p" + std::to_string(i));
