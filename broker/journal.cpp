@@ -72,10 +72,10 @@ class sql_statement {
 
   void bind(int i, std::int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); }
   void bind(int i, std::uint64_t v) { bind(i, static_cast<std::int64_t>(v)); }
-  // Binds text; an empty string is NULL.
+  // Binds text that stays valid until the statement is reset; an empty string is NULL.
   void bind_text(int i, std::string_view v) {
     if (v.empty()) return bind_null(i);
-    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
   }
   // Binds bytes that stay valid until the statement is reset; empty is NULL.
   void bind_blob(int i, const void* data, std::size_t size) {
