@@ -60,7 +60,7 @@ window_for() {
 # one) and the lean one-thread MDP worker (the broker's own cost).
 for i in 1 2; do
   run "key-carico-$i" --mode proxy,broker,journal --payload 100 --clients 8 --window 64 \
-    --workers 4 --worker-kind carico --worker-capacity 8
+    --workers 4 --worker-kind carico --worker-capacity 64
   run "key-lean-$i" --mode proxy,broker,journal --payload 100 --clients 8 --window 64 \
     --workers 4 --worker-kind lean --worker-capacity 64
 done

@@ -28,7 +28,7 @@ struct bench_options {
   std::size_t clients = 8;              // client sockets
   std::size_t window = 64;              // outstanding requests per client
   std::size_t workers = 4;              // worker processes
-  std::size_t worker_capacity = 8;      // carico-worker --capacity (threads per worker)
+  std::size_t worker_capacity = 64;     // requests each worker takes at once (its READY capacity)
   std::string worker_kind = "carico";   // carico: carico-worker; lean: carico-bench mdp-worker
   std::size_t client_threads = 1;       // threads driving the client sockets
   long warmup_ms = 1000;                // not measured

@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   app.add_option("--worker-capacity", options.worker_capacity,
-                 "carico-worker --capacity (threads per worker)")
+                 "requests each worker takes at once (--capacity; text workers run as many threads)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--worker-kind", options.worker_kind,
