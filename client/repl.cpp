@@ -614,10 +614,11 @@ void repl::cmd_history(const arguments& args) {
     }
     std::vector<std::vector<std::string>> table{
         {"REQUEST", "STATE", "CODE", "WORKER", "ATTEMPTS", "BYTES", "TITLE"}};
+    // Titles and names are whatever clients and workers sent: shown printable.
     auto text = [](const nlohmann::json& row, const char* key) {
       auto it = row.find(key);
       if (it == row.end() || it->is_null()) return std::string("-");
-      return it->is_string() ? it->get<std::string>() : it->dump();
+      return printable(it->is_string() ? it->get<std::string>() : it->dump(), 60);
     };
     for (const nlohmann::json& row : rows) {
       table.push_back({text(row, "request"), text(row, "state"), text(row, "code"),

@@ -33,10 +33,12 @@ sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
 PY
 
 # Piped: commands one at a time, plain lines, errors on stderr, exit status 0.
-printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nhistory 3\nhistory x\nexit\n' |
+# The control-character document is sent last on purpose: history shows its title.
+printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nexit\n' \
+  "$CARICO_SOURCE/files/control-chars.json" |
   "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/piped.out" 2>"$WORK/piped.err" ||
   fail "piped REPL exited non-zero"
-[ "$(grep -c '^200 request=' "$WORK/piped.out")" -eq 6 ] || fail "piped: expected 6 replies 200 (4 + 2)"
+[ "$(grep -c '^200 request=' "$WORK/piped.out")" -eq 7 ] || fail "piped: expected 7 replies 200 (4 + 2 + 1)"
 grep -q '^batch 2: 2 documents' "$WORK/piped.out" || fail "piped: no summary of the FTP batch"
 grep -q '^w1 ' "$WORK/piped.out" || fail "piped: no workers table"
 grep -q '^REQUEST  *STATE' "$WORK/piped.out" || fail "piped: no history table"
