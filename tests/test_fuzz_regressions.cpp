@@ -2,7 +2,6 @@
 // Each finding's input is also kept in tests/fuzz/corpus/<target>/ as a seed.
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <string>
 
 #include "shared/codec.hpp"
@@ -32,12 +31,12 @@ TEST_CASE("fuzz_header: an empty key and empty strings copy without a null memcp
 
 TEST_CASE("fuzz_worker_codec: headers of many array headers decode quickly", "[fuzz]") {
   // A small input declaring 1792-element arrays: msgpack allocates before it
-  // reads the elements, so the cost is bounded by the depth limit.
+  // reads the elements, so the cost is bounded by the depth limit. It was a
+  // fuzzer time-out; a regression shows as this test hitting CTest's
+  // time-out, not as a wall-clock check that a busy machine can fail.
   std::string bytes = "\x83";
   for (int i = 0; i < 20; ++i) bytes += std::string("\xa1k\xdc\x07\x00", 5);
-  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 100; ++i) CHECK_FALSE(header::decode(bytes.data(), bytes.size()));
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
 }
 
 TEST_CASE("request header frames are capped at 64 KiB", "[fuzz][limits]") {
