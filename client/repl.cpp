@@ -625,19 +625,8 @@ void repl::cmd_history(const arguments& args) {
                        text(row, "worker"), text(row, "attempts"), text(row, "bytes"),
                        text(row, "title")});
     }
-    std::vector<std::size_t> width(table[0].size(), 0);
-    for (const auto& line : table) {
-      for (std::size_t i = 0; i < line.size(); ++i) width[i] = std::max(width[i], line[i].size());
-    }
-    std::string out;
-    for (const auto& line : table) {
-      for (std::size_t i = 0; i < line.size(); ++i) {
-        out += line[i];
-        if (i + 1 < line.size()) out += std::string(width[i] - line[i].size() + 2, ' ');
-      }
-      out += "\n";
-    }
-    out.pop_back();
+    std::string out = render_table(table);
+    out.pop_back();  // say() ends the line
     say(out);
   });
 }
