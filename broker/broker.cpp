@@ -295,7 +295,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     // the file, so a restart can never run it under a second number.
     journal_event e;
     e.what = journal_event::kind::received;
-    e.row = record_of(r, message.head);
+    e.row = record_of(r, message.head, key ? &*key : nullptr);
     e.head = r.head.size() > 0 ? r.head.to_string() : header().encode_string();
     e.payload.copy(r.payload);  // shares the buffer (reference counted)
     uncommitted_.emplace_back(journal_->post(std::move(e)), number);
@@ -435,7 +435,10 @@ nlohmann::json broker::request_json(const request& r) const {
   return out;
 }
 
-journal_record broker::record_of(const request& r, const header& head) const {
+// With key (the request's, already worked out), client and id are taken from
+// it rather than rendered from the header a second time.
+journal_record broker::record_of(const request& r, const header& head,
+                                 const request_key_parts* key) const {
   journal_record out;
   out.number = r.number;
   out.service = r.target->name;
@@ -445,9 +448,14 @@ journal_record broker::record_of(const request& r, const header& head) const {
   out.bytes = r.payload.size();
   out.received_ms = r.received_ms;
   out.dispatched_ms = r.dispatched_ms;
-  out.client = std::string(head.get_string("client").value_or(""));
-  if (const msgpack::object* id = head.find("id")) {
-    out.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (key != nullptr) {
+    out.client = key->client;
+    out.client_id = key->client_id;
+  } else {
+    out.client = std::string(head.get_string("client").value_or(""));
+    if (const msgpack::object* id = head.find("id")) {
+      out.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
   }
   out.title = std::string(head.get_string("title").value_or(""));
   return out;

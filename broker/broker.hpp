@@ -140,7 +140,8 @@ class broker {
   std::optional<nlohmann::json> find_request_json(std::uint64_t number);
   std::optional<nlohmann::json> find_request_json(const request_key_parts& key);
   nlohmann::json history_json(std::size_t last);
-  journal_record record_of(const request& r, const header& head) const;
+  journal_record record_of(const request& r, const header& head,
+                           const request_key_parts* key = nullptr) const;
   static void keep_header(request& r, header& head, zmq::message_t&& frame);
 
   std::string client_label(const std::string& client) const;
