@@ -129,8 +129,10 @@ void broker::run() {
     }
     if (clock::now() >= next_tick_) on_tick();
   }
+  std::size_t unanswered = requests_.size();
+  for (const auto& [name, s] : services_) unanswered += s->parked.size();
   log_->info("broker stopping: disconnecting {} workers, {} requests unanswered",
-             workers_.size(), requests_.size());
+             workers_.size(), unanswered);
   if (journal_) {
     journal_->flush();  // the replies already earned go out before we leave
     on_journal_commit();
@@ -242,10 +244,10 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   const std::size_t bytes = held_bytes(message);
   if (refuse_over_limits(client, message, bytes)) return;
   service& s = require_service(message.service);
-  if (s.queue.size() + uncommitted_.size() >= options_.max_queue) {
+  if (waiting(s) + uncommitted_.size() >= options_.max_queue) {
     ++stats_.refused;
     log_->warn("request refused: queue of {} is full ({} waiting) client={}", s.name,
-               s.queue.size(), client_label(client));
+               waiting(s), client_label(client));
     if (journal_) {
       journal_event e;
       e.what = journal_event::kind::refused;
@@ -263,14 +265,14 @@ void broker::accept_request(std::string&& client, client_request&& message) {
       journal_->post(std::move(e));
     }
     reply_error(client, s.name, code::queue_full,
-                "queue full: " + std::to_string(s.queue.size()) + " requests waiting for " + s.name,
+                "queue full: " + std::to_string(waiting(s)) + " requests waiting for " + s.name,
                 &message.head);
     return;
   }
   ++stats_.received;
   const std::uint64_t number = next_request_++;
   quota_.add(client, bytes);
-  request& r = requests_[number];
+  request r;
   r.number = number;
   r.client = std::move(client);
   r.target = &s;
@@ -299,13 +301,16 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     e.head = r.head.size() > 0 ? r.head.to_string() : header().encode_string();
     e.payload.copy(r.payload);  // shares the buffer (reference counted)
     uncommitted_.emplace_back(journal_->post(std::move(e)), number);
+    requests_.emplace(number, std::move(r));
     return;
   }
-  s.queue.push_back(number);
+  queue_back(s, std::move(r));
   dispatch(s);
-  if (!s.queue.empty() && s.queue.back() == number && log_->should_log(spdlog::level::info)) {
+  if (log_->should_log(spdlog::level::info) &&
+      ((!s.parked.empty() && s.parked.last_number() == number) ||
+       (!s.queue.empty() && s.queue.back() == number))) {
     log_->info("request {} queued: no {} worker free ({} waiting, {} workers)", number, s.name,
-               s.queue.size(), s.ring.size());
+               waiting(s), s.ring.size());
   }
 }
 
@@ -402,10 +407,12 @@ nlohmann::json broker::workers_json() const {
 
 nlohmann::json broker::stats_json() const {
   std::size_t queued = 0;
+  std::size_t queued_in_full = 0;  // the waiting requests that are in requests_
   nlohmann::json services = nlohmann::json::object();
   for (const auto& [name, s] : services_) {
-    queued += s->queue.size();
-    services[name] = {{"workers", s->ring.size()}, {"queued", s->queue.size()}};
+    queued += waiting(*s);
+    queued_in_full += s->queue.size();
+    services[name] = {{"workers", s->ring.size()}, {"queued", waiting(*s)}};
   }
   return {{"received", stats_.received},
           {"done", stats_.done},
@@ -417,7 +424,7 @@ nlohmann::json broker::stats_json() const {
           {"late_replies", stats_.late_replies},
           {"resends", stats_.resends},
           {"queued", queued},
-          {"in_flight", requests_.size() - queued},
+          {"in_flight", requests_.size() - queued_in_full},
           {"workers", workers_.size()},
           {"workers_joined", stats_.workers_joined},
           {"workers_lost", stats_.workers_lost},
@@ -742,10 +749,55 @@ service& broker::require_service(const std::string& name) {
   return ref;
 }
 
+// A service's waiting requests: the full ones first (re-dispatched requests go
+// to their front), then the parked ones. Once a service has parked requests,
+// every newcomer is parked behind them, so arrival order is kept.
+bool broker::should_park(const service& s) const {
+  return !s.parked.empty() || s.queue.size() >= options_.park_after;
+}
+
+std::size_t broker::waiting(const service& s) const { return s.queue.size() + s.parked.size(); }
+
+// Puts r, not yet in requests_, at the back of s's queue.
+void broker::queue_back(service& s, request&& r) {
+  if (should_park(s)) {
+    s.parked.push(std::move(r));
+    return;
+  }
+  const std::uint64_t number = r.number;
+  requests_.emplace(number, std::move(r));
+  s.queue.push_back(number);
+}
+
+// Takes s's oldest parked request back into requests_, with the clients that
+// sent it again while it was parked as its waiters.
+request& broker::unpark(service& s) {
+  request r = s.parked.pop();
+  r.target = &s;
+  if (!parked_waiters_.empty()) {
+    if (auto it = parked_waiters_.find(r.number); it != parked_waiters_.end()) {
+      for (std::string& c : it->second) {
+        if (r.client.empty()) {
+          r.client = std::move(c);
+        } else if (c != r.client && std::find(r.waiters.begin(), r.waiters.end(), c) == r.waiters.end()) {
+          r.waiters.push_back(std::move(c));
+        }
+      }
+      parked_waiters_.erase(it);
+    }
+  }
+  const std::uint64_t number = r.number;
+  return requests_.emplace(number, std::move(r)).first->second;
+}
+
 void broker::dispatch(service& s) {
-  while (!s.queue.empty()) {
+  while (!s.queue.empty() || !s.parked.empty()) {
     known_worker* w = s.ring.next_eligible();
     if (w == nullptr) return;
+    if (s.queue.empty()) {
+      send_request(*w, unpark(s));
+      continue;
+    }
     const std::uint64_t number = s.queue.front();
     s.queue.pop_front();
     auto it = requests_.find(number);
@@ -831,7 +883,7 @@ void broker::reload_unfinished() {
       continue;
     }
     service& s = require_service(u.record.service);
-    request& r = requests_[u.record.number];
+    request r;
     r.number = u.record.number;
     r.target = &s;
     keep_header(r, *head.value, zmq::message_t(u.head.data(), u.head.size()));
@@ -843,17 +895,18 @@ void broker::reload_unfinished() {
       r.key = key->text;
       keyed_[r.key] = r.number;
     }
+    log_->info("request {} reloaded from the journal service={} state={} attempts={}", r.number,
+               s.name, request_state_name(u.record.state), r.attempts);
     // Whoever held it is gone with the old broker's sockets: queue it again,
     // first for the same worker if it had one.
     if (u.record.state == request_state::dispatched && !u.record.worker.empty()) {
       sticky_[u.record.worker].push_back(r.number);
       sticky_until_ = now + 2 * expiry_;
       next_tick_ = std::min(next_tick_, sticky_until_);
+      requests_.emplace(r.number, std::move(r));
     } else {
-      s.queue.push_back(r.number);
+      queue_back(s, std::move(r));
     }
-    log_->info("request {} reloaded from the journal service={} state={} attempts={}", r.number,
-               s.name, request_state_name(u.record.state), r.attempts);
   }
 }
 
@@ -908,7 +961,12 @@ void broker::on_journal_commit() {
     uncommitted_.pop_front();
     if (it == requests_.end()) continue;
     service* s = it->second.target;
-    s->queue.push_back(it->first);
+    if (should_park(*s)) {
+      s->parked.push(std::move(it->second));
+      requests_.erase(it);
+    } else {
+      s->queue.push_back(it->first);
+    }
     if (std::find(ready.begin(), ready.end(), s) == ready.end()) ready.push_back(s);
   }
   for (service* s : ready) dispatch(*s);
@@ -996,8 +1054,10 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
 // Returns false when the key is new.
 bool broker::answer_resend(const std::string& client, const request_key_parts& key) {
   if (auto it = keyed_.find(key.text); it != keyed_.end()) {
-    auto found = requests_.find(it->second);
-    if (found != requests_.end()) {
+    // Unanswered: in requests_, or else parked (a key leaves keyed_ only when
+    // its request is answered).
+    const std::uint64_t number = it->second;
+    if (auto found = requests_.find(number); found != requests_.end()) {
       request& r = found->second;
       if (r.client.empty()) {
         r.client = client;
@@ -1005,12 +1065,16 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
                  std::find(r.waiters.begin(), r.waiters.end(), client) == r.waiters.end()) {
         r.waiters.push_back(client);
       }
-      ++stats_.resends;
-      log_->info("request {} sent again by client={} name={} id={}: waiting for the same outcome",
-                 r.number, client_label(client), key.client, key.client_id);
-      return true;
+    } else {
+      std::vector<std::string>& waiters = parked_waiters_[number];
+      if (std::find(waiters.begin(), waiters.end(), client) == waiters.end()) {
+        waiters.push_back(client);
+      }
     }
-    keyed_.erase(it);
+    ++stats_.resends;
+    log_->info("request {} sent again by client={} name={} id={}: waiting for the same outcome",
+               number, client_label(client), key.client, key.client_id);
+    return true;
   }
   cached_reply again;
   const char* source = "memory";
@@ -1050,6 +1114,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
 
 std::optional<nlohmann::json> broker::find_request_json(std::uint64_t number) {
   if (auto it = requests_.find(number); it != requests_.end()) return request_json(it->second);
+  if (auto parked = find_parked_json(number)) return parked;
   if (!journal_) return std::nullopt;
   try {
     journal_->flush();  // an answer still being written is part of the record
@@ -1088,12 +1153,57 @@ nlohmann::json broker::history_json(std::size_t last) {
       log_->error("journal history failed: {}", e.what());
     }
   }
+  // The newest `last` of each service's parked requests, as views (valid
+  // until the next push or pop), and every request in full.
   std::vector<std::uint64_t> numbers;
   for (const auto& [number, r] : requests_) numbers.push_back(number);
+  std::unordered_map<std::uint64_t, std::pair<service*, packed_view>> parked;
+  for (auto& [name, s] : services_) {
+    std::deque<packed_view> newest;
+    s->parked.for_each([&newest, last](const packed_view& v) {
+      newest.push_back(v);
+      if (newest.size() > last) newest.pop_front();
+      return true;
+    });
+    for (const packed_view& v : newest) {
+      numbers.push_back(v.number);
+      parked.emplace(v.number, std::make_pair(s.get(), v));
+    }
+  }
   std::sort(numbers.rbegin(), numbers.rend());
   if (numbers.size() > last) numbers.resize(last);
-  for (std::uint64_t n : numbers) list.push_back(request_json(requests_.at(n)));
+  for (std::uint64_t n : numbers) {
+    auto it = requests_.find(n);
+    if (it != requests_.end()) {
+      list.push_back(request_json(it->second));
+    } else {
+      const auto& [s, v] = parked.at(n);
+      list.push_back(parked_json(*s, v));
+    }
+  }
   return list;
+}
+
+// The mmi.request view of parked request `number`, if one is parked.
+std::optional<nlohmann::json> broker::find_parked_json(std::uint64_t number) {
+  for (auto& [name, s] : services_) {
+    if (s->parked.empty() || number > s->parked.last_number()) continue;
+    std::optional<nlohmann::json> found;
+    s->parked.for_each([&](const packed_view& v) {
+      if (v.number == number) found = parked_json(*s, v);
+      return v.number < number;  // numbers grow along a queue
+    });
+    if (found) return found;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json broker::parked_json(service& s, const packed_view& v) const {
+  request r = to_request(v);
+  r.target = &s;
+  nlohmann::json out = request_json(r);
+  out["bytes"] = v.payload_bytes;  // r was rebuilt without its payload
+  return out;
 }
 
 }  // namespace carico

@@ -43,6 +43,8 @@ struct broker_options {
   long heartbeat_ms = 500;                        // heartbeat interval both ways
   long liveness = 3;                              // missed intervals before a worker is dead
   std::size_t max_queue = 100000;                 // waiting requests per service
+  std::size_t park_after = 1024;                  // waiting requests per service kept in full;
+                                                  // later ones are packed (broker/packed_queue.hpp)
   std::uint64_t max_attempts = 3;                 // workers a request may be given to
   std::string journal_path{};                     // SQLite request journal; empty for none
   std::chrono::milliseconds journal_keep = std::chrono::hours(24 * 7);  // finished rows kept
@@ -126,6 +128,10 @@ class broker {
   void purge_expired(time_point now);
 
   service& require_service(const std::string& name);
+  bool should_park(const service& s) const;
+  void queue_back(service& s, request&& r);
+  request& unpark(service& s);
+  std::size_t waiting(const service& s) const;
   void dispatch(service& s);
   void send_request(known_worker& w, request& r);
   void requeue(std::uint64_t number, const known_worker& lost_by);
@@ -148,6 +154,8 @@ class broker {
   nlohmann::json workers_json() const;
   nlohmann::json stats_json() const;
   nlohmann::json request_json(const request& r) const;
+  nlohmann::json parked_json(service& s, const packed_view& v) const;
+  std::optional<nlohmann::json> find_parked_json(std::uint64_t number);
 
   broker_options options_;                   // as configured
   std::shared_ptr<spdlog::logger> log_;      // loadbalancer.log and stderr
@@ -159,7 +167,7 @@ class broker {
 
   std::unordered_map<std::string, std::unique_ptr<known_worker>> workers_;  // by routing id
   std::unordered_map<std::string, std::unique_ptr<service>> services_;      // by name
-  std::unordered_map<std::uint64_t, request> requests_;                     // unanswered, by number
+  std::unordered_map<std::uint64_t, request> requests_;  // unanswered and not parked, by number
   std::uint64_t next_request_{1};            // number of the next accepted request
   broker_stats stats_;                       // counters for mmi.stats
   time_point started_at_;                    // for uptime
@@ -176,6 +184,9 @@ class broker {
   std::deque<std::pair<std::uint64_t, std::uint64_t>> uncommitted_;  // (seq, number) received, not yet durable
   std::deque<held_reply> held_replies_;      // replies waiting for their commit
   std::unordered_map<std::string, std::uint64_t> keyed_;  // idempotency key -> unanswered request
+  // Clients that sent a parked keyed request again, by request number: they
+  // join its waiters when it is unparked.
+  std::unordered_map<std::uint64_t, std::vector<std::string>> parked_waiters_;
   reply_cache answered_;                     // replies of answered keyed requests, for resends
   std::unique_ptr<key_filter> journal_keys_; // keys the journal may hold (null with none)
   // Reloaded requests that a named worker held when the last broker died: kept

@@ -5,6 +5,7 @@
 #include <deque>
 #include <string>
 
+#include "broker/packed_queue.hpp"
 #include "broker/worker_ring.hpp"
 
 namespace carico {
@@ -12,7 +13,9 @@ namespace carico {
 struct service {
   std::string name;                   // as clients and workers spell it
   worker_ring ring;                   // workers serving it, round robin
-  std::deque<std::uint64_t> queue;    // request numbers waiting for a worker
+  std::deque<std::uint64_t> queue;    // numbers of waiting requests kept in full (in requests_),
+                                      // served first
+  packed_queue parked;                // waiting requests packed once queue is long, served after
 };
 
 }  // namespace carico

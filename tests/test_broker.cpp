@@ -788,3 +788,117 @@ TEST_CASE("random frames on both sockets neither crash nor stall the broker", "[
   CHECK(r->code() == 200);
   CHECK(r->head["id"] == "still");
 }
+
+TEST_CASE("requests past park_after wait packed and are served in arrival order", "[broker][park]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.park_after = 2;
+  running_broker broker(context, options);
+  fake_client client(context, broker.frontend());
+
+  // Payloads of every shape: empty, small, one kept as a frame (over 8 KiB).
+  std::vector<std::string> payloads;
+  for (int i = 1; i <= 12; ++i) {
+    payloads.push_back(i == 5 ? std::string() : i == 7 ? std::string(20000, 'L') : "doc-" + std::to_string(i));
+  }
+  for (int i = 1; i <= 12; ++i) {
+    json head = {{"id", i}, {"title", "t" + std::to_string(i)}};
+    if (i == 9) head["request"] = 777;  // a client's own `request` is not forwarded
+    client.send("text", head, payloads[i - 1]);
+  }
+  fake_client mmi(context, broker.frontend());
+  REQUIRE(eventually([&] { return mmi_stats(mmi)["queued"] == 12; }));
+  json stats = mmi_stats(mmi);
+  CHECK(stats["in_flight"] == 0);
+  CHECK(stats["services"]["text"]["queued"] == 12);
+
+  // A parked request is visible to mmi.request and mmi.history like any other.
+  std::optional<client_view> found = mmi.call("mmi.request", {{"of_request", 7}}, "");
+  REQUIRE(found);
+  REQUIRE(found->code() == 200);
+  CHECK(found->head["result"]["request"] == 7);
+  CHECK(found->head["result"]["state"] == "queued");
+  CHECK(found->head["result"]["bytes"] == 20000);
+  CHECK(found->head["result"]["title"] == "t7");
+  std::optional<client_view> missing = mmi.call("mmi.request", {{"of_request", 13}}, "");
+  REQUIRE(missing);
+  CHECK(missing->code() == 404);
+  std::optional<client_view> history = mmi.call("mmi.history", {{"last", 5}}, "");
+  REQUIRE(history);
+  std::vector<std::uint64_t> listed;
+  for (const json& r : history->head["result"]["requests"]) listed.push_back(r["request"]);
+  CHECK(listed == std::vector<std::uint64_t>{12, 11, 10, 9, 8});
+
+  auto workers = start_workers(context, broker, mmi, {"A"});
+  for (int i = 1; i <= 12; ++i) {
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->head["id"] == i);
+    CHECK(r->head["request"] == i);
+    CHECK(r->head["result"]["payload"] == payloads[i - 1]);
+  }
+  std::vector<received_request> seen = workers[0]->requests();
+  REQUIRE(seen.size() == 12);
+  CHECK(seen[8].number == 9);
+  CHECK(seen[8].head["request"] == 9);
+  CHECK(seen[8].head["attempt"] == 1);
+  CHECK(seen[8].head["title"] == "t9");
+  CHECK(mmi_stats(mmi)["queued"] == 0);
+}
+
+TEST_CASE("a parked keyed request sent again is executed once and answered to both", "[broker][park]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.park_after = 1;
+  running_broker broker(context, options);
+  fake_client first(context, broker.frontend());
+  fake_client second(context, broker.frontend());
+  for (int i = 1; i <= 3; ++i) first.send("text", {{"client", "c1"}, {"id", i}}, "doc");
+  fake_client mmi(context, broker.frontend());
+  REQUIRE(eventually([&] { return mmi_stats(mmi)["queued"] == 3; }));
+  first.send("text", {{"client", "c1"}, {"id", 3}}, "doc");   // the same socket: no second reply
+  second.send("text", {{"client", "c1"}, {"id", 3}}, "doc");  // another socket: a waiter
+  second.send("text", {{"client", "c1"}, {"id", 3}}, "doc");  // counted once
+  REQUIRE(eventually([&] { return mmi_stats(mmi)["resends"] == 3; }));
+  CHECK(mmi_stats(mmi)["queued"] == 3);
+
+  auto workers = start_workers(context, broker, mmi, {"A"});
+  for (int i = 1; i <= 3; ++i) {
+    std::optional<client_view> r = first.recv();
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->head["id"] == i);
+  }
+  std::optional<client_view> again = second.recv();
+  REQUIRE(again);
+  CHECK(again->head["id"] == 3);
+  CHECK(again->head["request"] == 3);
+  CHECK_FALSE(first.recv(100ms));
+  CHECK_FALSE(second.recv(50ms));
+  CHECK(workers[0]->requests().size() == 3);
+}
+
+TEST_CASE("re-dispatched requests go before parked ones", "[broker][park]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.park_after = 1;
+  running_broker broker(context, options);
+  fake_client client(context, broker.frontend());
+  fake_client mmi(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  auto lost = start_workers(context, broker, mmi, {"A"}, holds);
+  for (int i = 1; i <= 4; ++i) client.send("text", {{"id", i}}, "doc");
+  REQUIRE(lost[0]->wait_requests(1));
+  REQUIRE(eventually([&] { return mmi_stats(mmi)["queued"] == 3; }));
+  lost[0]->send_disconnect();  // request 1 goes to the front, before the parked 2..4
+  REQUIRE(eventually([&] { return mmi_stats(mmi)["redispatched"] == 1; }));
+  auto workers = start_workers(context, broker, mmi, {"B"});
+  for (int i = 1; i <= 4; ++i) {
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->head["id"] == i);
+    CHECK(r->head["attempts"] == (i == 1 ? 2 : 1));
+  }
+}

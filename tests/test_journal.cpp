@@ -444,3 +444,43 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   for (int i = 100; i < 1100; ++i) false_hits += filter.may_contain("key" + std::to_string(i));
   CHECK(false_hits < 200);
 }
+
+TEST_CASE("parked requests with a journal: committed, reloaded in order, answered once",
+          "[journal][park]") {
+  temp_dir dir;
+  zmq::context_t context;
+  auto parking = [&dir] {
+    broker_options options = journaled(dir.file("j.db"));  // fresh endpoints each time
+    options.park_after = 1;
+    return options;
+  };
+  {
+    running_broker broker(context, parking());
+    fake_client c(context, broker.frontend());
+    for (int id = 1; id <= 4; ++id) c.send("text", keyed("c1", id), "doc-" + std::to_string(id));
+    REQUIRE(eventually([&] { return mmi_stats(c)["queued"] == 4; }));
+    auto found = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 4}}, "");
+    REQUIRE(found);
+    CHECK(found->head["result"]["state"] == "queued");
+    CHECK(found->head["result"]["bytes"] == 5);
+  }  // the broker stops with four requests waiting, three of them parked
+
+  running_broker broker(context, parking());
+  fake_client c(context, broker.frontend());
+  REQUIRE(eventually([&] { return mmi_stats(c)["queued"] == 4; }));
+  c.send("text", keyed("c1", 3), "doc-3");  // a reloaded request has no client until it is sent again
+  REQUIRE(eventually([&] { return mmi_stats(c)["resends"] == 1; }));
+  fake_worker w(context, {.endpoint = broker.backend(), .name = "w2"});
+  REQUIRE(w.wait_requests(4));
+  std::vector<received_request> seen = w.requests();
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    CHECK(seen[i].payload == "doc-" + std::to_string(i + 1));
+    if (i > 0) CHECK(seen[i].number > seen[i - 1].number);
+  }
+  auto r = c.recv();
+  REQUIRE(r);
+  CHECK(r->code() == 200);
+  CHECK(r->head["id"] == 3);
+  CHECK_FALSE(c.recv(100ms));
+  CHECK(w.requests().size() == 4);
+}

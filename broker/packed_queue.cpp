@@ -1,0 +1,184 @@
+#include "broker/packed_queue.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "broker/journal.hpp"  // unix_ms
+
+namespace carico {
+namespace {
+
+// Entry layout: nine LEB128 varints (number and received_ms as zigzag
+// deltas from the entry before, so usually one byte each; attempts,
+// quota_bytes, the lengths of client, key, id and head, then the payload
+// length shifted left by one with the low bit set when the payload is kept as
+// a frame in large_), then the bytes of client, key, id, head and payload.
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* put_varint(char* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+const char* get_varint(const char* p, std::uint64_t& v) {
+  v = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    const auto byte = static_cast<unsigned char>(*p++);
+    v |= std::uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return p;
+  }
+}
+
+std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+
+std::int64_t unzigzag(std::uint64_t v) {
+  return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+}
+
+char* put_bytes(char* p, std::string_view bytes) {
+  if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+
+}  // namespace
+
+void packed_queue::push(request&& r) {
+  const bool large = r.payload.size() > large_payload;
+  const std::string_view head = r.head.to_string_view();
+  const std::string_view payload = large ? std::string_view() : r.payload.to_string_view();
+  const std::uint64_t fields[] = {zigzag(static_cast<std::int64_t>(r.number - last_number_)),
+                                  zigzag(r.received_ms - last_ms_),
+                                  r.attempts,
+                                  r.quota_bytes,
+                                  r.client.size(),
+                                  r.key.size(),
+                                  r.id.size(),
+                                  head.size(),
+                                  (std::uint64_t{r.payload.size()} << 1) | (large ? 1u : 0u)};
+  std::size_t size = r.client.size() + r.key.size() + r.id.size() + head.size() + payload.size();
+  for (std::uint64_t f : fields) size += varint_size(f);
+
+  // An empty last chunk is the only one: replace it when the entry does not fit.
+  if (!chunks_.empty() && chunks_.back().read == chunks_.back().write &&
+      chunks_.back().capacity < size) {
+    chunks_.pop_back();
+  }
+  if (chunks_.empty() || chunks_.back().capacity - chunks_.back().write < size) {
+    chunk c;
+    c.capacity = std::max(chunk_bytes_, size);
+    c.data = std::make_unique_for_overwrite<char[]>(c.capacity);
+    chunks_.push_back(std::move(c));
+  }
+  chunk& c = chunks_.back();
+  char* p = c.data.get() + c.write;
+  for (std::uint64_t f : fields) p = put_varint(p, f);
+  p = put_bytes(p, r.client);
+  p = put_bytes(p, r.key);
+  p = put_bytes(p, r.id);
+  p = put_bytes(p, head);
+  p = put_bytes(p, payload);
+  c.write += size;
+  if (large) large_.push_back(std::move(r.payload));
+  ++count_;
+  last_number_ = r.number;
+  last_ms_ = r.received_ms;
+}
+
+const char* packed_queue::read_entry(const char* p, const packed_view& before, packed_view& out,
+                                     bool& large) {
+  std::uint64_t f[9];
+  for (std::uint64_t& v : f) p = get_varint(p, v);
+  out.number = before.number + static_cast<std::uint64_t>(unzigzag(f[0]));
+  out.received_ms = before.received_ms + unzigzag(f[1]);
+  out.attempts = f[2];
+  out.quota_bytes = static_cast<std::size_t>(f[3]);
+  large = (f[8] & 1) != 0;
+  out.payload_bytes = static_cast<std::size_t>(f[8] >> 1);
+  const std::size_t lengths[] = {static_cast<std::size_t>(f[4]), static_cast<std::size_t>(f[5]),
+                                 static_cast<std::size_t>(f[6]), static_cast<std::size_t>(f[7])};
+  std::string_view* fields[] = {&out.client, &out.key, &out.id, &out.head};
+  for (std::size_t i = 0; i < 4; ++i) {
+    *fields[i] = std::string_view(p, lengths[i]);
+    p += lengths[i];
+  }
+  return large ? p : p + out.payload_bytes;
+}
+
+request to_request(const packed_view& v) {
+  request r;
+  r.number = v.number;
+  r.received_ms = v.received_ms;
+  r.received_at = clock::now() - milliseconds(std::max<std::int64_t>(0, unix_ms() - v.received_ms));
+  r.attempts = v.attempts;
+  r.quota_bytes = v.quota_bytes;
+  r.client.assign(v.client);
+  r.key.assign(v.key);
+  r.id.assign(v.id);
+  if (!v.head.empty()) r.head = zmq::message_t(v.head.data(), v.head.size());
+  return r;
+}
+
+request packed_queue::pop() {
+  chunk& c = chunks_.front();
+  const char* start = c.data.get() + c.read;
+  packed_view v;
+  bool large = false;
+  const char* end = read_entry(start, popped_, v, large);
+  popped_.number = v.number;
+  popped_.received_ms = v.received_ms;
+
+  request r = to_request(v);
+  if (large) {
+    r.payload = std::move(large_.front());
+    large_.pop_front();
+  } else {
+    r.payload = zmq::message_t(end - v.payload_bytes, v.payload_bytes);
+  }
+
+  c.read = static_cast<std::size_t>(end - c.data.get());
+  --count_;
+  if (c.read == c.write) {
+    if (chunks_.size() > 1) {
+      chunks_.pop_front();
+    } else {
+      c.read = c.write = 0;  // keep the last chunk for the next requests
+    }
+  }
+  return r;
+}
+
+void packed_queue::for_each(const std::function<bool(const packed_view&)>& visit) const {
+  packed_view before = popped_;
+  for (const chunk& c : chunks_) {
+    const char* p = c.data.get() + c.read;
+    const char* end = c.data.get() + c.write;
+    while (p < end) {
+      packed_view v;
+      bool large = false;
+      p = read_entry(p, before, v, large);
+      if (!visit(v)) return;
+      before = v;
+    }
+  }
+}
+
+std::size_t packed_queue::chunk_bytes_held() const {
+  std::size_t total = 0;
+  for (const chunk& c : chunks_) total += c.capacity;
+  return total;
+}
+
+}  // namespace carico
