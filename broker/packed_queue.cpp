@@ -8,11 +8,12 @@
 namespace carico {
 namespace {
 
-// Entry layout: nine LEB128 varints (number and received_ms as zigzag
-// deltas from the entry before, so usually one byte each; attempts,
-// quota_bytes, the lengths of client, key, id and head, then the payload
-// length shifted left by one with the low bit set when the payload is kept as
-// a frame in large_), then the bytes of client, key, id, head and payload.
+// Entry layout: nine LEB128 varints, then the bytes of client, key, id, head
+// and payload. The varints: number, received_ms and quota_bytes as zigzag
+// deltas from the entry before (one byte each for a steady stream), attempts,
+// the lengths of client, key, id and head, and the payload's length as a
+// zigzag delta from the entry before, shifted left by one, with the low bit set
+// when the payload is kept as a frame in large_.
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
   while (v >= 0x80) {
@@ -62,12 +63,13 @@ void packed_queue::push(request&& r) {
   const std::uint64_t fields[] = {zigzag(static_cast<std::int64_t>(r.number - last_number_)),
                                   zigzag(r.received_ms - last_ms_),
                                   r.attempts,
-                                  r.quota_bytes,
+                                  zigzag(static_cast<std::int64_t>(r.quota_bytes - last_quota_)),
                                   r.client.size(),
                                   r.key.size(),
                                   r.id.size(),
                                   head.size(),
-                                  (std::uint64_t{r.payload.size()} << 1) | (large ? 1u : 0u)};
+                                  (zigzag(static_cast<std::int64_t>(r.payload.size() - last_payload_)) << 1) |
+                                      (large ? 1u : 0u)};
   std::size_t size = r.client.size() + r.key.size() + r.id.size() + head.size() + payload.size();
   for (std::uint64_t f : fields) size += varint_size(f);
 
@@ -91,10 +93,12 @@ void packed_queue::push(request&& r) {
   p = put_bytes(p, head);
   p = put_bytes(p, payload);
   c.write += size;
-  if (large) large_.push_back(std::move(r.payload));
   ++count_;
   last_number_ = r.number;
   last_ms_ = r.received_ms;
+  last_quota_ = r.quota_bytes;
+  last_payload_ = r.payload.size();
+  if (large) large_.push_back(std::move(r.payload));
 }
 
 const char* packed_queue::read_entry(const char* p, const packed_view& before, packed_view& out,
@@ -104,9 +108,9 @@ const char* packed_queue::read_entry(const char* p, const packed_view& before, p
   out.number = before.number + static_cast<std::uint64_t>(unzigzag(f[0]));
   out.received_ms = before.received_ms + unzigzag(f[1]);
   out.attempts = f[2];
-  out.quota_bytes = static_cast<std::size_t>(f[3]);
+  out.quota_bytes = before.quota_bytes + static_cast<std::size_t>(unzigzag(f[3]));
   large = (f[8] & 1) != 0;
-  out.payload_bytes = static_cast<std::size_t>(f[8] >> 1);
+  out.payload_bytes = before.payload_bytes + static_cast<std::size_t>(unzigzag(f[8] >> 1));
   const std::size_t lengths[] = {static_cast<std::size_t>(f[4]), static_cast<std::size_t>(f[5]),
                                  static_cast<std::size_t>(f[6]), static_cast<std::size_t>(f[7])};
   std::string_view* fields[] = {&out.client, &out.key, &out.id, &out.head};
@@ -137,8 +141,7 @@ request packed_queue::pop() {
   packed_view v;
   bool large = false;
   const char* end = read_entry(start, popped_, v, large);
-  popped_.number = v.number;
-  popped_.received_ms = v.received_ms;
+  popped_ = v;
 
   request r = to_request(v);
   if (large) {

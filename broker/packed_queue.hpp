@@ -85,7 +85,10 @@ class packed_queue {
   std::size_t count_{0};                    // requests parked
   std::uint64_t last_number_{0};            // newest number pushed (entries hold deltas)
   std::int64_t last_ms_{0};                 // newest received_ms pushed
-  packed_view popped_;                      // number and received_ms of the last entry popped
+  std::size_t last_quota_{0};               // newest quota_bytes pushed
+  std::size_t last_payload_{0};             // newest payload size pushed
+  packed_view popped_;                      // the last entry popped (its views dangle: the
+                                            // numbers are what deltas are taken from)
 };
 
 }  // namespace carico
