@@ -52,6 +52,10 @@ broker::broker(zmq::context_t& context, broker_options options,
   // A reply must never be dropped because a client reads slowly: the number of
   // replies owed to a client is bounded by the requests it was allowed to queue.
   frontend_.set(zmq::sockopt::sndhwm, 0);
+  // The loop takes requests into its own queues as fast as they come: a deep
+  // ZeroMQ buffer per client adds nothing but memory (each buffered frame can
+  // hold an 8 KiB receive buffer in ZeroMQ's I/O thread).
+  frontend_.set(zmq::sockopt::rcvhwm, options_.client_hwm);
   frontend_.set(zmq::sockopt::linger, 200);
   backend_.set(zmq::sockopt::linger, 200);
   secure_sockets(context);

@@ -43,6 +43,8 @@ struct broker_options {
   long heartbeat_ms = 500;                        // heartbeat interval both ways
   long liveness = 3;                              // missed intervals before a worker is dead
   std::size_t max_queue = 100000;                 // waiting requests per service
+  int client_hwm = 64;                            // messages ZeroMQ buffers per client before it
+                                                  // stops reading that client's connection
   std::size_t park_after = 1024;                  // waiting requests per service kept in full;
                                                   // later ones are packed (broker/packed_queue.hpp)
   std::uint64_t max_attempts = 3;                 // workers a request may be given to

@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", options.max_queue, "waiting requests per service (then 503)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000000));
+  app.add_option("--client-hwm", options.client_hwm,
+                 "requests ZeroMQ buffers per client connection before it stops reading it")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--max-attempts", options.max_attempts, "workers a request may be given to")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
