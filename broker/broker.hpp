@@ -106,6 +106,7 @@ class broker {
   void handle_frontend();
   void handle_backend();
   void on_tick();
+  void trim_after_burst();
 
   void on_client_message(zmq::multipart_t&& frames);
   void on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
@@ -170,6 +171,7 @@ class broker {
   std::unordered_map<std::string, std::unique_ptr<known_worker>> workers_;  // by routing id
   std::unordered_map<std::string, std::unique_ptr<service>> services_;      // by name
   std::unordered_map<std::uint64_t, request> requests_;  // unanswered and not parked, by number
+  std::size_t parked_at_trim_{0};            // requests parked when memory was last trimmed
   std::uint64_t next_request_{1};            // number of the next accepted request
   broker_stats stats_;                       // counters for mmi.stats
   time_point started_at_;                    // for uptime
