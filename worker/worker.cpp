@@ -140,8 +140,8 @@ void worker::run() {
 // Reads up to a batch of messages; any message proves the broker alive.
 void worker::handle_broker() {
   bool heard = false;
+  zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
   for (int i = 0; i < 256 && broker_ && !stopping_; ++i) {
-    zmq::multipart_t frames;
     if (!frames.recv(*broker_, ZMQ_DONTWAIT)) break;
     if (!heard) {
       heard = true;
