@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "shared/text_table.hpp"
+
 namespace carico {
 namespace {
 
@@ -36,19 +38,7 @@ std::string format_journal_table(const std::vector<journal_record>& rows) {
                      std::to_string(r.bytes), r.count_a ? std::to_string(*r.count_a) : "-",
                      or_dash(r.client), or_dash(r.client_id), or_dash(r.title)});
   }
-  std::vector<std::size_t> width(cells.front().size(), 0);
-  for (const auto& line : cells) {
-    for (std::size_t i = 0; i < line.size(); ++i) width[i] = std::max(width[i], line[i].size());
-  }
-  std::string out;
-  for (const auto& line : cells) {
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      out += line[i];
-      if (i + 1 < line.size()) out += std::string(width[i] - line[i].size() + 2, ' ');
-    }
-    out += "\n";
-  }
-  return out;
+  return render_table(cells);
 }
 
 int print_journal(const std::string& path, std::size_t last, const std::string& state, bool json,

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "shared/text_table.hpp"
+
 namespace carico {
 namespace {
 
@@ -19,25 +21,6 @@ std::string cell(const nlohmann::json& row, const char* key) {
     return buf;
   }
   return it->dump();
-}
-
-// Pads every column to its widest cell; two blanks between columns.
-std::string render(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& row : rows) {
-    width.resize(std::max(width.size(), row.size()), 0);
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out += line + '\n';
-  }
-  return out;
 }
 
 void flatten(const std::string& prefix, const nlohmann::json& value,
@@ -71,13 +54,13 @@ std::string format_workers(const nlohmann::json& result) {
     for (const char* c : columns) row.push_back(cell(w, c));
     rows.push_back(std::move(row));
   }
-  return render(rows);
+  return render_table(rows);
 }
 
 std::string format_stats(const nlohmann::json& result) {
   std::vector<std::vector<std::string>> rows;
   flatten("", result, rows);
-  return render(rows);
+  return render_table(rows);
 }
 
 }  // namespace carico

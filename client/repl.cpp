@@ -18,6 +18,7 @@
 
 #include "client/batch_sender.hpp"
 #include "client/mmi_report.hpp"
+#include "shared/text_table.hpp"
 
 namespace carico {
 namespace fs = std::filesystem;
@@ -82,29 +83,6 @@ std::string human_bytes(double bytes) {
     std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
   }
   return buf;
-}
-
-std::string render_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  auto cols = [](const std::string& s) {
-    std::size_t n = 0;
-    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-    return n;
-  };
-  for (const auto& row : rows) {
-    width.resize(std::max(width.size(), row.size()), 0);
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], cols(row[i]));
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - cols(row[i]) + 2, ' ');
-    }
-    out += line + '\n';
-  }
-  return out;
 }
 
 std::string printable(std::string s, std::size_t max) {

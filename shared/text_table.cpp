@@ -1,0 +1,35 @@
+#include "shared/text_table.hpp"
+
+#include <algorithm>
+#include <cstddef>
+
+namespace carico {
+namespace {
+
+// Columns s takes on a terminal: its UTF-8 code points (continuation bytes not counted).
+std::size_t columns(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+}  // namespace
+
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], columns(row[i]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out += std::string(width[i] - columns(row[i]) + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace carico

@@ -1,0 +1,17 @@
+// A plain-text table: every column padded to its widest cell, two blanks
+// between columns, no trailing blanks, one '\n' after each row.
+//
+//   std::string text = carico::render_table({{"NAME", "STATE"}, {"w1", "idle"}});
+//   // "NAME  STATE\nw1    idle\n"
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace carico {
+
+// rows may be ragged (a short row just ends early); widths count UTF-8 code
+// points, so "è" is one column (no East Asian double widths); no rows, "".
+std::string render_table(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace carico
