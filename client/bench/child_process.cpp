@@ -54,9 +54,12 @@ child_process::child_process(const std::vector<std::string>& argv, const std::st
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) {
-    // In the child: die with the bench, log to the file, become the program.
+    // In the child: die with the bench, lead a process group of its own (so a
+    // wrapper that forks, such as heaptrack or perf record, is stopped with
+    // everything it started), log to the file, become the program.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    ::setpgid(0, 0);
     const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
@@ -66,6 +69,9 @@ child_process::child_process(const std::vector<std::string>& argv, const std::st
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  // Also here: the group must exist before the first kill(-pid_, ...), whichever
+  // of the two runs first (EACCES once the child has exec'd: it already has).
+  ::setpgid(pid, pid);
   pid_ = pid;
 }
 
@@ -96,25 +102,44 @@ bool child_process::running() {
   return true;
 }
 
+void child_process::signal_group(int sig) const {
+  // The group is named by the PID this object started; if it is gone (or the
+  // child never got one), the child alone.
+  if (::kill(-pid_, sig) < 0 && errno == ESRCH) ::kill(pid_, sig);
+}
+
 void child_process::kill_now() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
+  signal_group(SIGKILL);
   while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
   }
+  // Members that outlived the leader (a wrapper's program): the group ID stays
+  // theirs, not reusable, while any of them lives.
+  ::kill(-pid_, SIGKILL);
   pid_ = -1;
 }
 
 int child_process::terminate(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
+  signal_group(SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + grace;
+  bool reaped = false;
   while (std::chrono::steady_clock::now() < deadline) {
-    const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
-    if (r == pid_ || (r < 0 && errno != EINTR)) {
+    if (!reaped) {
+      const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+      reaped = r == pid_ || (r < 0 && errno != EINTR);
+    }
+    // Done once the child is reaped and nothing is left in its group.
+    if (reaped && ::kill(-pid_, 0) < 0 && errno == ESRCH) {
       pid_ = -1;
       return status_;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (reaped) {
+    ::kill(-pid_, SIGKILL);
+    pid_ = -1;
+    return status_;
   }
   kill_now();
   return status_;

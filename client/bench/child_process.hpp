@@ -4,9 +4,12 @@
 //   carico::proc_sample s = broker.sample();   // CPU seconds, RSS, peak RSS
 //   broker.kill_now();                         // SIGKILL and reap
 //
-// The destructor terminates the child (SIGTERM, then SIGKILL after a grace
-// period) and reaps it, so every exit path of the bench leaves no process
-// behind; the child also gets SIGKILL if the bench itself dies (PDEATHSIG).
+// The child leads a process group of its own, and stopping it signals the
+// whole group: a wrapper that forks (heaptrack, perf record) takes its program
+// with it. The destructor terminates the child (SIGTERM, then SIGKILL after a
+// grace period) and reaps it, so every exit path of the bench leaves no process
+// behind; the child (not its own children) also gets SIGKILL if the bench
+// itself dies (PDEATHSIG).
 #pragma once
 
 #include <sys/types.h>
@@ -44,13 +47,18 @@ class child_process {
   // True while the child has not exited (reaps it when it has).
   bool running();
   proc_sample sample() const { return sample_process(pid_); }
-  // SIGKILL now, then reap.
+  // SIGKILL to the child's process group now, then reap the child.
   void kill_now();
-  // SIGTERM, wait up to grace, then SIGKILL; reaps. Returns the exit status
-  // as waitpid gave it, or -1 when there was no child.
+  // SIGTERM to the child's process group, wait up to grace for the child to
+  // exit and the group to empty, then SIGKILL the group; reaps the child.
+  // Returns the child's exit status as waitpid gave it, or -1 when there was
+  // no child.
   int terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
 
  private:
+  // kill(-pid_, sig); kill(pid_, sig) when there is no such group.
+  void signal_group(int sig) const;
+
   pid_t pid_{-1};          // -1 when there is no child (not started, or reaped)
   int status_{0};          // waitpid status once reaped
 };
