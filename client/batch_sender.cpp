@@ -66,39 +66,54 @@ batch_sender::batch_sender(client& c, batch_options options, std::ostream& out)
 
 batch_result batch_sender::send(const std::vector<std::shared_ptr<const document>>& documents) {
   // Replies arrive on the client's I/O thread; they are handed to this thread,
-  // which prints them and tops the window up.
+  // which prints them and tops the window up. The hand-over outlives send():
+  // after a stop, requests still in flight complete later (at the latest when
+  // the client closes) into a queue nobody reads.
   struct completion {
     reply r;            // the reply
     std::size_t index;  // which document
   };
-  std::mutex mutex;
-  std::condition_variable arrived;
-  std::deque<completion> done;
+  struct hand_over {
+    std::mutex mutex;              // guards done
+    std::condition_variable arrived;  // signalled on each push
+    std::deque<completion> done;   // replies not yet taken by send()
+  };
+  const auto shared = std::make_shared<hand_over>();
 
   const std::size_t window = options_.window == 0 ? documents.size() : options_.window;
+  const auto poll_interval = std::chrono::milliseconds(100);
   batch_result result;
   std::size_t next = 0;
   std::size_t outstanding = 0;
+  std::optional<std::chrono::steady_clock::time_point> give_up;  // set once stopped
   while (next < documents.size() || outstanding > 0) {
-    while (next < documents.size() && outstanding < window) {
+    if (!give_up && options_.stop && options_.stop()) {
+      result.stopped = true;
+      give_up = std::chrono::steady_clock::now() + options_.stop_grace;
+    }
+    if (give_up && (outstanding == 0 || std::chrono::steady_clock::now() >= *give_up)) break;
+    while (!give_up && next < documents.size() && outstanding < window) {
       const document& doc = *documents[next];
       const std::size_t index = next++;
       ++outstanding;
       ++result.sent;
       client_.submit(
           options_.service, nlohmann::json{{"title", doc.title}}, doc.payload,
-          [&mutex, &arrived, &done, index](reply r) {
-            std::lock_guard lock(mutex);
-            done.push_back({std::move(r), index});
-            arrived.notify_one();
+          [shared, index](reply r) {
+            std::lock_guard lock(shared->mutex);
+            shared->done.push_back({std::move(r), index});
+            shared->arrived.notify_one();
           },
           options_.timeout);
     }
     std::deque<completion> batch;
     {
-      std::unique_lock lock(mutex);
-      arrived.wait(lock, [&] { return !done.empty(); });
-      batch.swap(done);
+      std::unique_lock lock(shared->mutex);
+      // Bounded so that a stop is noticed, and a grace period ends, without a reply.
+      auto until = std::chrono::steady_clock::now() + poll_interval;
+      if (give_up && *give_up < until) until = *give_up;
+      shared->arrived.wait_until(lock, until, [&] { return !shared->done.empty(); });
+      batch.swap(shared->done);
     }
     for (completion& c : batch) {
       --outstanding;
@@ -111,6 +126,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
     }
     out_.flush();  // replies show up as they arrive, also in a pipe or a file
   }
+  result.interrupted = documents.size() - result.ok - result.failed;
   return result;
 }
 

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -27,6 +28,8 @@ struct batch_options {
   std::size_t window = 64;                          // requests outstanding at once (0: all)
   std::optional<std::chrono::milliseconds> timeout{};  // per request; the client's default if unset
   bool json = false;                                // print JSON objects instead of text lines
+  std::function<bool()> stop{};                     // polled while sending: true submits nothing more
+  std::chrono::milliseconds stop_grace{2000};       // once stopped, how long replies in flight may take
 };
 
 // How a batch went.
@@ -34,6 +37,9 @@ struct batch_result {
   std::size_t sent{0};    // requests submitted
   std::size_t ok{0};      // replies with code 200
   std::size_t failed{0};  // replies with any other code (local 504/503 included)
+  std::size_t interrupted{0};  // documents left without a reply by a stop: never sent, or
+                               // still in flight when stop_grace ran out
+  bool stopped{false};         // options.stop() said so before every document had its reply
   // True when something was sent and every reply was 200.
   bool all_ok() const { return sent > 0 && ok == sent; }
 };
@@ -45,7 +51,10 @@ class batch_sender {
   batch_sender(client& c, batch_options options, std::ostream& out);
 
   // Sends every document (the same document may appear many times), keeping at
-  // most options.window outstanding, and returns once each has its reply.
+  // most options.window outstanding, and returns once each has its reply. When
+  // options.stop() turns true (checked at least every 100 ms), nothing more is
+  // sent; replies in flight are still printed for up to options.stop_grace, and
+  // what has none by then counts as interrupted (its late reply is dropped).
   batch_result send(const std::vector<std::shared_ptr<const document>>& documents);
 
  private:

@@ -1,5 +1,8 @@
 // carico-client: flags, a client, and one of send / workers / stats / service / gen;
 // with no subcommand, the REPL (client/repl.hpp).
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <iostream>
 #include <map>
 #include <random>
@@ -193,9 +196,22 @@ int main(int argc, char** argv) {
       if (!gather(files, count, dir, seed, documents)) return exit_bad_input;
       carico::client client(context, options, log);
       batch.json = json;
+      // Ctrl-C / SIGTERM: send nothing more, give replies in flight up to the
+      // per-request timeout (2 s at most), then the summary and 128 + signal.
+      carico::install_stop_signals();
+      batch.stop = [] { return carico::stop_signalled(); };
+      batch.stop_grace = std::min(std::chrono::milliseconds(2000),
+                                  batch.timeout.value_or(std::chrono::milliseconds(options.timeout_ms)));
       carico::batch_sender sender(client, batch, std::cout);
       const carico::batch_result r = sender.send(documents);
-      if (!r.all_ok()) {
+      if (r.stopped) {
+        const int sig = carico::last_signal();
+        std::cerr << "carico-client: interrupted by " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": "
+                  << r.ok << " of " << documents.size() << " documents answered 200, " << r.failed
+                  << " not, " << r.interrupted << " interrupted (" << documents.size() - r.sent
+                  << " never sent)\n";
+        status = 128 + sig;
+      } else if (!r.all_ok()) {
         std::cerr << "carico-client: " << r.failed << " of " << r.sent
                   << " requests were not answered 200\n";
         status = exit_failed_replies;

@@ -3,6 +3,7 @@
 // carico-client: documents, batch_sender, report formatting.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -540,6 +541,31 @@ TEST_CASE("batch_sender: one line per reply, window respected, exit status") {
       CHECK(j.contains("code"));
     }
     CHECK(files.size() == 6);
+  }
+
+  SECTION("a stop sends nothing more and waits stop_grace for replies in flight") {
+    fake_broker broker(context);
+    client c(context, options_for(broker));
+    std::ostringstream out;
+    std::atomic<bool> stop{false};
+    batch_sender sender(c, {.window = 2, .stop = [&stop] { return stop.load(); }, .stop_grace = 300ms},
+                        out);
+    std::future<batch_result> running =
+        std::async(std::launch::async, [&] { return sender.send(docs); });
+    std::vector<seen_request> seen = broker.recv_n(2);
+    stop = true;
+    broker.answer(seen[0]);
+    CHECK_FALSE(broker.recv(150ms));  // the window has room, but nothing more is sent
+    REQUIRE(running.wait_for(2000ms) == std::future_status::ready);
+    batch_result result = running.get();
+    CHECK(result.stopped);
+    CHECK(result.sent == 2);
+    CHECK(result.ok == 1);
+    CHECK(result.failed == 0);
+    CHECK(result.interrupted == 5);  // 4 never sent, 1 unanswered after 300 ms
+    const std::string lines = out.str();
+    CHECK(std::count(lines.begin(), lines.end(), '\n') == 1);
+    broker.answer(seen[1]);  // too late: dropped, and send()'s frame is long gone
   }
 
   SECTION("no broker: every request times out with 504") {
