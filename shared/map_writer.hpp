@@ -1,0 +1,39 @@
+// Writes an encoded MessagePack map entry by entry, with the same encodings
+// msgpack-c's packer chooses, into a buffer kept between maps.
+//
+//   carico::map_writer out;             // one per loop: its buffer is reused
+//   out.begin(2);
+//   out.add_raw("result", entry.value); // a value already encoded, copied as is
+//   out.add("code", std::uint64_t{200});
+//   zmq::message_t frame = out.to_message();
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <zmq.hpp>
+
+namespace carico {
+
+class map_writer {
+ public:
+  // Starts a map of `count` entries; what was written before is dropped.
+  void begin(std::size_t count);
+  // An entry whose value is one complete encoded MessagePack value.
+  void add_raw(std::string_view key, std::string_view encoded_value);
+  void add(std::string_view key, std::uint64_t value);
+  void add(std::string_view key, std::string_view value);
+  void add(std::string_view key, const char* value) { add(key, std::string_view(value)); }
+
+  // The map so far; complete once `count` entries were added.
+  std::string_view bytes() const { return buffer_; }
+  zmq::message_t to_message() const { return zmq::message_t(buffer_.data(), buffer_.size()); }
+
+ private:
+  void add_key(std::string_view key);
+
+  std::string buffer_;  // the encoded map; its capacity is kept across begin()
+};
+
+}  // namespace carico
