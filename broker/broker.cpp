@@ -1,6 +1,7 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #ifdef __GLIBC__
 #include <malloc.h>  // malloc_trim
@@ -27,6 +28,93 @@ std::string describe(const zmq::multipart_t& frames) {
     out += sample(frames[i].data(), frames[i].size(), 24) + "]";
   }
   return out;
+}
+
+// The client's reply header made from a worker's, read in place: the worker's
+// entries in their order without `attempt` and `id`, the broker's `request`,
+// `code`, `status`, `worker` and `attempts` in place of the worker's own, then
+// the request's `id` and whichever of those the worker did not send (with
+// `error` for a failure that has none): the keys, values and order on_reply's
+// header edits give a decoded header.
+zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, const request& r,
+                                 std::string_view worker, std::uint64_t result_code) {
+  const std::string_view status = result_code == code::ok ? "ok" : "error";
+  // The broker's own entries, in the order on_reply sets them.
+  enum { k_request, k_code, k_status, k_error, k_worker, k_attempts, k_count };
+  static constexpr std::string_view names[k_count] = {"request", "code",   "status",
+                                                      "error",   "worker", "attempts"};
+  bool sent[k_count] = {};  // the worker's header has it
+  std::size_t count = 0;
+  for (const raw_map::entry& e : worker_head) {
+    if (e.key == "attempt" || e.key == "id") continue;
+    ++count;
+    for (int k = 0; k < k_count; ++k) {
+      if (e.key == names[k]) sent[k] = true;
+    }
+  }
+  const bool add_error = result_code != code::ok && !sent[k_error];
+  if (!r.id.empty()) ++count;
+  for (int k = 0; k < k_count; ++k) {
+    if (!sent[k] && (k != k_error || add_error)) ++count;
+  }
+  auto add = [&](int k) {
+    switch (k) {
+      case k_request: out.add(names[k], r.number); break;
+      case k_code: out.add(names[k], result_code); break;
+      case k_status: out.add(names[k], status); break;
+      case k_error: out.add(names[k], "worker failed"); break;
+      case k_worker: out.add(names[k], worker); break;
+      case k_attempts: out.add(names[k], r.attempts); break;
+    }
+  };
+  out.begin(count);
+  for (const raw_map::entry& e : worker_head) {
+    if (e.key == "attempt" || e.key == "id") continue;
+    int own = k_count;
+    for (int k = 0; k < k_count; ++k) {
+      if (k != k_error && e.key == names[k]) own = k;
+    }
+    if (own == k_count) {
+      out.add_raw(e.key, e.value);  // the worker's error included
+    } else {
+      add(own);
+    }
+  }
+  if (!r.id.empty()) out.add_raw("id", r.id);
+  for (int k = 0; k < k_count; ++k) {
+    if (!sent[k] && (k != k_error || add_error)) add(k);
+  }
+  return out.to_message();
+}
+
+// The journal's summary of a reply's `result` (count_a, stored_as), read in
+// place; a header raw_map leaves to header::decode is decoded.
+void read_result_summary(const zmq::message_t& head_frame, journal_record& row) {
+  raw_map head;
+  if (head.parse(head_frame.data(), head_frame.size())) {
+    const raw_map::entry* result = head.find("result");
+    if (result == nullptr) return;
+    raw_map fields;
+    if (fields.parse(result->value.data(), result->value.size())) {
+      if (auto n = fields.get_uint("count_a")) row.count_a = *n;
+      if (auto s = fields.get_string("stored_as")) row.stored_as.assign(*s);
+      return;
+    }
+  }
+  header_result decoded = header::decode(head_frame);
+  if (!decoded) return;
+  const msgpack::object* result = decoded.value->find("result");
+  if (result == nullptr || result->type != msgpack::type::MAP) return;
+  for (std::uint32_t i = 0; i < result->via.map.size; ++i) {
+    const msgpack::object_kv& kv = result->via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) continue;
+    const std::string_view name(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (name == "count_a" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+      row.count_a = kv.val.via.u64;
+    } else if (name == "stored_as" && kv.val.type == msgpack::type::STR) {
+      row.stored_as.assign(kv.val.via.str.ptr, kv.val.via.str.size);
+    }
+  }
 }
 
 }  // namespace
@@ -336,9 +424,22 @@ void broker::reply_error(const std::string& client, std::string_view service, st
 
 void broker::send_to_client(const std::string& client, std::string_view service,
                             const header& head, std::vector<zmq::message_t>&& body) {
-  zmq::multipart_t frames = encode_client_reply(service, head, std::move(body));
-  frames.push(zmq::message_t(client.data(), client.size()));
-  frames.send(frontend_);
+  send_to_client(client, service, head.encode(), std::move(body));
+}
+
+// [client, "", MDPC01, service, header, body...] (encode_client_reply's frames
+// after the routing id), sent frame by frame: no multipart to build.
+void broker::send_to_client(const std::string& client, std::string_view service,
+                            zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body) {
+  constexpr auto more = zmq::send_flags::sndmore;
+  (void)frontend_.send(zmq::const_buffer(client.data(), client.size()), more);
+  (void)frontend_.send(zmq::message_t(), more);
+  (void)frontend_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
+  (void)frontend_.send(zmq::const_buffer(service.data(), service.size()), more);
+  (void)frontend_.send(head_frame, body.empty() ? zmq::send_flags::none : more);
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    (void)frontend_.send(body[i], i + 1 < body.size() ? more : zmq::send_flags::none);
+  }
 }
 
 void broker::answer_mmi(const std::string& client, client_request& message) {
@@ -522,16 +623,21 @@ void broker::handle_backend() {
   }
 }
 
+// The routing id first, then frames as they are: no frame pushed at the front.
 void broker::send_to_worker(const std::string& identity, zmq::multipart_t&& frames) {
-  frames.push(zmq::message_t(identity.data(), identity.size()));
-  frames.send(backend_);
+  constexpr auto more = zmq::send_flags::sndmore;
+  (void)backend_.send(zmq::const_buffer(identity.data(), identity.size()),
+                      frames.empty() ? zmq::send_flags::none : more);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    (void)backend_.send(frames[i], i + 1 < frames.size() ? more : zmq::send_flags::none);
+  }
 }
 
 void broker::on_worker_message(zmq::multipart_t&& frames) {
   const std::string identity = frames.pop().to_string();
   auto found = workers_.find(identity);
   known_worker* w = found == workers_.end() ? nullptr : found->second.get();
-  decoded<worker_message> message = decode_worker_message(std::move(frames));
+  decoded<worker_message> message = decode_worker_message(std::move(frames), reply_header::keep_raw);
   if (!message) {
     log_->warn("invalid message from worker {}: {} ({}); sending DISCONNECT",
                w ? w->name : hex_id(identity), message.error, describe(frames));
@@ -617,10 +723,23 @@ void broker::on_heartbeat(known_worker& w, worker_message& message) {
 }
 
 void broker::on_reply(known_worker& w, worker_message& message) {
+  // The header left encoded (the common case) is read where it lies; one
+  // raw_map leaves to header::decode came decoded.
+  const bool raw = message.head_frame.size() > 0;
+  raw_map worker_head;
+  if (raw) {
+    [[maybe_unused]] const bool read =
+        worker_head.parse(message.head_frame.data(), message.head_frame.size());
+    assert(read);  // decode_worker_message kept it because raw_map reads it
+  }
   // A carico reply names its request; a plain MDP reply is matched by the
   // client address among the requests this worker holds.
   std::optional<std::uint64_t> number;
-  if (message.head) number = message.head->get_uint("request");
+  if (raw) {
+    number = worker_head.get_uint("request");
+  } else if (message.head) {
+    number = message.head->get_uint("request");
+  }
   if (!number) {
     const std::string address = message.address.to_string();
     for (std::uint64_t n : w.in_flight) {
@@ -641,23 +760,33 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   request& r = it->second;
   std::erase(w.in_flight, r.number);
 
-  header head = message.head ? std::move(*message.head) : header();
   std::uint64_t result_code = code::ok;
-  if (const msgpack::object* c = head.find("code")) {
-    result_code = c->type == msgpack::type::POSITIVE_INTEGER && c->via.u64 >= 100 && c->via.u64 < 1000
-                      ? c->via.u64
-                      : code::worker_failed;
+  zmq::message_t head_frame;
+  if (raw) {
+    if (const raw_map::entry* c = worker_head.find("code")) {
+      const std::optional<std::uint64_t> n = raw_map::as_uint(c->value);
+      result_code = n && *n >= 100 && *n < 1000 ? *n : code::worker_failed;
+    }
+    head_frame = client_reply_head(reply_head_, worker_head, r, w.name, result_code);
+  } else {
+    header head = message.head ? std::move(*message.head) : header();
+    if (const msgpack::object* c = head.find("code")) {
+      result_code = c->type == msgpack::type::POSITIVE_INTEGER && c->via.u64 >= 100 && c->via.u64 < 1000
+                        ? c->via.u64
+                        : code::worker_failed;
+    }
+    head.erase("attempt");
+    head.erase("id");
+    head.set_encoded("id", r.id);
+    head.set("request", r.number);
+    head.set("code", result_code);
+    head.set("status", result_code == code::ok ? "ok" : "error");
+    if (result_code != code::ok && !head.contains("error")) head.set("error", "worker failed");
+    head.set("worker", w.name);
+    head.set("attempts", r.attempts);
+    head_frame = head.encode();
   }
-  head.erase("attempt");
-  head.erase("id");
-  head.set_encoded("id", r.id);
-  head.set("request", r.number);
-  head.set("code", result_code);
-  head.set("status", result_code == code::ok ? "ok" : "error");
-  if (result_code != code::ok && !head.contains("error")) head.set("error", "worker failed");
-  head.set("worker", w.name);
-  head.set("attempts", r.attempts);
-  finish_request(r, head, std::move(message.body),
+  finish_request(r, std::move(head_frame), result_code, std::move(message.body),
                  result_code == code::ok ? request_state::done : request_state::failed, w.name);
 
   if (result_code == code::ok) {
@@ -1010,10 +1139,18 @@ void broker::send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames) {
 // that a later resend gets it again. The caller erases r.
 void broker::finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
                             request_state state, std::string_view worker) {
+  finish_request(r, head.encode(), head.get_uint("code").value_or(0), std::move(body), state,
+                 worker);
+}
+
+// The same with the reply header encoded (once, for the journal, the cache and
+// the replies); result_code is its `code`.
+void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
+                            std::vector<zmq::message_t>&& body, request_state state,
+                            std::string_view worker) {
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
   std::uint64_t seq = 0;
-  zmq::message_t head_frame = head.encode();  // once, for the journal, the cache and the replies
   std::string encoded;
   if (journal_ || !r.key.empty()) encoded = head_frame.to_string();
   if (journal_) {
@@ -1024,21 +1161,8 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
     e.row.worker = std::string(worker);
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
-    e.row.code = head.get_uint("code").value_or(0);
-    // The result summary, read off the MessagePack map in place.
-    const msgpack::object* result = head.find("result");
-    if (result != nullptr && result->type == msgpack::type::MAP) {
-      for (std::uint32_t i = 0; i < result->via.map.size; ++i) {
-        const msgpack::object_kv& kv = result->via.map.ptr[i];
-        if (kv.key.type != msgpack::type::STR) continue;
-        const std::string_view name(kv.key.via.str.ptr, kv.key.via.str.size);
-        if (name == "count_a" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
-          e.row.count_a = kv.val.via.u64;
-        } else if (name == "stored_as" && kv.val.type == msgpack::type::STR) {
-          e.row.stored_as.assign(kv.val.via.str.ptr, kv.val.via.str.size);
-        }
-      }
-    }
+    e.row.code = result_code;
+    read_result_summary(head_frame, e.row);
     e.head = encoded;
     e.body = encode_frames(body);
     seq = journal_->post(std::move(e));
@@ -1051,6 +1175,10 @@ void broker::finish_request(request& r, header& head, std::vector<zmq::message_t
   }
   if (r.waiters.empty()) {  // the common case: one client, no list to build
     if (r.client.empty()) return;
+    if (!journal_ || journal_->committed() >= seq) {
+      send_to_client(r.client, r.target->name, std::move(head_frame), std::move(body));
+      return;
+    }
     zmq::multipart_t reply = encode_client_reply(r.target->name, std::move(head_frame), std::move(body));
     reply.push(zmq::message_t(r.client.data(), r.client.size()));
     send_after_commit(seq, std::move(reply));

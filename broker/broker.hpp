@@ -33,6 +33,7 @@
 #include "shared/codec.hpp"
 #include "shared/curve.hpp"
 #include "shared/limits.hpp"
+#include "shared/map_writer.hpp"
 #include "shared/runtime.hpp"
 
 namespace carico {
@@ -121,6 +122,8 @@ class broker {
                    std::string_view reason, const header* request_head = nullptr);
   void send_to_client(const std::string& client, std::string_view service, const header& head,
                       std::vector<zmq::message_t>&& body);
+  void send_to_client(const std::string& client, std::string_view service,
+                      zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
 
   void on_worker_message(zmq::multipart_t&& frames);
   void register_worker(const std::string& identity, worker_message& message);
@@ -140,6 +143,9 @@ class broker {
   void requeue(std::uint64_t number, const known_worker& lost_by);
   void finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
                       request_state state, std::string_view worker);
+  void finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
+                      std::vector<zmq::message_t>&& body, request_state state,
+                      std::string_view worker);
   void send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames);
 
   void open_journal(zmq::context_t& context);
@@ -164,6 +170,7 @@ class broker {
   std::shared_ptr<spdlog::logger> log_;      // loadbalancer.log and stderr
   zmq::socket_t frontend_;                   // ROUTER for clients
   zmq::socket_t backend_;                    // ROUTER for workers
+  map_writer reply_head_;                    // builds each client reply header; buffer reused
   loop_waker waker_;                         // lets stop() interrupt poll
   std::atomic<bool> stopping_{false};        // set by stop()
   milliseconds expiry_;                      // liveness x heartbeat interval

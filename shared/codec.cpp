@@ -247,7 +247,7 @@ header encode_load(const load_report& load) {
   return h;
 }
 
-decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames) {
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, reply_header mode) {
   using out_t = worker_message;
   if (std::string e = check_envelope(frames, worker_signature); !e.empty()) {
     return fail<out_t>(std::move(e));
@@ -287,6 +287,12 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames) {
       if (n < 6) return fail<out_t>("REPLY takes address, empty and at least one body frame");
       if (frames[4].size() != 0) return fail<out_t>("REPLY frame 4 must be empty");
       m.address = std::move(frames[3]);
+      raw_map raw;
+      if (mode == reply_header::keep_raw && raw.parse(frames[5].data(), frames[5].size())) {
+        m.head_frame = std::move(frames[5]);
+        m.body = take_rest(frames, 6);
+        break;
+      }
       header_result h = header::decode(frames[5]);
       if (h) {
         m.head = std::move(*h.value);

@@ -18,6 +18,7 @@
 #include <zmq_addon.hpp>
 
 #include "shared/header.hpp"
+#include "shared/raw_map.hpp"
 
 namespace carico {
 
@@ -120,10 +121,22 @@ struct worker_message {
   zmq::message_t address;                  // REQUEST, REPLY: the client address
   std::optional<header> head;              // REQUEST; REPLY when frame 5 is a map
   std::vector<zmq::message_t> body;        // REQUEST payload; REPLY result frames
+  // REPLY with reply_header::keep_raw: frame 5 as received when raw_map reads
+  // it (then `head` stays empty), else empty. Read it with raw_map where it
+  // lies: a small frame's bytes live inside the message_t and move with it.
+  zmq::message_t head_frame;
 };
 
-// Decodes a worker-protocol message (routing id already popped, if any).
-decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames);
+// What decode_worker_message does with a REPLY's header map.
+enum class reply_header {
+  decode,    // into `head` (a zone and a copy of every value)
+  keep_raw,  // into head_frame, as received, when raw_map reads it; else into `head`
+};
+
+// Decodes a worker-protocol message (routing id already popped, if any). The
+// mode changes only where a REPLY's header lands, never what is valid.
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames,
+                                              reply_header mode = reply_header::decode);
 
 zmq::multipart_t encode_ready(std::string_view service, const worker_info& info);
 zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,

@@ -902,3 +902,128 @@ TEST_CASE("re-dispatched requests go before parked ones", "[broker][park]") {
     CHECK(r->head["attempts"] == (i == 1 ? 2 : 1));
   }
 }
+
+namespace {
+
+// The reply header as the broker made it before it read worker headers in
+// place: the worker's header decoded, edited and encoded again.
+std::string edited_reply_head(const std::string& worker_head, const std::string& id,
+                              std::uint64_t number, std::string_view worker,
+                              std::uint64_t attempts) {
+  header_result decoded = header::decode(worker_head.data(), worker_head.size());
+  header head = decoded ? std::move(*decoded.value) : header();
+  std::uint64_t result_code = code::ok;
+  if (const msgpack::object* c = head.find("code")) {
+    result_code = c->type == msgpack::type::POSITIVE_INTEGER && c->via.u64 >= 100 && c->via.u64 < 1000
+                      ? c->via.u64
+                      : code::worker_failed;
+  }
+  head.erase("attempt");
+  head.erase("id");
+  head.set_encoded("id", id);
+  head.set("request", number);
+  head.set("code", result_code);
+  head.set("status", result_code == code::ok ? "ok" : "error");
+  if (result_code != code::ok && !head.contains("error")) head.set("error", "worker failed");
+  head.set("worker", worker);
+  head.set("attempts", attempts);
+  return head.encode_string();
+}
+
+std::string packed(const json& j) {
+  std::vector<std::uint8_t> bytes = json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// The keys of an encoded map in wire order (header::to_json sorts them).
+std::vector<std::string> keys_in_order(const std::string& map) {
+  raw_map m;
+  REQUIRE(m.parse(map.data(), map.size()));
+  std::vector<std::string> out;
+  for (const raw_map::entry& e : m) out.emplace_back(e.key);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the client gets the worker's reply header with the broker's entries", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options manual;
+  manual.auto_reply = false;
+  auto workers = start_workers(context, broker, client, {"A"}, manual);
+  fake_worker& w = *workers[0];
+
+  // Each worker header has "request": 0 replaced by the request's number.
+  struct reply_case {
+    const char* what;
+    json client_head;     // the request's header
+    json worker_head;     // the reply's header, request number filled in
+    std::string raw_tail; // bytes appended inside the map (its count adjusted), for odd encodings
+    std::size_t raw_entries = 0;
+  };
+  std::vector<reply_case> cases = {
+      {"the usual reply", {{"id", 7}}, {{"request", 0}, {"code", 200}, {"status", "ok"}}, "", 0},
+      {"no client id", json::object(), {{"request", 0}, {"code", 200}}, "", 0},
+      {"a string id, a result", {{"id", "abc"}},
+       {{"request", 0}, {"result", {{"count_a", 3}, {"stored_as", "x"}}}}, "", 0},
+      {"the worker sets the broker's keys itself", {{"id", 1}},
+       {{"status", "mine"}, {"attempt", 3}, {"id", "w"}, {"worker", "spoof"}, {"attempts", 9},
+        {"extra", {1, 2}}, {"error", "x"}, {"code", 200}, {"request", 0}},
+       "", 0},
+      {"code 404 without error", {{"id", 2}}, {{"request", 0}, {"code", 404}}, "", 0},
+      {"code 500 with an error", {{"id", 2}}, {{"request", 0}, {"code", 500}, {"error", "disk"}}, "", 0},
+      {"code not a number", {{"id", 3}}, {{"request", 0}, {"code", "bad"}}, "", 0},
+      {"code 99", {{"id", 3}}, {{"request", 0}, {"code", 99}}, "", 0},
+      {"code 1000", {{"id", 3}}, {{"request", 0}, {"code", 1000}}, "", 0},
+      {"code negative", {{"id", 3}}, {{"request", 0}, {"code", -200}}, "", 0},
+      {"code as a float", {{"id", 3}}, {{"request", 0}, {"code", 200.0}}, "", 0},
+      // {"code": 200 as int16}: a positive integer to msgpack-c.
+      {"code in a signed encoding", {{"id", 4}}, {{"request", 0}}, std::string("\xa4" "code\xd1\x00\xc8", 8), 1},
+      // {"code": 404} after {"code": 200}: the last one wins (header::decode's path).
+      {"a repeated key", {{"id", 5}}, {{"request", 0}, {"code", 200}}, std::string("\xa4" "code\xcd\x01\x94", 8), 1},
+      // An ext value: left to header::decode, passed through.
+      {"an ext value", {{"id", 6}}, {{"request", 0}}, std::string("\xa1q\xd4\x01\x02", 5), 1},
+  };
+  json many = {{"request", 0}};
+  for (int i = 0; i < 40; ++i) many["k" + std::to_string(i)] = i;
+  cases.push_back({"more entries than raw_map reads", {{"id", 8}}, many, "", 0});
+
+  std::size_t received = 0;
+  for (const reply_case& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      client.send("text", c.client_head, "p");
+      REQUIRE(w.wait_requests(++received));
+      const received_request got = w.requests().back();
+      json head = c.worker_head;
+      head["request"] = got.number;
+      std::string bytes = packed(head);
+      if (!c.raw_tail.empty()) {
+        // nlohmann writes maps under 16 entries as a fixmap: bump its count.
+        REQUIRE((static_cast<unsigned char>(bytes[0]) & 0xf0) == 0x80);
+        bytes[0] = static_cast<char>(bytes[0] + c.raw_entries);
+        bytes += c.raw_tail;
+      }
+      w.send_raw({"", sig_w, "\x03", got.address, "", bytes, "body"});
+      std::optional<std::vector<std::string>> raw = client.recv_raw();
+      REQUIRE(raw);
+      REQUIRE(raw->size() == 5);
+      CHECK((*raw)[4] == "body");
+      const std::string id = c.client_head.contains("id") ? packed(c.client_head["id"]) : "";
+      const std::string expected = edited_reply_head(bytes, id, got.number, "A", 1);
+      INFO("reply header " << hex_id((*raw)[3]) << ", before: " << hex_id(expected));
+      header_result mine = header::decode((*raw)[3].data(), (*raw)[3].size());
+      header_result theirs = header::decode(expected.data(), expected.size());
+      REQUIRE(mine);
+      REQUIRE(theirs);
+      CHECK(mine.value->to_json() == theirs.value->to_json());
+      // The same keys in the same order (where raw_map reads the map)...
+      if (raw_map().parse(expected.data(), expected.size())) {
+        CHECK(keys_in_order((*raw)[3]) == keys_in_order(expected));
+      }
+      // ... and the same bytes: every value the worker sent was minimally encoded.
+      CHECK((*raw)[3] == expected);
+    }
+  }
+}

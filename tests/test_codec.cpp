@@ -308,6 +308,58 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
   }
 }
 
+TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][worker]") {
+  auto reply_with = [](const std::string& head) {
+    return frames_of({"", sig_w, cmd(command::reply), "cid", "", head, "result"});
+  };
+  SECTION("a small header (its bytes live inside the message_t) survives the moves") {
+    const std::string head = map_of({{"request", 3}, {"code", 200}});
+    REQUIRE(head.size() < 33);
+    decoded<worker_message> m = decode_worker_message(reply_with(head), reply_header::keep_raw);
+    REQUIRE(m);
+    CHECK_FALSE(m->head);
+    CHECK(m->head_frame.to_string() == head);
+    raw_map read;
+    REQUIRE(read.parse(m->head_frame.data(), m->head_frame.size()));
+    CHECK(read.get_uint("request") == 3u);
+    CHECK(read.get_uint("code") == 200u);
+    REQUIRE(m->body.size() == 1);
+    CHECK(m->body[0].to_string() == "result");
+    CHECK(m->address.to_string() == "cid");
+  }
+  SECTION("a header raw_map leaves to header::decode is decoded as before") {
+    const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
+    decoded<worker_message> m = decode_worker_message(reply_with(repeated), reply_header::keep_raw);
+    REQUIRE(m);
+    CHECK(m->head_frame.size() == 0);
+    REQUIRE(m->head);
+    CHECK(m->head->get_uint("k") == 2u);
+    CHECK(m->body.size() == 1);
+  }
+  SECTION("a plain MDP reply is still all body") {
+    decoded<worker_message> m = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}), reply_header::keep_raw);
+    REQUIRE(m);
+    CHECK_FALSE(m->head);
+    CHECK(m->head_frame.size() == 0);
+    CHECK(m->body.size() == 2);
+  }
+  SECTION("without keep_raw nothing changes") {
+    decoded<worker_message> m = decode_worker_message(reply_with(map_of({{"request", 3}})));
+    REQUIRE(m);
+    REQUIRE(m->head);
+    CHECK(m->head_frame.size() == 0);
+  }
+  SECTION("REQUEST headers are always decoded") {
+    decoded<worker_message> m = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "cid", "", map_of({{"request", 1}}), "p"}),
+        reply_header::keep_raw);
+    REQUIRE(m);
+    REQUIRE(m->head);
+    CHECK(m->head_frame.size() == 0);
+  }
+}
+
 TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
   SECTION("bare") {
     zmq::multipart_t frames = encode_heartbeat();
