@@ -24,14 +24,7 @@
 
 namespace carico {
 
-class header;
-
-// The outcome of decoding a header: a value, or the reason it is malformed.
-struct header_result {
-  std::unique_ptr<header> value;  // set on success
-  std::string error;              // why decoding failed, when value is empty
-  explicit operator bool() const { return value != nullptr; }
-};
+struct header_result;
 
 class header {
  public:
@@ -41,9 +34,7 @@ class header {
 
   // Decodes exactly one MessagePack map filling [data, data + size).
   static header_result decode(const void* data, std::size_t size);
-  static header_result decode(const zmq::message_t& frame) {
-    return decode(frame.data(), frame.size());
-  }
+  static header_result decode(const zmq::message_t& frame);
   // Converts a JSON object (nlohmann) into a header; non-objects give an error.
   static header_result from_json(const nlohmann::json& object);
 
@@ -83,9 +74,22 @@ class header {
   std::string_view copy_key(std::string_view key);
   void pack(msgpack::packer<msgpack::sbuffer>& packer) const;
 
+  explicit header(std::size_t zone_chunk_bytes);  // the zone's first chunk, in bytes
+
   std::unique_ptr<msgpack::zone> zone_;  // owns every key and value below
   std::vector<entry> entries_;           // the map, in wire order
 };
+
+// The outcome of decoding a header: a value, or the reason it is malformed.
+struct header_result {
+  std::optional<header> value;  // set on success
+  std::string error;            // why decoding failed, when value is empty
+  explicit operator bool() const { return value.has_value(); }
+};
+
+inline header_result header::decode(const zmq::message_t& frame) {
+  return decode(frame.data(), frame.size());
+}
 
 // Renders a msgpack object as JSON (binary becomes a byte array).
 nlohmann::json to_json(const msgpack::object& object);
