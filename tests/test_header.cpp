@@ -246,6 +246,22 @@ TEST_CASE("append_uints adds entries to an encoded map without decoding it", "[h
       h.set("request", 1ull << 40);
       h.set("attempt", std::uint64_t{3});
       CHECK(back.value->encode_string() == h.encode_string());
+      CHECK(out.to_string() == h.encode_string());  // msgpack-c's own encodings, byte for byte
+    }
+  }
+  SECTION("every width of key and value is encoded as msgpack-c encodes it") {
+    const std::uint64_t values[] = {0, 127, 128, 255, 256, 65535, 65536, 0xffffffffull,
+                                    0x100000000ull, ~0ull};
+    for (std::size_t length : {std::size_t{1}, std::size_t{31}, std::size_t{32}, std::size_t{255},
+                               std::size_t{256}, std::size_t{70000}}) {
+      for (std::uint64_t value : values) {
+        const std::string key(length, 'k');
+        header h;
+        h.set("title", "x");
+        const zmq::message_t map = h.encode();
+        h.set(key, value);
+        CHECK(carico::append_uints(map, {{key, value}}).to_string() == h.encode_string());
+      }
     }
   }
   SECTION("to a map 32 (any sender may use the long form for a short map)") {
