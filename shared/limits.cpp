@@ -12,8 +12,8 @@ receive_status receive_bounded(zmq::socket_t& socket, zmq::multipart_t& frames,
   receive_status status = receive_status::ok;
   std::size_t seen = 0;
   std::size_t bytes = 0;
+  zmq::message_t frame;  // received into, then moved out (which leaves it empty again)
   for (bool more = true; more;) {
-    zmq::message_t frame;
     // The first frame may be absent; the rest of a message arrives with it.
     const auto flags = seen == 0 ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
     if (!socket.recv(frame, flags)) return receive_status::none;
