@@ -75,7 +75,7 @@ msgpack::object copy_object(const msgpack::object& o, msgpack::zone& zone) {
 // needs well under 256 bytes, and the broker keeps one per queued request.
 constexpr std::size_t zone_chunk_bytes = 256;
 
-header::header() : header(zone_chunk_bytes) {}
+header::header() = default;  // no zone until something is set: most empty headers stay empty
 
 header::header(std::size_t chunk_bytes) : zone_(std::make_unique<msgpack::zone>(chunk_bytes)) {}
 
@@ -132,6 +132,11 @@ header_result header::from_json(const nlohmann::json& object) {
   return decode(bytes.data(), bytes.size());
 }
 
+msgpack::zone& header::zone() {
+  if (!zone_) zone_ = std::make_unique<msgpack::zone>(zone_chunk_bytes);
+  return *zone_;
+}
+
 header::entry* header::find_entry(std::string_view key) {
   for (entry& e : entries_) {
     if (e.key == key) return &e;
@@ -160,13 +165,13 @@ std::optional<std::string_view> header::get_string(std::string_view key) const {
 
 std::string_view header::copy_key(std::string_view key) {
   if (key.empty()) return std::string_view("", 0);
-  char* p = static_cast<char*>(zone_->allocate_no_align(key.size()));
+  char* p = static_cast<char*>(zone().allocate_no_align(key.size()));
   std::memcpy(p, key.data(), key.size());
   return {p, key.size()};
 }
 
 void header::set(std::string_view key, const msgpack::object& value) {
-  msgpack::object copy = copy_object(value, *zone_);
+  msgpack::object copy = copy_object(value, zone());
   if (entry* e = find_entry(key)) {
     e->value = copy;
   } else {
@@ -187,7 +192,7 @@ void header::set(std::string_view key, std::string_view value) {
 void header::set_json(std::string_view key, const nlohmann::json& value) {
   std::vector<std::uint8_t> bytes = nlohmann::json::to_msgpack(value);
   std::size_t offset = 0;
-  msgpack::object o = msgpack::unpack(*zone_, reinterpret_cast<const char*>(bytes.data()),
+  msgpack::object o = msgpack::unpack(zone(), reinterpret_cast<const char*>(bytes.data()),
                                       bytes.size(), offset, never_reference, nullptr);
   set(key, o);
 }
@@ -197,7 +202,7 @@ void header::set_encoded(std::string_view key, std::string_view bytes) {
   std::size_t offset = 0;
   msgpack::object o;
   try {
-    o = msgpack::unpack(*zone_, bytes.data(), bytes.size(), offset, never_reference, nullptr,
+    o = msgpack::unpack(zone(), bytes.data(), bytes.size(), offset, never_reference, nullptr,
                         header_limits);
   } catch (const std::exception&) {
     return;

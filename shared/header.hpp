@@ -76,7 +76,9 @@ class header {
 
   explicit header(std::size_t zone_chunk_bytes);  // the zone's first chunk, in bytes
 
-  std::unique_ptr<msgpack::zone> zone_;  // owns every key and value below
+  msgpack::zone& zone();  // zone_, made on first use
+
+  std::unique_ptr<msgpack::zone> zone_;  // owns every key and value below; null while empty
   std::vector<entry> entries_;           // the map, in wire order
 };
 

@@ -73,6 +73,24 @@ TEST_CASE("an empty map is a valid header", "[header]") {
   CHECK(pack(std::map<std::string, int>{}) == header().encode_string());
 }
 
+TEST_CASE("a default header is empty until set, then behaves like any other", "[header]") {
+  header h;  // no zone yet
+  CHECK(h.size() == 0);
+  CHECK(h.find("id") == nullptr);
+  CHECK_FALSE(h.get_uint("id"));
+  CHECK(h.encode_string() == "\x80");
+  h.erase("id");
+  header moved = std::move(h);
+  moved.set("id", std::uint64_t{7});
+  moved.set("title", "t");
+  moved.set_json("result", nlohmann::json{{"a", 1}});
+  carico::header_result back = header::decode(moved.encode());
+  REQUIRE(back);
+  CHECK(back.value->get_uint("id") == 7u);
+  CHECK(back.value->get_string("title") == "t");
+  CHECK(back.value->to_json()["result"]["a"] == 1);
+}
+
 TEST_CASE("header keeps unknown values untouched", "[header]") {
   const std::string bytes = pack(std::map<std::string, std::vector<int>>{{"list", {1, -2, 3}}});
   header h = decode_ok(bytes);
