@@ -344,10 +344,15 @@ zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_
 
 zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
                               std::vector<zmq::message_t>&& body) {
+  return encode_reply(std::move(address), head.encode(), std::move(body));
+}
+
+zmq::multipart_t encode_reply(zmq::message_t&& address, zmq::message_t&& head_frame,
+                              std::vector<zmq::message_t>&& body) {
   zmq::multipart_t frames = worker_envelope(command::reply);
   frames.add(std::move(address));
   frames.add(zmq::message_t());
-  frames.add(head.encode());
+  frames.add(std::move(head_frame));
   for (zmq::message_t& f : body) frames.add(std::move(f));
   return frames;
 }

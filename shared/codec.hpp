@@ -145,6 +145,9 @@ zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_
                                 zmq::message_t&& payload);
 zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
                               std::vector<zmq::message_t>&& body);
+// The same with the header already encoded.
+zmq::multipart_t encode_reply(zmq::message_t&& address, zmq::message_t&& head_frame,
+                              std::vector<zmq::message_t>&& body);
 zmq::multipart_t encode_heartbeat(const load_report* load = nullptr);
 zmq::multipart_t encode_disconnect();
 

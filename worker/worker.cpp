@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "shared/logging.hpp"
+#include "shared/map_writer.hpp"
 
 namespace carico {
 namespace {
@@ -314,13 +315,21 @@ zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& requ
     result.code = code::worker_failed;
     result.error = "result of " + std::to_string(bytes) + " bytes is too large to send";
   }
-  header head;
-  if (auto n = request_head.get_uint("request")) head.set("request", *n);
-  head.set("code", result.code);
-  head.set("status", result.code == code::ok ? "ok" : "error");
-  if (!result.error.empty()) head.set("error", result.error);
-  if (!result.result.is_null()) head.set_json("result", result.result);
-  return encode_reply(std::move(address), head, std::move(result.body));
+  // Written straight into one buffer per thread (the loop's and each task
+  // thread's): no header zone, no re-encode.
+  thread_local map_writer head;
+  const std::optional<std::uint64_t> request = request_head.get_uint("request");
+  const bool has_result = !result.result.is_null();
+  head.begin(2 + (request ? 1 : 0) + (result.error.empty() ? 0 : 1) + (has_result ? 1 : 0));
+  if (request) head.add("request", *request);
+  head.add("code", result.code);
+  head.add("status", result.code == code::ok ? "ok" : "error");
+  if (!result.error.empty()) head.add("error", result.error);
+  if (has_result) {
+    const std::vector<std::uint8_t> value = nlohmann::json::to_msgpack(result.result);
+    head.add_raw("result", std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
+  }
+  return encode_reply(std::move(address), head.to_message(), std::move(result.body));
 }
 
 }  // namespace carico
