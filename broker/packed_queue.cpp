@@ -4,14 +4,17 @@
 #include <cstring>
 
 #include "broker/journal.hpp"  // unix_ms
+#include "shared/header.hpp"
+#include "shared/raw_map.hpp"
 
 namespace carico {
 namespace {
 
-// Entry layout: nine LEB128 varints, then the bytes of client, key, id, head
-// and payload. The varints: number, received_ms and quota_bytes as zigzag
-// deltas from the entry before (one byte each for a steady stream), attempts,
-// the lengths of client, key, id and head, and the payload's length as a
+// Entry layout: eight LEB128 varints, then the bytes of client, key, head and
+// payload (the `id` is read back from the head). The varints: number,
+// received_ms and quota_bytes as zigzag deltas from the entry before (one byte
+// each for a steady stream), attempts, the lengths of client, key and head,
+// and the payload's length as a
 // zigzag delta from the entry before, shifted left by one, with the low bit set
 // when the payload is kept as a frame in large_.
 std::size_t varint_size(std::uint64_t v) {
@@ -49,6 +52,20 @@ std::int64_t unzigzag(std::uint64_t v) {
   return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
 }
 
+// The encoded `id` of a header as kept (see broker::keep_header); empty if none.
+std::string encoded_id(std::string_view head) {
+  if (head.empty()) return {};
+  raw_map m;
+  if (m.parse(head.data(), head.size())) {
+    const raw_map::entry* id = m.find("id");
+    return id ? std::string(id->value) : std::string();
+  }
+  header_result decoded = header::decode(head.data(), head.size());
+  if (!decoded) return {};
+  const msgpack::object* id = decoded.value->find("id");
+  return id ? header::encode_value(*id) : std::string();
+}
+
 char* put_bytes(char* p, std::string_view bytes) {
   if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
   return p + bytes.size();
@@ -66,11 +83,10 @@ void packed_queue::push(request&& r) {
                                   zigzag(static_cast<std::int64_t>(r.quota_bytes - last_quota_)),
                                   r.client.size(),
                                   r.key.size(),
-                                  r.id.size(),
                                   head.size(),
                                   (zigzag(static_cast<std::int64_t>(r.payload.size() - last_payload_)) << 1) |
                                       (large ? 1u : 0u)};
-  std::size_t size = r.client.size() + r.key.size() + r.id.size() + head.size() + payload.size();
+  std::size_t size = r.client.size() + r.key.size() + head.size() + payload.size();
   for (std::uint64_t f : fields) size += varint_size(f);
 
   // An empty last chunk is the only one: replace it when the entry does not fit.
@@ -89,7 +105,6 @@ void packed_queue::push(request&& r) {
   for (std::uint64_t f : fields) p = put_varint(p, f);
   p = put_bytes(p, r.client);
   p = put_bytes(p, r.key);
-  p = put_bytes(p, r.id);
   p = put_bytes(p, head);
   p = put_bytes(p, payload);
   c.write += size;
@@ -103,18 +118,18 @@ void packed_queue::push(request&& r) {
 
 const char* packed_queue::read_entry(const char* p, const packed_view& before, packed_view& out,
                                      bool& large) {
-  std::uint64_t f[9];
+  std::uint64_t f[8];
   for (std::uint64_t& v : f) p = get_varint(p, v);
   out.number = before.number + static_cast<std::uint64_t>(unzigzag(f[0]));
   out.received_ms = before.received_ms + unzigzag(f[1]);
   out.attempts = f[2];
   out.quota_bytes = before.quota_bytes + static_cast<std::size_t>(unzigzag(f[3]));
-  large = (f[8] & 1) != 0;
-  out.payload_bytes = before.payload_bytes + static_cast<std::size_t>(unzigzag(f[8] >> 1));
+  large = (f[7] & 1) != 0;
+  out.payload_bytes = before.payload_bytes + static_cast<std::size_t>(unzigzag(f[7] >> 1));
   const std::size_t lengths[] = {static_cast<std::size_t>(f[4]), static_cast<std::size_t>(f[5]),
-                                 static_cast<std::size_t>(f[6]), static_cast<std::size_t>(f[7])};
-  std::string_view* fields[] = {&out.client, &out.key, &out.id, &out.head};
-  for (std::size_t i = 0; i < 4; ++i) {
+                                 static_cast<std::size_t>(f[6])};
+  std::string_view* fields[] = {&out.client, &out.key, &out.head};
+  for (std::size_t i = 0; i < 3; ++i) {
     *fields[i] = std::string_view(p, lengths[i]);
     p += lengths[i];
   }
@@ -130,7 +145,7 @@ request to_request(const packed_view& v) {
   r.quota_bytes = v.quota_bytes;
   r.client.assign(v.client);
   r.key.assign(v.key);
-  r.id.assign(v.id);
+  r.id = encoded_id(v.head);
   if (!v.head.empty()) r.head = zmq::message_t(v.head.data(), v.head.size());
   return r;
 }

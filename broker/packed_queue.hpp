@@ -1,6 +1,6 @@
 // A FIFO of waiting requests packed into large byte chunks: no map node, no
 // ZeroMQ frame and no record object per request, only its bytes (routing id,
-// key, id, header, payload) behind a few varints. The broker parks requests
+// key, header, payload) behind a few varints. The broker parks requests
 // here once a service's queue is long, so that a million waiting requests cost
 // little more than their payloads (issue 5: 64 MiB + the payload bytes).
 //
@@ -33,7 +33,6 @@ struct packed_view {
   std::size_t quota_bytes{0};     // counted against its client's quota
   std::string_view client;        // routing id of its client; empty if none
   std::string_view key;           // idempotency key; empty if none
-  std::string_view id;            // the header's `id`, MessagePack-encoded
   std::string_view head;          // the header as forwarded
   std::size_t payload_bytes{0};   // payload size
 };

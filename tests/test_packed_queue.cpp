@@ -114,6 +114,16 @@ TEST_CASE("numbers and times may go backwards between entries", "[packed_queue]"
   }
 }
 
+TEST_CASE("the id is read back from the header, the last one when repeated", "[packed_queue]") {
+  packed_queue q;
+  q.push(make_request(1, "a", "\x82\xa2id\x01\xa5title\xa1t"s));
+  q.push(make_request(2, "b", "\x82\xa2id\x01\xa2id\xa3six"s));  // raw_map refuses: decoded
+  q.push(make_request(3, "c", "\x81\xa5title\xa1t"s));             // no id
+  CHECK(q.pop().id == "\x01"s);
+  CHECK(q.pop().id == "\xa3six"s);
+  CHECK(q.pop().id.empty());
+}
+
 TEST_CASE("a large payload keeps its frame, a small one is copied", "[packed_queue]") {
   packed_queue q;
   request large = make_request(1, std::string(100000, 'z'));
@@ -175,11 +185,11 @@ TEST_CASE("a parked request costs its bytes and a few dozen more", "[packed_queu
   constexpr std::size_t count = 100000;
   const std::string payload(100, 'p');
   for (std::uint64_t n = 1; n <= count; ++n) q.push(make_request(n, payload));
-  // Per request: 100 B payload, 5 B header, 5 B routing id, 1 B id, and nine
+  // Per request: 100 B payload, 5 B header, 5 B routing id, and eight
   // one-byte varints (number, time, quota and payload size are deltas from
   // the request before); the last chunk is partly empty.
   const double per_request = static_cast<double>(q.chunk_bytes_held()) / count;
   INFO("bytes per parked request: " << per_request);
-  CHECK(per_request < 100 + 5 + 5 + 1 + 9 + 3);
+  CHECK(per_request < 100 + 5 + 5 + 8 + 3);
   CHECK(q.size() == count);
 }
