@@ -375,6 +375,34 @@ TEST_CASE("a text worker's result summary is in the journal row", "[journal]") {
   CHECK(record->head["result"]["stored_as"].get<std::string>().ends_with("-Banane.json"));
 }
 
+TEST_CASE("a result map with a repeated key: the journal row keeps the last value", "[journal]") {
+  temp_dir dir;
+  zmq::context_t context;
+  running_broker broker(context, journaled(dir.file("j.db")));
+  fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
+  fake_client c(context, broker.frontend());
+  REQUIRE(wait_for_workers(c, 1).size() == 1);
+  c.send("text", keyed("c1", 9), "doc");
+  REQUIRE(w.wait_requests(1));
+  const received_request got = w.requests()[0];
+  // {"request": N, "result": {"count_a": 1, "count_a": 5, "stored_as": "x"}}: the
+  // result map is read by header::decode's path, where the last value wins.
+  std::vector<std::uint8_t> request = json::to_msgpack(json{{"request", got.number}});
+  std::string head(request.begin(), request.end());
+  head[0] = static_cast<char>(0x82);  // one more entry: result
+  const char result[] = "\xa6result\x83\xa7" "count_a\x01\xa7" "count_a\x05\xa9stored_as\xa1x";
+  head.append(result, sizeof result - 1);
+  w.send_raw({"", std::string(worker_signature), "\x03", got.address, "", head, "done"});
+  auto reply = c.recv();
+  REQUIRE(reply);
+  CHECK(reply->code() == 200);
+  auto record = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 9}}, "");
+  REQUIRE(record);
+  REQUIRE(record->code() == 200);
+  CHECK(record->head["result"]["count_a"] == 5);
+  CHECK(record->head["result"]["stored_as"] == "x");
+}
+
 TEST_CASE("unfinished requests are dispatched again after a restart", "[journal]") {
   temp_dir dir;
   zmq::context_t context;
