@@ -262,7 +262,7 @@ void worker::serve_inline(worker_message&& message) {
   // A drain or overload that began while the handler ran reaches the broker
   // before this reply frees capacity there, as it would with a pool.
   update_state();
-  send_to_broker(make_reply(std::move(message.address), *message.head, std::move(result)));
+  send_reply(message.address, *message.head, std::move(result));
 }
 
 void worker::task_loop() {
@@ -304,9 +304,9 @@ job_result worker::run_handler(job& j) {
   }
 }
 
-// The MDPW01 REPLY for a request; a result over the message limit becomes a 500.
-zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& request_head,
-                                    job_result&& result) {
+// The reply header for a request; a result over the message limit becomes a
+// 500 first (result is changed in place).
+zmq::message_t worker::reply_head(const header& request_head, job_result& result) {
   std::size_t bytes = 0;
   for (const zmq::message_t& f : result.body) bytes += f.size();
   if (bytes > default_max_payload_bytes(options_.limits.max_message_bytes)) {
@@ -329,7 +329,36 @@ zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& requ
     const std::vector<std::uint8_t> value = nlohmann::json::to_msgpack(result.result);
     head.add_raw("result", std::string_view(reinterpret_cast<const char*>(value.data()), value.size()));
   }
-  return encode_reply(std::move(address), head.to_message(), std::move(result.body));
+  return head.to_message();
+}
+
+// The MDPW01 REPLY for a request (for a task thread, which hands it over).
+zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& request_head,
+                                    job_result&& result) {
+  zmq::message_t head = reply_head(request_head, result);
+  return encode_reply(std::move(address), std::move(head), std::move(result.body));
+}
+
+// The same REPLY sent from the loop thread frame by frame: encode_reply's
+// frames, with no multipart to build. Dropped, like send_to_broker's, when the
+// broker cannot take it.
+void worker::send_reply(zmq::message_t& address, const header& request_head, job_result&& result) {
+  zmq::message_t head = reply_head(request_head, result);
+  constexpr auto more = zmq::send_flags::sndmore;
+  const auto cmd = static_cast<std::uint8_t>(command::reply);
+  if (!broker_->send(zmq::const_buffer(nullptr, 0), more | zmq::send_flags::dontwait)) {
+    log_->debug("worker {}: no connection to the broker; reply dropped", options_.name);
+    return;
+  }
+  // The first frame is queued: ZeroMQ takes the rest of the message whole.
+  (void)broker_->send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
+  (void)broker_->send(zmq::const_buffer(&cmd, 1), more);
+  (void)broker_->send(address, more);
+  (void)broker_->send(zmq::const_buffer(nullptr, 0), more);
+  (void)broker_->send(head, result.body.empty() ? zmq::send_flags::none : more);
+  for (std::size_t i = 0; i < result.body.size(); ++i) {
+    (void)broker_->send(result.body[i], i + 1 < result.body.size() ? more : zmq::send_flags::none);
+  }
 }
 
 }  // namespace carico

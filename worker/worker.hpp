@@ -120,6 +120,8 @@ class worker {
   void serve_inline(worker_message&& message);
   void task_loop();
   job_result run_handler(job& j);
+  zmq::message_t reply_head(const header& request_head, job_result& result);
+  void send_reply(zmq::message_t& address, const header& request_head, job_result&& result);
   zmq::multipart_t make_reply(zmq::message_t&& address, const header& request_head,
                               job_result&& result);
 
