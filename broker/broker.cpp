@@ -654,7 +654,9 @@ void broker::on_worker_message(zmq::multipart_t&& frames) {
       register_worker(identity, *message);
     } else {
       // The contract: anything but READY from an unknown worker is invalid,
-      // DISCONNECT included, and is answered with DISCONNECT.
+      // DISCONNECT included, and is answered with DISCONNECT. A REPLY is one
+      // from a worker given up on: its request went to another or failed.
+      if (cmd == command::reply) ++stats_.late_replies;
       log_->warn("{} from unknown worker {}; sending DISCONNECT", command_name(cmd), hex_id(identity));
       send_to_worker(identity, encode_disconnect());
     }

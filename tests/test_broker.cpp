@@ -702,6 +702,24 @@ TEST_CASE("a client that leaves before its reply does not disturb the broker", "
   CHECK(mmi_stats(mmi)["done"] == 2);
 }
 
+TEST_CASE("a reply from a worker already given up on counts as late", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  auto workers = start_workers(context, broker, client, {"A"}, holds);
+  client.send("text", {{"id", 1}}, "doc");
+  REQUIRE(workers[0]->wait_requests(1));
+  workers[0]->go_silent();
+  REQUIRE(eventually([&] { return mmi_stats(client)["workers_lost"] == 1; }));
+  REQUIRE(workers[0]->wait_disconnects(1));  // given up on
+  workers[0]->reply(workers[0]->requests()[0].number);  // too late: A is forgotten
+  CHECK(workers[0]->wait_disconnects(2));
+  CHECK(eventually([&] { return mmi_stats(client)["late_replies"] == 1; }));
+  CHECK(mmi_stats(client)["done"] == 0);
+}
+
 TEST_CASE("a DISCONNECT from an unknown worker is answered with DISCONNECT", "[broker]") {
   zmq::context_t context;
   running_broker broker(context);
