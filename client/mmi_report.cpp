@@ -10,11 +10,21 @@
 namespace carico {
 namespace {
 
+// Text from the broker (worker names, hosts) as a terminal may show it: each
+// control character becomes '?', so an escape sequence in a name cannot reach
+// the terminal and a cell stays one word for scripts.
+std::string safe(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return text;
+}
+
 std::string cell(const nlohmann::json& row, const char* key) {
   if (!row.is_object()) return "-";
   auto it = row.find(key);
   if (it == row.end() || it->is_null()) return "-";
-  if (it->is_string()) return it->get<std::string>();
+  if (it->is_string()) return safe(it->get<std::string>());
   if (it->is_number_float()) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", it->get<double>());
@@ -31,7 +41,7 @@ void flatten(const std::string& prefix, const nlohmann::json& value,
     }
     return;
   }
-  rows.push_back({prefix, value.is_string() ? value.get<std::string>() : value.dump()});
+  rows.push_back({safe(prefix), value.is_string() ? safe(value.get<std::string>()) : value.dump()});
 }
 
 }  // namespace

@@ -605,6 +605,12 @@ TEST_CASE("reply lines and reports") {
   CHECK(table.rfind("NAME              SERVICE", 0) == 0);
   CHECK(table.find("\nw1                text     ready     0          2") != std::string::npos);
   CHECK(format_workers({{"workers", json::array()}}) == "no workers\n");
+  // A name with an escape sequence or a newline cannot reach the terminal as such.
+  std::string hostile = format_workers({{"workers", {{{"name", "a\x1b[2J\nb"}, {"host", "h\r"}}}}});
+  CHECK(hostile.find('\x1b') == std::string::npos);
+  CHECK(hostile.find("a?[2J?b") != std::string::npos);
+  CHECK(hostile.find("h?") != std::string::npos);
+  CHECK(format_stats({{"services", {{"t\x07", {{"queued", 0}}}}}}) == "services.t?.queued  0\n");
   CHECK(format_stats({{"done", 3}, {"services", {{"text", {{"queued", 0}}}}}}) ==
         "done                  3\nservices.text.queued  0\n");
 }
