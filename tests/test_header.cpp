@@ -7,18 +7,12 @@
 #include <vector>
 
 #include "shared/header.hpp"
+#include "tests/support/msgpack_bytes.hpp"
 
 using carico::header;
+using carico::test::pack;
 
 namespace {
-
-// Packs any msgpack-able value into bytes.
-template <class T>
-std::string pack(const T& value) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, value);
-  return std::string(buffer.data(), buffer.size());
-}
 
 carico::header_result decode(const std::string& bytes) {
   return header::decode(bytes.data(), bytes.size());

@@ -9,19 +9,14 @@
 #include "shared/header.hpp"
 #include "shared/map_writer.hpp"
 #include "shared/raw_map.hpp"
+#include "tests/support/msgpack_bytes.hpp"
 
 using carico::header;
 using carico::map_writer;
 using carico::raw_map;
+using carico::test::pack;
 
 namespace {
-
-template <class T>
-std::string pack(const T& value) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, value);
-  return std::string(buffer.data(), buffer.size());
-}
 
 bool parses(raw_map& m, const std::string& bytes) { return m.parse(bytes.data(), bytes.size()); }
 
