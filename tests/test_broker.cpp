@@ -807,11 +807,20 @@ TEST_CASE("random frames on both sockets neither crash nor stall the broker", "[
   CHECK(r->head["id"] == "still");
 }
 
+namespace {
+
+// A broker under test that parks the waiting requests past the first `after`.
+broker_options parking(std::size_t after) {
+  broker_options options = fast_broker_options();
+  options.park_after = after;
+  return options;
+}
+
+}  // namespace
+
 TEST_CASE("requests past park_after wait packed and are served in arrival order", "[broker][park]") {
   zmq::context_t context;
-  broker_options options = fast_broker_options();
-  options.park_after = 2;
-  running_broker broker(context, options);
+  running_broker broker(context, parking(2));
   fake_client client(context, broker.frontend());
 
   // Payloads of every shape: empty, small, one kept as a frame (over 8 KiB).
@@ -867,9 +876,7 @@ TEST_CASE("requests past park_after wait packed and are served in arrival order"
 
 TEST_CASE("a parked keyed request sent again is executed once and answered to both", "[broker][park]") {
   zmq::context_t context;
-  broker_options options = fast_broker_options();
-  options.park_after = 1;
-  running_broker broker(context, options);
+  running_broker broker(context, parking(1));
   fake_client first(context, broker.frontend());
   fake_client second(context, broker.frontend());
   for (int i = 1; i <= 3; ++i) first.send("text", {{"client", "c1"}, {"id", i}}, "doc");
@@ -899,9 +906,7 @@ TEST_CASE("a parked keyed request sent again is executed once and answered to bo
 
 TEST_CASE("re-dispatched requests go before parked ones", "[broker][park]") {
   zmq::context_t context;
-  broker_options options = fast_broker_options();
-  options.park_after = 1;
-  running_broker broker(context, options);
+  running_broker broker(context, parking(1));
   fake_client client(context, broker.frontend());
   fake_client mmi(context, broker.frontend());
   fake_worker_options holds;
