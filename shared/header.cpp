@@ -267,54 +267,22 @@ nlohmann::json to_json(const msgpack::object& object) {
 
 namespace {
 
-// MessagePack's shortest forms, as msgpack-c's packer writes them.
+// The sizes of MessagePack's shortest forms, which msgpack-c's packer writes.
 std::size_t str_header_size(std::size_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
 std::size_t uint_size(std::uint64_t v) {
   return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
 }
 std::size_t map_header_size(std::size_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
 
-char* put_be(char* p, std::uint64_t v, std::size_t bytes) {
-  for (std::size_t i = bytes; i > 0; --i) *p++ = static_cast<char>(v >> (8 * (i - 1)));
-  return p;
-}
-
-char* put_str(char* p, std::string_view s) {
-  const std::size_t n = s.size();
-  if (n < 32) {
-    *p++ = static_cast<char>(0xa0 | n);
-  } else if (n < 256) {
-    *p++ = static_cast<char>(0xd9);
-    p = put_be(p, n, 1);
-  } else if (n < 65536) {
-    *p++ = static_cast<char>(0xda);
-    p = put_be(p, n, 2);
-  } else {
-    *p++ = static_cast<char>(0xdb);
-    p = put_be(p, n, 4);
+// A packer stream writing into memory sized beforehand (no allocation).
+struct fixed_stream {
+  char* p;  // where the next bytes go
+  void write(const char* data, std::size_t size) {
+    if (size == 0) return;  // data may be null (an empty frame)
+    std::memcpy(p, data, size);
+    p += size;
   }
-  if (n > 0) std::memcpy(p, s.data(), n);
-  return p + n;
-}
-
-char* put_uint(char* p, std::uint64_t v) {
-  if (v < 128) {
-    *p++ = static_cast<char>(v);
-    return p;
-  }
-  const std::size_t bytes = uint_size(v) - 1;
-  *p++ = static_cast<char>(bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
-  return put_be(p, v, bytes);
-}
-
-char* put_map_header(char* p, std::size_t n) {
-  if (n < 16) {
-    *p++ = static_cast<char>(0x80 | n);
-    return p;
-  }
-  *p++ = static_cast<char>(n < 65536 ? 0xde : 0xdf);
-  return put_be(p, n, n < 65536 ? 2 : 4);
-}
+};
 
 }  // namespace
 
@@ -345,10 +313,15 @@ zmq::message_t append_uints(const zmq::message_t& map, std::initializer_list<uin
     total += str_header_size(e.key.size()) + e.key.size() + uint_size(e.value);
   }
   zmq::message_t out(total);
-  char* p = put_map_header(static_cast<char*>(out.data()), count + entries.size());
-  if (body > 0) std::memcpy(p, bytes + start, body);
-  p += body;
-  for (const uint_entry& e : entries) p = put_uint(put_str(p, e.key), e.value);
+  fixed_stream stream{static_cast<char*>(out.data())};
+  msgpack::packer<fixed_stream> packer(stream);
+  packer.pack_map(static_cast<std::uint32_t>(count + entries.size()));
+  stream.write(reinterpret_cast<const char*>(bytes) + start, body);
+  for (const uint_entry& e : entries) {
+    packer.pack_str(static_cast<std::uint32_t>(e.key.size()));
+    packer.pack_str_body(e.key.data(), static_cast<std::uint32_t>(e.key.size()));
+    packer.pack(e.value);
+  }
   return out;
 }
 
