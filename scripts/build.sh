@@ -9,6 +9,10 @@ shift || true
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  # A unity build (CMake merges each target's sources into a few files) compiles
+  # in about half the time: every small source parses cppzmq, msgpack-c, spdlog
+  # and nlohmann_json again otherwise. Pass -DCMAKE_UNITY_BUILD=OFF to undo it.
+  cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_UNITY_BUILD=ON "$@" >/dev/null
 fi
 cmake --build "$build" -j "$(nproc)"
