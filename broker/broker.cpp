@@ -466,7 +466,7 @@ void broker::answer_mmi(const std::string& client, client_request& message) {
     } else if (of_client && !of_client->empty() && of_id != nullptr) {
       request_key_parts key;
       key.client = std::string(*of_client);
-      key.client_id = to_json(*of_id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      key.client_id = to_json_text(*of_id);
       key.text = join_key(key.client, key.client_id);
       found = find_request_json(key);
     } else {
@@ -570,7 +570,7 @@ journal_record broker::record_of(const request& r, const header& head,
   } else {
     out.client = std::string(head.get_string("client").value_or(""));
     if (const msgpack::object* id = head.find("id")) {
-      out.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out.client_id = to_json_text(*id);
     }
   }
   out.title = std::string(head.get_string("title").value_or(""));

@@ -31,7 +31,7 @@ std::optional<request_key_parts> request_key(const header& head) {
   if (!client || client->empty() || id == nullptr) return std::nullopt;
   request_key_parts key;
   key.client = std::string(*client);
-  key.client_id = to_json(*id).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  key.client_id = to_json_text(*id);
   key.text = join_key(key.client, key.client_id);
   return key;
 }

@@ -265,6 +265,15 @@ nlohmann::json to_json(const msgpack::object& object) {
   return j;
 }
 
+std::string to_json_text(const msgpack::object& object) {
+  switch (object.type) {
+    case msgpack::type::POSITIVE_INTEGER: return std::to_string(object.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER: return std::to_string(object.via.i64);
+    default:
+      return to_json(object).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
 namespace {
 
 // The sizes of MessagePack's shortest forms, which msgpack-c's packer writes.

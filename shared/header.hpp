@@ -95,6 +95,10 @@ inline header_result header::decode(const zmq::message_t& frame) {
 
 // Renders a msgpack object as JSON (binary becomes a byte array).
 nlohmann::json to_json(const msgpack::object& object);
+// The same as compact JSON text, invalid UTF-8 replaced: how the journal and
+// the idempotency keys hold a request's `id`. Integers, the usual ids, are
+// written directly, without building a JSON value.
+std::string to_json_text(const msgpack::object& object);
 
 // An unsigned entry for append_uints().
 struct uint_entry {

@@ -1,6 +1,7 @@
 // carico::header: the MessagePack map of header frames.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -231,6 +232,21 @@ TEST_CASE("header from and to JSON", "[header]") {
   CHECK(h.value->to_json() == j);
   CHECK_FALSE(header::from_json(nlohmann::json::array({1, 2})));
   CHECK_FALSE(header::from_json(nlohmann::json("s")));
+}
+
+TEST_CASE("to_json_text writes what dumping to_json writes", "[header]") {
+  const nlohmann::json values = nlohmann::json::array(
+      {0, 1, 127, 128, 65535, std::numeric_limits<std::uint64_t>::max(), -1, -32, -33,
+       std::numeric_limits<std::int64_t>::min(), "id-7", "", "quote \" and \\", true, nullptr,
+       1.5, nlohmann::json::array({1, "a"}), nlohmann::json::object({{"k", 2}})});
+  for (const nlohmann::json& v : values) {
+    carico::header_result h = header::from_json({{"id", v}});
+    REQUIRE(h);
+    const msgpack::object* id = h.value->find("id");
+    REQUIRE(id != nullptr);
+    CHECK(carico::to_json_text(*id) == carico::to_json(*id).dump());
+    CHECK(nlohmann::json::parse(carico::to_json_text(*id)) == v);
+  }
 }
 
 TEST_CASE("append_uints adds entries to an encoded map without decoding it", "[header]") {
