@@ -1116,7 +1116,8 @@ void broker::on_journal_commit() {
   }
   const std::uint64_t committed = journal_->committed();
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
-    held_replies_.front().frames.send(frontend_);
+    held_reply& h = held_replies_.front();
+    send_to_client(h.client, h.service, std::move(h.head), std::move(h.body));
     held_replies_.pop_front();
   }
   std::vector<service*> ready;
@@ -1136,12 +1137,15 @@ void broker::on_journal_commit() {
   for (service* s : ready) dispatch(*s);
 }
 
-void broker::send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames) {
+void broker::send_after_commit(std::uint64_t seq, const std::string& client,
+                               std::string_view service, zmq::message_t&& head_frame,
+                               std::vector<zmq::message_t>&& body) {
   if (!journal_ || journal_->committed() >= seq) {
-    frames.send(frontend_);
+    send_to_client(client, service, std::move(head_frame), std::move(body));
     return;
   }
-  held_replies_.push_back({seq, std::move(frames)});
+  held_replies_.push_back(
+      {seq, client, std::string(service), std::move(head_frame), std::move(body)});
 }
 
 // The final reply of r goes to its client and to every resend waiting for it,
@@ -1184,14 +1188,9 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     keyed_.erase(r.key);
   }
   if (r.waiters.empty()) {  // the common case: one client, no list to build
-    if (r.client.empty()) return;
-    if (!journal_ || journal_->committed() >= seq) {
-      send_to_client(r.client, r.target->name, std::move(head_frame), std::move(body));
-      return;
+    if (!r.client.empty()) {
+      send_after_commit(seq, r.client, r.target->name, std::move(head_frame), std::move(body));
     }
-    zmq::multipart_t reply = encode_client_reply(r.target->name, std::move(head_frame), std::move(body));
-    reply.push(zmq::message_t(r.client.data(), r.client.size()));
-    send_after_commit(seq, std::move(reply));
     return;
   }
   std::vector<const std::string*> to;
@@ -1206,9 +1205,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     }
     zmq::message_t frame;
     frame.copy(head_frame);
-    zmq::multipart_t reply = encode_client_reply(r.target->name, std::move(frame), std::move(frames));
-    reply.push(zmq::message_t(to[i]->data(), to[i]->size()));
-    send_after_commit(seq, std::move(reply));
+    send_after_commit(seq, *to[i], r.target->name, std::move(frame), std::move(frames));
   }
 }
 
@@ -1266,12 +1263,11 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   }
   std::vector<zmq::message_t> body;
   for (const std::string& f : again.body) body.emplace_back(f.data(), f.size());
-  zmq::multipart_t reply = encode_client_reply(again.service, *head.value, std::move(body));
-  reply.push(zmq::message_t(client.data(), client.size()));
   ++stats_.resends;
   log_->info("request {} sent again by client={} name={} id={}: answered from {}, not executed",
              again.number, client_label(client), key.client, key.client_id, source);
-  send_after_commit(journal_ ? journal_->posted() : 0, std::move(reply));
+  send_after_commit(journal_ ? journal_->posted() : 0, client, again.service,
+                    head.value->encode(), std::move(body));
   return true;
 }
 

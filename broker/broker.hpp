@@ -146,7 +146,8 @@ class broker {
   void finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
                       std::vector<zmq::message_t>&& body, request_state state,
                       std::string_view worker);
-  void send_after_commit(std::uint64_t seq, zmq::multipart_t&& frames);
+  void send_after_commit(std::uint64_t seq, const std::string& client, std::string_view service,
+                         zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
 
   void open_journal(zmq::context_t& context);
   void reload_unfinished();
@@ -186,9 +187,13 @@ class broker {
   time_point next_tick_;                     // earliest deadline: heartbeat or an expiry
 
   // A reply that may leave only once the journal holds the outcome it reports.
+  // Kept in parts (no multipart to build) and sent by send_to_client().
   struct held_reply {
-    std::uint64_t seq;         // journal sequence that must be committed first
-    zmq::multipart_t frames;   // routing id first
+    std::uint64_t seq;                   // journal sequence that must be committed first
+    std::string client;                  // routing id of the client
+    std::string service;                 // frame 3 of the reply
+    zmq::message_t head;                 // the reply header
+    std::vector<zmq::message_t> body;    // frames 5..
   };
   std::unique_ptr<journal> journal_;         // the request journal; null with none
   zmq::socket_t journal_commits_;            // PULL: the journal writer's commit notices
