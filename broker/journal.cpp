@@ -58,7 +58,11 @@ CREATE INDEX IF NOT EXISTS requests_unfinished ON requests (number)
 constexpr int prune_batch = 5000;
 constexpr int prune_window = 20000;
 
-// A prepared statement; throws journal_error on any failure.
+}  // namespace
+
+// A prepared statement; throws journal_error on any failure. Not in the
+// anonymous namespace: journal::writer_statements holds some, and GCC warns
+// (-Wsubobject-linkage) when that is compiled as part of a unity build.
 class sql_statement {
  public:
   sql_statement(sqlite3* db, const char* sql) : db_(db) {
@@ -120,6 +124,8 @@ class sql_statement {
   sqlite3* db_;                   // its connection
   sqlite3_stmt* stmt_{nullptr};   // the prepared statement
 };
+
+namespace {
 
 void exec(sqlite3* db, const char* sql) {
   char* error = nullptr;
