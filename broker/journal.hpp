@@ -16,7 +16,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -163,8 +162,8 @@ class journal {
   void writer_loop();
   // Writes carried then batch in one transaction; with hold, dispatch notes
   // that may wait one more batch are moved there instead of written.
-  void write_batch(std::deque<journal_event>& carried, std::deque<journal_event>& batch,
-                   std::deque<journal_event>* hold);
+  void write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
+                   std::vector<journal_event>* hold);
   void prune();
 
   journal_options options_;               // as configured
@@ -181,7 +180,7 @@ class journal {
   std::mutex mutex_;                      // guards queue_
   std::condition_variable wake_;          // signals queue_ not empty
   std::condition_variable flushed_;       // signals committed_ moved
-  std::deque<journal_event> queue_;       // posted, not yet taken by the writer
+  std::vector<journal_event> queue_;      // posted, not yet taken by the writer
   std::uint64_t posted_{0};               // last seq handed out (posting thread)
   std::atomic<std::uint64_t> committed_{0};  // last seq committed (dispatch notes may trail)
   std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
