@@ -389,16 +389,23 @@ void broker::accept_request(std::string&& client, client_request&& message) {
                r.payload.size());
   }
   if (journal_) {
-    // Written ahead: no worker sees it before its row (with the payload) is in
-    // the file, so a restart can never run it under a second number.
     journal_event e;
     e.what = journal_event::kind::received;
     e.row = record_of(r, message.head, key ? &*key : nullptr);
     e.head = r.head.size() > 0 ? r.head.to_string() : header().encode_string();
     e.payload.copy(r.payload);  // shares the buffer (reference counted)
-    uncommitted_.emplace_back(journal_->post(std::move(e)), number);
-    requests_.emplace(number, std::move(r));
-    return;
+    const std::uint64_t seq = journal_->post(std::move(e));
+    // A keyed request is written ahead: no worker sees it before its row (with
+    // the payload) is in the file, so a resend after a restart finds it and it
+    // never runs under a second number. An unkeyed one cannot be resent, so it
+    // goes to a worker at once when its number is reserved in the file (see
+    // journal::reserved()): a restart never reuses that number, and its reply
+    // still waits for the outcome's commit like every reply.
+    if (key || number > journal_->reserved()) {
+      uncommitted_.emplace_back(seq, number);
+      requests_.emplace(number, std::move(r));
+      return;
+    }
   }
   queue_back(s, std::move(r));
   dispatch(s);

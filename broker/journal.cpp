@@ -298,6 +298,9 @@ struct journal::writer_statements {
         high_water(db,
                    "INSERT INTO meta (key, value) VALUES ('max_number', ?1) "
                    "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"),
+        reserve(db,
+                "INSERT INTO meta (key, value) VALUES ('reserved_number', ?1) "
+                "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"),
         prune(db,
               "DELETE FROM requests WHERE number IN (SELECT number FROM "
               "(SELECT number, state, completed_ms FROM requests ORDER BY number LIMIT ?2) "
@@ -309,6 +312,7 @@ struct journal::writer_statements {
   sql_statement dispatch;    // a row given to a worker
   sql_statement finish;      // a row answered: reply kept, payload dropped
   sql_statement high_water;  // meta.max_number, so numbers survive pruning
+  sql_statement reserve;     // meta.reserved_number, see journal::reserved()
   sql_statement prune;       // old finished rows
 };
 
@@ -335,6 +339,11 @@ journal::~journal() {
   post(std::move(stop));
   if (writer_.joinable()) writer_.join();
   writes_.reset();
+  // Everything posted is written: every number used has its row (or is under
+  // meta.max_number), so the next run need not skip the reservation.
+  if (db_ != nullptr && !write_failed_) {
+    sqlite3_exec(db_, "DELETE FROM meta WHERE key = 'reserved_number'", nullptr, nullptr, nullptr);
+  }
   close_db(reader_);
   close_db(db_);
   if (lock_fd_ >= 0) ::close(lock_fd_);
@@ -403,12 +412,27 @@ void journal::open_files() {
       throw journal_error(std::string("cannot write to it: ") + e.what());
     }
   }
+  // A reservation left behind means the last run did not close cleanly: numbers
+  // up to it may have reached a worker without a row, so this run starts above.
   sql_statement numbers(
       db_, "SELECT max(coalesce((SELECT max(number) FROM requests), 0), "
-           "coalesce((SELECT value FROM meta WHERE key = 'max_number'), 0))");
+           "coalesce((SELECT value FROM meta WHERE key = 'max_number'), 0), "
+           "coalesce((SELECT value FROM meta WHERE key = 'reserved_number'), 0))");
   numbers.step();
   max_number_ = static_cast<std::uint64_t>(numbers.integer(0));
   first_number_ = max_number_ + 1;
+  reserving_ = max_number_ + reserve_block;
+  {
+    sql_statement high_water(db_, "INSERT INTO meta (key, value) VALUES ('max_number', ?1) "
+                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    high_water.bind(1, max_number_);
+    high_water.run();
+    sql_statement reserve(db_, "INSERT INTO meta (key, value) VALUES ('reserved_number', ?1) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    reserve.bind(1, reserving_);
+    reserve.run();
+  }
+  reserved_.store(reserving_, std::memory_order_release);
 
   if (sqlite3_open_v2(path.c_str(), &reader_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -630,13 +654,21 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
       w.high_water.bind(1, max_number_);
       w.high_water.run();
     }
+    if (batch_max + reserve_block / 2 > reserving_) {
+      reserving_ = batch_max + reserve_block;
+      w.reserve.bind(1, reserving_);
+      w.reserve.run();
+    }
     w.commit.run();
+    reserved_.store(reserving_, std::memory_order_release);
     if (write_failed_) log_->warn("journal {}: writing again after an error", options_.path);
     write_failed_ = false;
   } catch (const journal_error& e) {
-    for (sql_statement* s : {&w.insert, &w.dispatch, &w.finish, &w.high_water, &w.commit}) {
+    for (sql_statement* s :
+         {&w.insert, &w.dispatch, &w.finish, &w.high_water, &w.reserve, &w.commit}) {
       s->reset();
     }
+    reserving_ = reserved_.load(std::memory_order_relaxed);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     if (!write_failed_) {
       log_->error("journal {}: cannot write {} events, they are lost to the journal: {}",

@@ -126,6 +126,14 @@ class journal {
   const std::string& path() const { return options_.path; }
   // The first request number this run may use: above every number ever used.
   std::uint64_t first_number() const { return first_number_; }
+  // Numbers up to this one are reserved in the file (meta.reserved_number,
+  // committed): should the broker die, the next run starts above them. So a
+  // request numbered at most reserved() may reach a worker before its own row
+  // is committed and its number can still never be used twice. The writer
+  // moves the reservation reserve_block ahead of the numbers it writes; a
+  // clean close drops it, so numbers stay dense across clean restarts.
+  std::uint64_t reserved() const { return reserved_.load(std::memory_order_acquire); }
+  static constexpr std::uint64_t reserve_block = 65536;
   // The unfinished requests found at open, oldest first; empty after the first call.
   std::vector<journal_unfinished> take_unfinished();
 
@@ -173,6 +181,8 @@ class journal {
   sqlite3* reader_{nullptr};              // read connection (posting thread)
   std::uint64_t first_number_{1};         // see first_number()
   std::uint64_t max_number_{0};           // highest number written (writer thread)
+  std::uint64_t reserving_{0};            // reservation written, maybe not committed (writer)
+  std::atomic<std::uint64_t> reserved_{0};  // reservation committed, see reserved()
   struct writer_statements;
   std::unique_ptr<writer_statements> writes_;  // prepared on db_, used by the writer thread
   std::vector<journal_unfinished> unfinished_;  // loaded at open

@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "broker/journal.hpp"
 #include "broker/reply_cache.hpp"
 #include "worker/document_store.hpp"
@@ -230,6 +232,76 @@ TEST_CASE("journal prunes old finished rows but never reuses their numbers", "[j
   }
   journal j({.path = path});
   CHECK(j.first_number() == 3);
+}
+
+TEST_CASE("numbers reserved by a run that died are never used again", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  const std::string crashed = dir.file("crashed.db");
+  std::uint64_t reserved = 0;
+  {
+    journal j({.path = path});
+    CHECK(j.first_number() == 1);
+    reserved = j.reserved();
+    CHECK(reserved == journal::reserve_block);  // reserved at open, before any row
+    j.post(received_event(1, "1", "a"));
+    j.flush();
+    // The file as a kill -9 would leave it now: copied with its WAL while open.
+    fs::copy_file(path, crashed);
+    fs::copy_file(path + "-wal", crashed + "-wal");
+  }
+  {
+    journal j({.path = path});
+    CHECK(j.first_number() == 2);  // closed cleanly: dense numbers
+  }
+  {
+    journal j({.path = crashed});
+    // Numbers up to the dead run's reservation may have reached a worker without a row.
+    CHECK(j.first_number() == reserved + 1);
+    CHECK(j.reserved() == reserved + journal::reserve_block);
+    REQUIRE(j.take_unfinished().size() == 1);
+  }
+  journal j({.path = crashed});
+  CHECK(j.first_number() == reserved + 1);  // the skipped numbers stay skipped
+
+  SECTION("the reservation moves ahead of the numbers written") {
+    const std::uint64_t far = j.reserved() - journal::reserve_block / 2 + 1;
+    j.post(received_event(far, "far", "b"));
+    j.flush();
+    CHECK(j.reserved() == far + journal::reserve_block);
+  }
+}
+
+TEST_CASE("journal on: an unkeyed request is not held for its row, a keyed one is",
+          "[journal]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  running_broker broker(context, journaled(path));
+  fake_worker w(context,
+                {.endpoint = broker.backend(), .name = "w1", .capacity = 2, .auto_reply = false});
+  fake_client c(context, broker.frontend());
+  REQUIRE(wait_for_workers(c, 1).size() == 1);
+
+  // Another connection holds SQLite's write lock: the journal commits nothing.
+  sqlite3* blocker = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &blocker) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  c.send("text", json{{"id", 1}, {"title", "unkeyed"}}, "doc");
+  REQUIRE(w.wait_requests(1));  // its number is reserved: straight to the worker
+  c.send("text", keyed("c1", 2), "doc");
+  CHECK_FALSE(w.wait_requests(2, 300ms));  // keyed: waits for its row
+  w.reply(w.requests()[0].number);
+  CHECK_FALSE(c.recv(200ms));  // every reply waits for its outcome's commit
+  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(blocker);
+
+  auto reply = c.recv();
+  REQUIRE(reply);
+  CHECK(reply->code() == 200);
+  CHECK(reply->head["id"] == 1);
+  REQUIRE(w.wait_requests(2));
+  CHECK(w.requests()[1].number == w.requests()[0].number + 1);
 }
 
 TEST_CASE("a bad journal is a clear error at start", "[journal]") {
