@@ -241,6 +241,7 @@ run_result bench_runner::run_load(const std::string& mode) {
   load.duration = milliseconds(options_.duration_ms);
   load.drain_timeout = milliseconds(std::max<long>(5000, 4 * options_.heartbeat_ms * options_.liveness));
   load.expect_echo = mode != "text";
+  load.keyed = options_.keyed;
   zmq::message_t payload = make_payload();
   load_driver driver(context_, load, payload);
   driver.start();

@@ -27,6 +27,7 @@ struct bench_options {
   std::size_t payload = 100;            // request payload bytes (a JSON document)
   std::size_t clients = 8;              // client sockets
   std::size_t window = 64;              // outstanding requests per client
+  bool keyed = false;                   // requests carry `client` and `id` (exactly once)
   std::size_t workers = 4;              // worker processes
   std::size_t worker_capacity = 64;     // requests each worker takes at once (its READY capacity)
   std::string worker_kind = "carico";   // carico: carico-worker; lean: carico-bench mdp-worker

@@ -1,6 +1,9 @@
 #include "client/bench/load_driver.hpp"
 
 #include <algorithm>
+#include <string>
+
+#include <unistd.h>
 
 #include "shared/codec.hpp"
 
@@ -82,6 +85,10 @@ void load_driver::thread_loop(std::size_t index, std::size_t count) {
   const time_point give_up = measure_end_ + options_.drain_timeout;
   out.latency_us.reserve(1 << 16);
   header head;
+  std::uint64_t last_id = 0;  // the id of the last request sent
+  if (options_.keyed) {
+    head.set("client", "carico-bench-" + std::to_string(::getpid()) + "-" + std::to_string(index));
+  }
   std::uint64_t total = 0;
 
   auto fail = [&out](std::string why) {
@@ -97,7 +104,10 @@ void load_driver::thread_loop(std::size_t index, std::size_t count) {
       if (sending) {
         for (std::size_t i = 0; i < count; ++i) {
           while (outstanding[i] < options_.window) {
-            head.set("id", static_cast<std::uint64_t>(to_ns(clock::now())));
+            // The id is the send time; keyed, it must also be unique per client.
+            const auto sent_ns = static_cast<std::uint64_t>(to_ns(clock::now()));
+            last_id = options_.keyed ? std::max(sent_ns, last_id + 1) : sent_ns;
+            head.set("id", last_id);
             zmq::message_t body;
             body.copy(payload);  // shares the buffer (reference counted)
             zmq::multipart_t frames = encode_client_request(options_.service, head, std::move(body));

@@ -35,6 +35,8 @@ struct load_options {
   milliseconds duration{5000};           // the measured interval
   milliseconds drain_timeout{5000};      // after it, unanswered requests count as lost
   bool expect_echo = false;              // the reply body must be the payload back
+  bool keyed = false;                    // requests carry `client` (one per thread) and
+                                         // `id`: the broker's exactly-once path
 };
 
 struct load_result {

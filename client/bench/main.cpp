@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
   app.add_option("--window", options.window, "outstanding requests per client")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  app.add_flag("--keyed", options.keyed,
+               "requests carry `client` (one per client thread) and `id`, so the broker "
+               "deduplicates them and, with the journal, commits each before a worker sees it");
   app.add_option("--workers", options.workers, "worker processes")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -222,6 +225,7 @@ int main(int argc, char** argv) {
                            {{"payload_bytes", options.payload},
                             {"clients", options.clients},
                             {"window", options.window},
+                            {"keyed", options.keyed},
                             {"workers", options.workers},
                             {"worker_capacity", options.worker_capacity},
                             {"worker_kind", options.worker_kind},
