@@ -304,6 +304,24 @@ TEST_CASE("journal on: an unkeyed request is not held for its row, a keyed one i
   CHECK(w.requests()[1].number == w.requests()[0].number + 1);
 }
 
+TEST_CASE("reply frames round trip through encode_frames at every header width", "[journal]") {
+  for (std::size_t count : {std::size_t{1}, std::size_t{15}, std::size_t{16}}) {
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{255}, std::size_t{256},
+                             std::size_t{65535}, std::size_t{65536}}) {
+      std::vector<zmq::message_t> frames;
+      std::vector<std::string> expected;
+      for (std::size_t i = 0; i < count; ++i) {
+        expected.push_back(std::string(size, static_cast<char>('a' + i % 26)));
+        frames.emplace_back(expected.back().data(), expected.back().size());
+      }
+      const std::string blob = encode_frames(frames);
+      CHECK(decode_frames(blob) == expected);
+    }
+  }
+  CHECK(encode_frames({}).empty());
+  CHECK(decode_frames("").empty());
+}
+
 TEST_CASE("a bad journal is a clear error at start", "[journal]") {
   temp_dir dir;
   SECTION("corrupt file") {
