@@ -378,7 +378,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.received_at = clock::now();
   r.received_ms = unix_ms();
   if (key) {
-    r.key = key->text;
+    r.key = std::move(key->text);  // key's client and client_id are still used below
     keyed_[r.key] = number;
     if (journal_keys_) journal_keys_->add(r.key);
   }
@@ -1172,7 +1172,8 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
   std::uint64_t seq = 0;
-  std::string encoded;
+  std::string encoded;  // the reply header, for the journal and the cache
+  std::string packed;   // the body frames packed, for the cache
   if (journal_ || !r.key.empty()) encoded = head_frame.to_string();
   if (journal_) {
     journal_event e;
@@ -1186,12 +1187,13 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     read_result_summary(head_frame, e.row);
     e.head = encoded;
     e.body = encode_frames(body);
+    if (!r.key.empty()) packed = e.body;
     seq = journal_->post(std::move(e));
+  } else if (!r.key.empty()) {
+    packed = encode_frames(body);
   }
   if (!r.key.empty()) {
-    cached_reply remembered{r.number, r.target->name, encoded, {}};
-    for (const zmq::message_t& f : body) remembered.body.push_back(f.to_string());
-    answered_.put(r.key, std::move(remembered));
+    answered_.put(r.key, {r.number, r.target->name, std::move(encoded), std::move(packed)});
     keyed_.erase(r.key);
   }
   if (r.waiters.empty()) {  // the common case: one client, no list to build
@@ -1248,7 +1250,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   if (const cached_reply* c = answered_.find(key.text)) {
     again = *c;
   } else if (journal_keys_ && journal_keys_->may_contain(key.text)) {
-    std::optional<journal_reply> stored;
+    std::optional<cached_reply> stored;
     try {
       stored = journal_->find_reply(key.client, key.client_id);
     } catch (const journal_error& e) {
@@ -1256,8 +1258,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
                   e.what());
     }
     if (!stored) return false;
-    again = {stored->number, std::move(stored->service), std::move(stored->head),
-             std::move(stored->body)};
+    again = std::move(*stored);
     source = "journal";
   } else {
     return false;
@@ -1269,7 +1270,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
     return false;
   }
   std::vector<zmq::message_t> body;
-  for (const std::string& f : again.body) body.emplace_back(f.data(), f.size());
+  for (const std::string& f : decode_frames(again.body)) body.emplace_back(f.data(), f.size());
   ++stats_.resends;
   log_->info("request {} sent again by client={} name={} id={}: answered from {}, not executed",
              again.number, client_label(client), key.client, key.client_id, source);

@@ -721,8 +721,8 @@ std::optional<journal_record> journal::find(std::string_view client, std::string
   return read_record(s);
 }
 
-std::optional<journal_reply> journal::find_reply(std::string_view client,
-                                                 std::string_view client_id) {
+std::optional<cached_reply> journal::find_reply(std::string_view client,
+                                                std::string_view client_id) {
   sql_statement s(reader_,
                   "SELECT number, service, reply_head, reply_body FROM requests "
                   "WHERE client = ?1 AND client_id = ?2 AND state IN ('done', 'failed', 'expired') "
@@ -730,11 +730,11 @@ std::optional<journal_reply> journal::find_reply(std::string_view client,
   s.bind_text(1, client);
   s.bind_text(2, client_id);
   if (!s.step()) return std::nullopt;
-  journal_reply r;
+  cached_reply r;
   r.number = static_cast<std::uint64_t>(s.integer(0));
   r.service = s.text(1);
   r.head = s.text(2);
-  r.body = decode_frames(s.text(3));
+  r.body = s.text(3);
   return r;
 }
 

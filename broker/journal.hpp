@@ -30,6 +30,8 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "broker/reply_cache.hpp"
+
 struct sqlite3;
 
 namespace carico {
@@ -84,13 +86,6 @@ struct journal_unfinished {
 };
 
 // A finished request's reply, for a resend of the same (client, id).
-struct journal_reply {
-  std::uint64_t number{0};         // the request number
-  std::string service;             // frame 2 of the reply
-  std::string head;                // the encoded reply header
-  std::vector<std::string> body;   // reply frames 4..
-};
-
 // One change to the journal, posted by the broker and applied by the writer.
 struct journal_event {
   enum class kind : std::uint8_t { received, dispatched, finished, refused, stop };
@@ -152,7 +147,7 @@ class journal {
   std::optional<journal_record> find(std::uint64_t number);
   std::optional<journal_record> find(std::string_view client, std::string_view client_id);
   // The reply of a finished request (refused ones excluded), by its key.
-  std::optional<journal_reply> find_reply(std::string_view client, std::string_view client_id);
+  std::optional<cached_reply> find_reply(std::string_view client, std::string_view client_id);
   // The newest `last` rows, newest first, optionally of one state only.
   std::vector<journal_record> history(std::size_t last,
                                       std::optional<request_state> state = std::nullopt);

@@ -39,11 +39,11 @@ std::optional<request_key_parts> request_key(const header& head) {
 void reply_cache::put(const std::string& key, cached_reply reply) {
   if (capacity_ == 0) return;
   auto [it, fresh] = replies_.insert_or_assign(key, std::move(reply));
-  (void)it;
   if (!fresh) return;
-  order_.push_back(key);
+  // A node's key stays put until the node is erased (a rehash moves no node).
+  order_.push_back(&it->first);
   while (order_.size() > capacity_) {
-    replies_.erase(order_.front());
+    replies_.erase(replies_.find(*order_.front()));
     order_.pop_front();
   }
 }

@@ -30,12 +30,12 @@ struct request_key_parts {
 std::optional<request_key_parts> request_key(const header& head);
 std::string join_key(std::string_view client, std::string_view client_id);
 
-// A reply as sent, ready to be sent again.
+// A reply as sent, ready to be sent again (from memory or from the journal).
 struct cached_reply {
   std::uint64_t number{0};         // the request number
   std::string service;             // frame 2
   std::string head;                // the encoded reply header
-  std::vector<std::string> body;   // frames 4..
+  std::string body;                // frames 4.., packed by encode_frames() (journal.hpp)
 };
 
 class reply_cache {
@@ -49,7 +49,7 @@ class reply_cache {
  private:
   std::size_t capacity_;                                   // entries kept at most
   std::unordered_map<std::string, cached_reply> replies_;  // by key
-  std::deque<std::string> order_;                          // keys, oldest first
+  std::deque<const std::string*> order_;  // the keys in replies_' nodes, oldest first
 };
 
 // A Bloom filter over keys: may_contain() is never false for a key added.

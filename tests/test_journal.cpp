@@ -554,7 +554,17 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   cache.put("c", {3, "text", "hc", {"x"}});
   CHECK(cache.find("a") == nullptr);
   REQUIRE(cache.find("c"));
-  CHECK(cache.find("c")->body == std::vector<std::string>{"x"});
+  CHECK(cache.find("c")->body == "x");
+  cache.put("c", {4, "text", "hc2", "y"});  // the same key again: replaced, still one entry
+  CHECK(cache.size() == 2);
+  CHECK(cache.find("c")->number == 4);
+  // Many more keys than it keeps, through the map's rehashes: the newest stay.
+  reply_cache big(1000);
+  for (int i = 0; i < 5000; ++i) big.put("k" + std::to_string(i), {std::uint64_t(i), "s", "h", ""});
+  CHECK(big.size() == 1000);
+  CHECK(big.find("k3999") == nullptr);
+  REQUIRE(big.find("k4000"));
+  CHECK(big.find("k4999")->number == 4999);
   key_filter filter(1024);
   for (int i = 0; i < 100; ++i) filter.add("key" + std::to_string(i));
   for (int i = 0; i < 100; ++i) CHECK(filter.may_contain("key" + std::to_string(i)));
