@@ -1353,12 +1353,14 @@ nlohmann::json broker::history_json(std::size_t last) {
 
 // The mmi.request view of parked request `number`, if one is parked.
 std::optional<nlohmann::json> broker::find_parked_json(std::uint64_t number) {
+  // Numbers need not grow along a parked queue: with the journal on, a keyed
+  // request is parked when its row commits, after unkeyed ones that came later.
   for (auto& [name, s] : services_) {
-    if (s->parked.empty() || number > s->parked.last_number()) continue;
+    if (s->parked.empty()) continue;
     std::optional<nlohmann::json> found;
     s->parked.for_each([&](const packed_view& v) {
       if (v.number == number) found = parked_json(*s, v);
-      return v.number < number;  // numbers grow along a queue
+      return !found;
     });
     if (found) return found;
   }

@@ -573,6 +573,37 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   CHECK(false_hits < 200);
 }
 
+TEST_CASE("mmi.request finds a parked request behind a later number", "[journal][park]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  broker_options options = journaled(path);
+  options.park_after = 1;
+  running_broker broker(context, options);
+  fake_client c(context, broker.frontend());
+  REQUIRE(eventually([&] { return mmi_stats(c)["queued"] == 0; }));
+
+  // The keyed request waits for its row while two unkeyed ones, numbered
+  // after it, are queued (one in full, one parked); then it is parked too.
+  sqlite3* blocker = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &blocker) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  c.send("text", keyed("c1", 1), "keyed");
+  c.send("text", json{{"id", 2}}, "unkeyed-2");
+  c.send("text", json{{"id", 3}}, "unkeyed-3");
+  REQUIRE(eventually([&] { return mmi_stats(c)["queued"] == 2; }));
+  REQUIRE(sqlite3_exec(blocker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(blocker);
+  REQUIRE(eventually([&] { return mmi_stats(c)["queued"] == 3; }));
+
+  auto found = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 1}}, "");
+  REQUIRE(found);
+  const json& result = found->head["result"];
+  CHECK(result["state"] == "queued");
+  CHECK(result["bytes"] == 5);
+  CHECK(result.contains("age_ms"));  // read from the parked queue, not the journal's row
+}
+
 TEST_CASE("parked requests with a journal: committed, reloaded in order, answered once",
           "[journal][park]") {
   temp_dir dir;
