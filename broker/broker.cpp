@@ -1061,7 +1061,7 @@ void broker::reload_unfinished() {
     r.payload = zmq::message_t(u.payload.data(), u.payload.size());
     r.attempts = u.record.attempts;
     r.received_ms = u.record.received_ms;
-    r.received_at = now - milliseconds(std::max<std::int64_t>(0, now_ms - u.record.received_ms));
+    r.received_at = steady_time_of(u.record.received_ms, now, now_ms);
     if (auto key = request_key(*head.value)) {
       r.key = key->text;
       keyed_[r.key] = r.number;

@@ -55,6 +55,12 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
 // Milliseconds since the Unix epoch, as the journal stores times.
 std::int64_t unix_ms();
+// The steady-clock time of an event `then_ms` (unix ms) ago, given that now is
+// `now` and `now_ms`; never later than now (the wall clock may have stepped).
+inline std::chrono::steady_clock::time_point steady_time_of(
+    std::int64_t then_ms, std::chrono::steady_clock::time_point now, std::int64_t now_ms) {
+  return now - std::chrono::milliseconds(now_ms > then_ms ? now_ms - then_ms : 0);
+}
 
 // One request as the journal (or mmi.request) describes it.
 struct journal_record {

@@ -140,7 +140,7 @@ request to_request(const packed_view& v) {
   request r;
   r.number = v.number;
   r.received_ms = v.received_ms;
-  r.received_at = clock::now() - milliseconds(std::max<std::int64_t>(0, unix_ms() - v.received_ms));
+  r.received_at = steady_time_of(v.received_ms, clock::now(), unix_ms());
   r.attempts = v.attempts;
   r.quota_bytes = v.quota_bytes;
   r.client.assign(v.client);
