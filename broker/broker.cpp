@@ -974,20 +974,10 @@ void broker::send_request(known_worker& w, request& r) {
   r.dispatched_at = clock::now();
   r.dispatched_ms = unix_ms();
   w.in_flight.push_back(r.number);
-  // [identity, "", MDPW01, REQUEST, client, "", header, payload]: encode_request's
-  // frames after the routing id, sent one by one with no multipart to build.
-  constexpr auto more = zmq::send_flags::sndmore;
-  const auto cmd = static_cast<std::uint8_t>(command::request);
-  (void)backend_.send(zmq::const_buffer(w.identity.data(), w.identity.size()), more);
-  (void)backend_.send(zmq::const_buffer(nullptr, 0), more);
-  (void)backend_.send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
-  (void)backend_.send(zmq::const_buffer(&cmd, 1), more);
-  (void)backend_.send(zmq::const_buffer(r.client.data(), r.client.size()), more);
-  (void)backend_.send(zmq::const_buffer(nullptr, 0), more);
-  (void)backend_.send(append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}}), more);
+  zmq::message_t head = append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}});
   zmq::message_t payload;
   payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
-  (void)backend_.send(payload, zmq::send_flags::none);
+  send_addressed(backend_, w.identity, command::request, r.client, head, &payload, 1);
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
                r.attempts, w.in_flight.size(), w.info.capacity);

@@ -148,6 +148,15 @@ zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
 // The same with the header already encoded.
 zmq::multipart_t encode_reply(zmq::message_t&& address, zmq::message_t&& head_frame,
                               std::vector<zmq::message_t>&& body);
+// REQUEST or REPLY sent frame by frame, with no multipart to build: the frames
+// encode_request / encode_reply make, after `routing_id` when it is not empty
+// (a ROUTER's peer; a worker's DEALER has none). The header and the body frames
+// are moved out (copy a frame first to keep it). With dontwait, a first frame
+// that cannot be queued (a DEALER with no connection) sends nothing and returns
+// false; once it is queued ZeroMQ takes the rest of the message whole.
+bool send_addressed(zmq::socket_ref socket, std::string_view routing_id, command cmd,
+                    std::string_view address, zmq::message_t& head_frame,
+                    zmq::message_t* body, std::size_t body_frames, bool dontwait = false);
 zmq::multipart_t encode_heartbeat(const load_report* load = nullptr);
 zmq::multipart_t encode_disconnect();
 

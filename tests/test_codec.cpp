@@ -258,6 +258,53 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
   }
 }
 
+TEST_CASE("send_addressed sends the frames encode_request and encode_reply make", "[codec][worker]") {
+  zmq::context_t context;
+  zmq::socket_t out(context, zmq::socket_type::pair);
+  zmq::socket_t in(context, zmq::socket_type::pair);
+  in.bind("inproc://send-addressed");
+  out.connect("inproc://send-addressed");
+  header h;
+  h.set("request", std::uint64_t{3});
+  h.set("custom", "kept");
+  auto received = [&in] {
+    zmq::multipart_t frames;
+    REQUIRE(frames.recv(in));
+    return strings_of(frames);
+  };
+
+  SECTION("REQUEST after a routing id, as the broker sends it") {
+    zmq::message_t head = h.encode();
+    zmq::message_t payload(std::string_view("doc"));
+    REQUIRE(send_addressed(out, "worker-7", command::request, "client-id", head, &payload, 1));
+    std::vector<std::string> expected{"worker-7"};
+    for (const std::string& f : strings_of(encode_request(zmq::message_t(std::string("client-id")),
+                                                          h, zmq::message_t(std::string("doc"))))) {
+      expected.push_back(f);
+    }
+    CHECK(received() == expected);
+  }
+  SECTION("REPLY without a routing id, as a worker sends it, with 0 to 2 body frames") {
+    for (std::size_t n = 0; n <= 2; ++n) {
+      std::vector<zmq::message_t> body, copy;
+      for (std::size_t i = 0; i < n; ++i) {
+        body.emplace_back(std::string("part-") + std::to_string(i));
+        copy.emplace_back(std::string("part-") + std::to_string(i));
+      }
+      zmq::message_t head = h.encode();
+      REQUIRE(send_addressed(out, {}, command::reply, "cid", head, body.data(), body.size(), true));
+      CHECK(received() ==
+            strings_of(encode_reply(zmq::message_t(std::string("cid")), h, std::move(copy))));
+    }
+  }
+  SECTION("dontwait: a DEALER with no connection takes nothing") {
+    zmq::socket_t lonely(context, zmq::socket_type::dealer);
+    zmq::message_t head = h.encode();
+    CHECK_FALSE(send_addressed(lonely, {}, command::reply, "cid", head, nullptr, 0, true));
+    CHECK(head.size() > 0);  // not sent, still ours
+  }
+}
+
 TEST_CASE("REPLY round trip", "[codec][worker]") {
   header h;
   h.set("request", std::uint64_t{3});

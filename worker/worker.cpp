@@ -344,20 +344,10 @@ zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& requ
 // broker cannot take it.
 void worker::send_reply(zmq::message_t& address, const header& request_head, job_result&& result) {
   zmq::message_t head = reply_head(request_head, result);
-  constexpr auto more = zmq::send_flags::sndmore;
-  const auto cmd = static_cast<std::uint8_t>(command::reply);
-  if (!broker_->send(zmq::const_buffer(nullptr, 0), more | zmq::send_flags::dontwait)) {
+  const std::string_view to(static_cast<const char*>(address.data()), address.size());
+  if (!send_addressed(*broker_, {}, command::reply, to, head, result.body.data(),
+                      result.body.size(), true)) {
     log_->debug("worker {}: no connection to the broker; reply dropped", options_.name);
-    return;
-  }
-  // The first frame is queued: ZeroMQ takes the rest of the message whole.
-  (void)broker_->send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
-  (void)broker_->send(zmq::const_buffer(&cmd, 1), more);
-  (void)broker_->send(address, more);
-  (void)broker_->send(zmq::const_buffer(nullptr, 0), more);
-  (void)broker_->send(head, result.body.empty() ? zmq::send_flags::none : more);
-  for (std::size_t i = 0; i < result.body.size(); ++i) {
-    (void)broker_->send(result.body[i], i + 1 < result.body.size() ? more : zmq::send_flags::none);
   }
 }
 
