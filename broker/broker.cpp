@@ -1,6 +1,7 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cassert>
 
 #ifdef __GLIBC__
@@ -141,9 +142,12 @@ broker::broker(zmq::context_t& context, broker_options options,
       journal_commits_(context, zmq::socket_type::pull),
       answered_(options_.remembered_replies),
       quota_(options_.max_inflight_per_client, options_.max_held_bytes) {
-  // A reply must never be dropped because a client reads slowly: the number of
-  // replies owed to a client is bounded by the requests it was allowed to queue.
-  frontend_.set(zmq::sockopt::sndhwm, 0);
+  // Replies a client has not read wait in ZeroMQ, up to client_send_hwm of them:
+  // a client that sends and never reads cannot grow the broker without bound.
+  // Mandatory routing makes a full client (or a gone one) a send error the
+  // broker sees (send_to_client), instead of a silent drop.
+  frontend_.set(zmq::sockopt::sndhwm, options_.client_send_hwm);
+  frontend_.set(zmq::sockopt::router_mandatory, true);
   // The loop takes requests into its own queues as fast as they come: a deep
   // ZeroMQ buffer per client adds nothing but memory (each buffered frame can
   // hold an 8 KiB receive buffer in ZeroMQ's I/O thread).
@@ -439,7 +443,22 @@ void broker::send_to_client(const std::string& client, std::string_view service,
 void broker::send_to_client(const std::string& client, std::string_view service,
                             zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body) {
   constexpr auto more = zmq::send_flags::sndmore;
-  (void)frontend_.send(zmq::const_buffer(client.data(), client.size()), more);
+  // The routing frame decides: once it is queued, ZeroMQ takes the message whole.
+  try {
+    if (!frontend_.send(zmq::const_buffer(client.data(), client.size()),
+                        more | zmq::send_flags::dontwait)) {
+      if (++stats_.unread_dropped % 1000 == 1) {
+        log_->warn("reply dropped: client={} has {} replies unread (--client-send-hwm); "
+                   "{} dropped so far",
+                   client_label(client), options_.client_send_hwm, stats_.unread_dropped);
+      }
+      return;
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EHOSTUNREACH) throw;
+    log_->debug("reply dropped: client={} is gone", client_label(client));
+    return;
+  }
   (void)frontend_.send(zmq::message_t(), more);
   (void)frontend_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
   (void)frontend_.send(zmq::const_buffer(service.data(), service.size()), more);
@@ -538,6 +557,7 @@ nlohmann::json broker::stats_json() const {
           {"refused", stats_.refused},
           {"malformed", stats_.malformed},
           {"late_replies", stats_.late_replies},
+          {"unread_dropped", stats_.unread_dropped},
           {"resends", stats_.resends},
           {"queued", queued},
           {"in_flight", requests_.size() - queued_in_full},

@@ -46,6 +46,8 @@ struct broker_options {
   std::size_t max_queue = 100000;                 // waiting requests per service
   int client_hwm = 64;                            // messages ZeroMQ buffers per client before it
                                                   // stops reading that client's connection
+  int client_send_hwm = 100000;                   // replies owed to one client that it has not
+                                                  // read; more are dropped (counted); 0: no limit
   std::size_t park_after = 1024;                  // waiting requests per service kept in full;
                                                   // later ones are packed (broker/packed_queue.hpp)
   std::uint64_t max_attempts = 3;                 // workers a request may be given to
@@ -75,6 +77,7 @@ struct broker_stats {
   std::uint64_t refused{0};        // answered 503 (queue full)
   std::uint64_t malformed{0};      // client messages answered 400
   std::uint64_t late_replies{0};   // worker replies dropped (already answered / unknown)
+  std::uint64_t unread_dropped{0}; // replies dropped: their client left --client-send-hwm unread
   std::uint64_t workers_joined{0}; // READY accepted
   std::uint64_t workers_lost{0};   // workers forgotten for any reason
   std::uint64_t resends{0};        // keyed requests seen again: attached or answered again

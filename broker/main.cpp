@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
                  "requests ZeroMQ buffers per client connection before it stops reading it")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--client-send-hwm", options.client_send_hwm,
+                 "replies a client may leave unread before more are dropped (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000000));
   app.add_option("--max-attempts", options.max_attempts, "workers a request may be given to")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));

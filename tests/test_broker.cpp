@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include <map>
-#include <random>
 #include <memory>
+#include <optional>
+#include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/fake_peers.hpp"
@@ -758,6 +760,61 @@ TEST_CASE("each service has its own ring and queue", "[broker]") {
   REQUIRE(r);
   CHECK(r->head["id"] == "x");
   CHECK(mmi_stats(client)["services"]["nobody"]["queued"] == 1);
+}
+
+TEST_CASE("a client that never reads costs at most client_send_hwm replies", "[broker][limits]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.client_send_hwm = 10;
+  running_broker broker(context, options);
+  fake_client flood(context, broker.frontend());
+  fake_client watcher(context, broker.frontend());
+  // mmi.service is answered at once: 3000 replies owed, none read yet. Over
+  // inproc ZeroMQ adds the client's own receive HWM (1000) to the broker's 10.
+  constexpr std::size_t sent = 3000;
+  for (std::size_t i = 0; i < sent; ++i) flood.send("mmi.service", json{{"id", i}}, "text");
+  REQUIRE(eventually([&] { return mmi_stats(watcher)["unread_dropped"] > 0; }));
+  // Now read: every reply was either kept for the client or counted as dropped.
+  std::size_t got = 0;
+  std::size_t dropped = 0;
+  std::optional<std::uint64_t> last_id;
+  CHECK(eventually(
+      [&] {
+        while (auto r = flood.recv(10ms)) {
+          ++got;
+          const std::uint64_t id = r->head["id"].get<std::uint64_t>();
+          if (last_id) CHECK(id > *last_id);  // what was kept arrives in order
+          last_id = id;
+        }
+        dropped = mmi_stats(watcher)["unread_dropped"].get<std::size_t>();
+        return got + dropped == sent;
+      },
+      10s));
+  CHECK(got >= 10);
+  CHECK(dropped > 0);
+  // Once it reads again the client is served as before.
+  auto again = flood.call("mmi.service", json{{"id", 1}}, "text");
+  REQUIRE(again);
+  CHECK(again->code() == 200);
+}
+
+TEST_CASE("replies to a client that is gone are dropped quietly", "[broker][limits]") {
+  zmq::context_t context;
+  running_broker broker(context, fast_broker_options());
+  fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
+  fake_client watcher(context, broker.frontend());
+  REQUIRE(wait_for_workers(watcher, 1).size() == 1);
+  {
+    fake_client leaving(context, broker.frontend());
+    leaving.send("text", json{{"id", 1}}, "doc");
+    REQUIRE(w.wait_requests(1));
+  }  // the client's socket is closed before its reply exists
+  std::this_thread::sleep_for(50ms);  // let ZeroMQ notice the closed pipe
+  w.reply(w.requests()[0].number);
+  CHECK(eventually([&] { return mmi_stats(watcher)["done"] == 1; }));
+  auto still = watcher.call("mmi.service", json{{"id", 2}}, "text");
+  REQUIRE(still);  // the broker is still serving
+  CHECK(mmi_stats(watcher)["unread_dropped"] == 0);
 }
 
 TEST_CASE("random frames on both sockets neither crash nor stall the broker", "[broker][fuzz]") {
