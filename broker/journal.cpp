@@ -60,9 +60,11 @@ constexpr int prune_window = 20000;
 
 }  // namespace
 
-// A prepared statement; throws journal_error on any failure. Not in the
-// anonymous namespace: journal::writer_statements holds some, and GCC warns
-// (-Wsubobject-linkage) when that is compiled as part of a unity build.
+namespace journal_sql {
+
+// A prepared statement; throws journal_error on any failure. In a named
+// namespace, not the anonymous one: journal::writer_statements holds some, and
+// GCC warns (-Wsubobject-linkage) when that is compiled in a unity build.
 class sql_statement {
  public:
   sql_statement(sqlite3* db, const char* sql) : db_(db) {
@@ -124,6 +126,9 @@ class sql_statement {
   sqlite3* db_;                   // its connection
   sqlite3_stmt* stmt_{nullptr};   // the prepared statement
 };
+
+}  // namespace journal_sql
+using journal_sql::sql_statement;
 
 namespace {
 
@@ -339,10 +344,23 @@ journal::~journal() {
   post(std::move(stop));
   if (writer_.joinable()) writer_.join();
   writes_.reset();
-  // Everything posted is written: every number used has its row (or is under
-  // meta.max_number), so the next run need not skip the reservation.
-  if (db_ != nullptr && !write_failed_) {
-    sqlite3_exec(db_, "DELETE FROM meta WHERE key = 'reserved_number'", nullptr, nullptr, nullptr);
+  // Every number this run used was posted, so once meta.max_number covers the
+  // highest posted (even one whose rows a failed batch lost) the next run need
+  // not skip the reservation. Both in one transaction; on failure it stays.
+  if (db_ != nullptr) {
+    try {
+      exec(db_, "BEGIN");
+      sql_statement high_water(db_, "INSERT INTO meta (key, value) VALUES ('max_number', ?1) "
+                                    "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)");
+      high_water.bind(1, max_posted_);
+      high_water.run();
+      exec(db_, "DELETE FROM meta WHERE key = 'reserved_number'");
+      exec(db_, "COMMIT");
+    } catch (const journal_error& e) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      log_->warn("journal {}: numbers stay reserved up to {} ({})", options_.path,
+                 reserved_.load(), e.what());
+    }
   }
   close_db(reader_);
   close_db(db_);
@@ -467,6 +485,7 @@ std::vector<journal_unfinished> journal::take_unfinished() { return std::move(un
 std::uint64_t journal::post(journal_event&& event) {
   const std::uint64_t seq = ++posted_;
   event.seq = seq;
+  max_posted_ = std::max(max_posted_, event.row.number);
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(event));
@@ -513,6 +532,9 @@ void journal::writer_loop() {
       write_batch(carried, batch, everything ? nullptr : &held);
       carried = std::move(held);
       batch.clear();
+      // After a stall (a 5 s busy wait, say) a batch can be huge; vectors keep
+      // their capacity, so let that one go instead of holding it for the run.
+      if (batch.capacity() > 65536) batch = std::vector<journal_event>();
       {
         std::lock_guard lock(mutex_);
         committed_.store(last, std::memory_order_release);
@@ -650,8 +672,7 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
       }
     }
     if (batch_max > max_number_) {
-      max_number_ = batch_max;
-      w.high_water.bind(1, max_number_);
+      w.high_water.bind(1, batch_max);
       w.high_water.run();
     }
     if (batch_max + reserve_block / 2 > reserving_) {
@@ -660,6 +681,7 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
       w.reserve.run();
     }
     w.commit.run();
+    max_number_ = std::max(max_number_, batch_max);  // only what the file now holds
     reserved_.store(reserving_, std::memory_order_release);
     if (write_failed_) log_->warn("journal {}: writing again after an error", options_.path);
     write_failed_ = false;

@@ -193,6 +193,7 @@ class journal {
   std::condition_variable flushed_;       // signals committed_ moved
   std::vector<journal_event> queue_;      // posted, not yet taken by the writer
   std::uint64_t posted_{0};               // last seq handed out (posting thread)
+  std::uint64_t max_posted_{0};           // highest request number posted (posting thread)
   std::atomic<std::uint64_t> committed_{0};  // last seq committed (dispatch notes may trail)
   std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
   std::uint64_t flushes_done_{0};         // flush() calls the writer has fully served

@@ -41,6 +41,9 @@ struct cached_reply {
 class reply_cache {
  public:
   explicit reply_cache(std::size_t capacity) : capacity_(capacity) {}
+  // order_ points into replies_' nodes: a copy would point into the original.
+  reply_cache(const reply_cache&) = delete;
+  reply_cache& operator=(const reply_cache&) = delete;
   // Remembers reply under key, forgetting the oldest entry when full.
   void put(const std::string& key, cached_reply reply);
   const cached_reply* find(const std::string& key) const;
