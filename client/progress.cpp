@@ -54,16 +54,14 @@ std::string batch_progress::progress_line(seconds elapsed) const {
   const double secs = std::max(elapsed.count(), 1e-6);
   const double rate = static_cast<double>(done_) / secs;
   char buf[160];
-  std::string eta = "-";
+  char eta[32] = "-";
   if (done_ >= total_) {
-    eta = "0s";
+    std::snprintf(eta, sizeof eta, "0s");
   } else if (rate > 0.0) {
-    char e[32];
-    std::snprintf(e, sizeof e, "%.1fs", static_cast<double>(total_ - done_) / rate);
-    eta = e;
+    std::snprintf(eta, sizeof eta, "%.1fs", static_cast<double>(total_ - done_) / rate);
   }
   std::snprintf(buf, sizeof buf, "sent %zu/%zu  done %zu  failed %zu  %.0f/s  ETA %s", sent_, total_,
-                done_, done_ - ok_, rate, eta.c_str());
+                done_, done_ - ok_, rate, eta);
   return buf;
 }
 

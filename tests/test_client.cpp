@@ -160,7 +160,8 @@ TEST_CASE("client: pipelined requests are matched to their futures in any order"
   constexpr std::size_t n = 50;
   std::vector<std::future<reply>> futures;
   for (std::size_t i = 0; i < n; ++i) {
-    futures.push_back(c.submit("text", {{"title", "t" + std::to_string(i)}}, "doc-" + std::to_string(i)));
+    const std::string number = std::to_string(i);
+    futures.push_back(c.submit("text", {{"title", "t" + number}}, "doc-" + number));
   }
   std::vector<seen_request> seen = broker.recv_n(n);
   CHECK(c.outstanding() == n);
