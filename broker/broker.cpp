@@ -1,8 +1,8 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cassert>
+#include <cerrno>
 
 #ifdef __GLIBC__
 #include <malloc.h>  // malloc_trim
