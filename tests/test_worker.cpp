@@ -24,13 +24,15 @@ std::string unique(const std::string& tag) {
 
 // A broker on its own thread with short heartbeats.
 struct running_broker {
-  explicit running_broker(zmq::context_t& context, std::string name)
+  // liveness 3 x 50 ms: tests that are not about liveness pass a larger one,
+  // so that a loaded machine (ctest -j) cannot make the worker look dead.
+  explicit running_broker(zmq::context_t& context, std::string name, long liveness = 3)
       : frontend("inproc://" + name + "-f"),
         backend("inproc://" + name + "-b"),
         b(std::make_unique<broker>(context, broker_options{.frontend = frontend,
                                                             .backend = backend,
                                                             .heartbeat_ms = 50,
-                                                            .liveness = 3})),
+                                                            .liveness = liveness})),
         thread([this] { b->run(); }) {}
   ~running_broker() { shutdown(); }
   void shutdown() {
@@ -175,10 +177,11 @@ TEST_CASE("heartbeats flow while a slow request computes") {
 
 TEST_CASE("a draining worker finishes what it holds, then leaves") {
   zmq::context_t context;
-  running_broker b(context, unique("drain"));
+  running_broker b(context, unique("drain"), 20);
   const fs::path dir = temp_dir();
-  worker w(context, options_for(b, "leaver"),
-           text_handler(std::make_shared<document_store>(dir, false), 3000));
+  worker_options o = options_for(b, "leaver");
+  o.liveness = 20;  // about draining, not liveness: a starved second is no failure
+  worker w(context, o, text_handler(std::make_shared<document_store>(dir, false), 3000));
   std::thread t([&] { w.run(); });
   raw_client c(context, b.frontend);
   REQUIRE(wait_workers(c, [](const nlohmann::json& ws) { return ws.size() == 1; }));
