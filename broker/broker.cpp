@@ -88,6 +88,11 @@ zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, co
   return out.to_message();
 }
 
+// A worker's `code` as the broker reports it: a 3-digit number, else 500.
+std::uint64_t reported_code(std::optional<std::uint64_t> code) {
+  return code && *code >= 100 && *code < 1000 ? *code : code::worker_failed;
+}
+
 // The journal's summary of a reply's `result` (count_a, stored_as), read in
 // place; a header raw_map leaves to header::decode is decoded.
 void read_result_summary(const zmq::message_t& head_frame, journal_record& row) {
@@ -793,17 +798,12 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   zmq::message_t head_frame;
   if (raw) {
     if (const raw_map::entry* c = worker_head.find("code")) {
-      const std::optional<std::uint64_t> n = raw_map::as_uint(c->value);
-      result_code = n && *n >= 100 && *n < 1000 ? *n : code::worker_failed;
+      result_code = reported_code(raw_map::as_uint(c->value));
     }
     head_frame = client_reply_head(reply_head_, worker_head, r, w.name, result_code);
   } else {
     header head = message.head ? std::move(*message.head) : header();
-    if (const msgpack::object* c = head.find("code")) {
-      result_code = c->type == msgpack::type::POSITIVE_INTEGER && c->via.u64 >= 100 && c->via.u64 < 1000
-                        ? c->via.u64
-                        : code::worker_failed;
-    }
+    if (head.contains("code")) result_code = reported_code(head.get_uint("code"));
     head.erase("attempt");
     head.erase("id");
     head.set_encoded("id", r.id);
