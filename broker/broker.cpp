@@ -1195,9 +1195,13 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
     read_result_summary(head_frame, e.row);
-    e.head = encoded;
     e.body = encode_frames(body);
-    if (!r.key.empty()) packed = e.body;
+    if (r.key.empty()) {
+      e.head = std::move(encoded);  // the cache does not need it
+    } else {
+      e.head = encoded;
+      packed = e.body;
+    }
     seq = journal_->post(std::move(e));
   } else if (!r.key.empty()) {
     packed = encode_frames(body);
@@ -1273,8 +1277,8 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   } else {
     return false;
   }
-  header_result head = header::decode(again.head.data(), again.head.size());
-  if (!head) {
+  // Checked, then sent as stored: the very bytes the first reply carried.
+  if (header_result head = header::decode(again.head.data(), again.head.size()); !head) {
     log_->error("remembered reply of request {} is unreadable ({}); executing the resend",
                 again.number, head.error);
     return false;
@@ -1285,7 +1289,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   log_->info("request {} sent again by client={} name={} id={}: answered from {}, not executed",
              again.number, client_label(client), key.client, key.client_id, source);
   send_after_commit(journal_ ? journal_->posted() : 0, client, again.service,
-                    head.value->encode(), std::move(body));
+                    zmq::message_t(again.head.data(), again.head.size()), std::move(body));
   return true;
 }
 
