@@ -1,10 +1,12 @@
 // libFuzzer target: worker-message decoding (READY with its info map,
 // HEARTBEAT with its load report, REQUEST, REPLY, DISCONNECT), the round trip of
-// what decodes, and decode_info/decode_load on an arbitrary header.
+// what decodes, the broker's mode that keeps a REPLY header encoded (raw_map),
+// and decode_info/decode_load on an arbitrary header.
 #include <cmath>
 #include <cstdlib>
 
 #include "shared/codec.hpp"
+#include "shared/raw_map.hpp"
 #include "tests/fuzz/fuzz_frames.hpp"
 
 namespace {
@@ -60,6 +62,19 @@ void round_trip(carico::worker_message& m) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace carico;
   decoded<worker_message> m = decode_worker_message(fuzz::split_frames(data, size));
+  // The broker's mode must accept exactly what decoding accepts, and a header
+  // it keeps encoded must read (request, code) as header::decode reads it.
+  decoded<worker_message> kept =
+      decode_worker_message(fuzz::split_frames(data, size), reply_header::keep_raw);
+  check(static_cast<bool>(kept) == static_cast<bool>(m));
+  if (kept && kept->head_frame.size() > 0) {
+    raw_map raw;
+    check(raw.parse(kept->head_frame.data(), kept->head_frame.size()));
+    header_result full = header::decode(kept->head_frame);
+    check(static_cast<bool>(full));
+    check(raw.get_uint("request") == full.value->get_uint("request"));
+    check(raw.get_uint("code") == full.value->get_uint("code"));
+  }
   if (m) {
     round_trip(*m);
   } else {
