@@ -13,12 +13,7 @@ namespace {
 // Text from the broker (worker names, hosts) as a terminal may show it: each
 // control character becomes '?', so an escape sequence in a name cannot reach
 // the terminal and a cell stays one word for scripts.
-std::string safe(std::string text) {
-  for (char& c : text) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  return text;
-}
+std::string safe(std::string text) { return without_controls(std::move(text), '?'); }
 
 std::string cell(const nlohmann::json& row, const char* key) {
   if (!row.is_object()) return "-";

@@ -15,6 +15,7 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "client/batch_sender.hpp"
 #include "client/mmi_report.hpp"
@@ -86,9 +87,7 @@ std::string human_bytes(double bytes) {
 }
 
 std::string printable(std::string s, std::size_t max) {
-  for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  }
+  s = without_controls(std::move(s), ' ');
   std::size_t cps = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && ++cps > max) {

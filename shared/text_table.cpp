@@ -15,6 +15,13 @@ std::size_t columns(const std::string& s) {
 
 }  // namespace
 
+std::string without_controls(std::string text, char with) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = with;
+  }
+  return text;
+}
+
 std::string render_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width;
   for (const auto& row : rows) {

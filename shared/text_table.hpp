@@ -14,4 +14,8 @@ namespace carico {
 // points, so "è" is one column (no East Asian double widths); no rows, "".
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
 
+// text with every control character (below 0x20, and DEL) replaced by `with`:
+// text from the broker or a file cannot drive the terminal through a cell.
+std::string without_controls(std::string text, char with);
+
 }  // namespace carico
