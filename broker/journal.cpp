@@ -14,6 +14,7 @@
 #include <msgpack.hpp>
 
 #include "shared/logging.hpp"
+#include "shared/map_writer.hpp"  // string_sink
 
 namespace carico {
 namespace {
@@ -245,16 +246,12 @@ std::string encode_frames(const std::vector<zmq::message_t>& frames) {
   if (frames.empty()) return {};
   // Packed straight into the string, reserved for the longest headers (5 bytes
   // each): one allocation, where an sbuffer would start with 8 KiB and copy.
-  struct appender {
-    std::string& out;  // where the bytes go
-    void write(const char* data, std::size_t size) { out.append(data, size); }
-  };
   std::string blob;
   std::size_t most = 5;
   for (const zmq::message_t& f : frames) most += 5 + f.size();
   blob.reserve(most);
-  appender sink{blob};
-  msgpack::packer<appender> packer(sink);
+  string_sink sink{blob};
+  msgpack::packer<string_sink> packer(sink);
   packer.pack_array(static_cast<std::uint32_t>(frames.size()));
   for (const zmq::message_t& f : frames) {
     packer.pack_bin(static_cast<std::uint32_t>(f.size()));

@@ -16,6 +16,12 @@
 
 namespace carico {
 
+// A stream for msgpack-c's packer that appends to a string.
+struct string_sink {
+  std::string& out;  // where the bytes go
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+
 class map_writer {
  public:
   // Starts a map of `count` entries; what was written before is dropped.
