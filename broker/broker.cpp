@@ -142,9 +142,7 @@ broker::broker(zmq::context_t& context, broker_options options,
       log_(logger ? std::move(logger) : null_logger()),
       frontend_(context, zmq::socket_type::router),
       backend_(context, zmq::socket_type::router),
-      waker_(context),
       expiry_(options_.heartbeat_ms * options_.liveness),
-      journal_commits_(context, zmq::socket_type::pull),
       answered_(options_.remembered_replies),
       quota_(options_.max_inflight_per_client, options_.max_held_bytes) {
   // Replies a client has not read wait in ZeroMQ, up to client_send_hwm of them:
@@ -165,7 +163,7 @@ broker::broker(zmq::context_t& context, broker_options options,
   started_at_ = clock::now();
   next_heartbeat_ = started_at_ + milliseconds(options_.heartbeat_ms);
   next_tick_ = next_heartbeat_;
-  if (!options_.journal_path.empty()) open_journal(context);
+  if (!options_.journal_path.empty()) open_journal();
   log_->info("broker listening: clients on {}, workers on {}", frontend_endpoint(),
              backend_endpoint());
 }
@@ -214,25 +212,37 @@ void broker::stop() {
 }
 
 void broker::run() {
+  // A busy broker goes from one receive batch to the next; it waits only after
+  // a pass that found nothing on either socket. Then each socket's last
+  // operation was a receive that found nothing, so wait_for_input, which costs
+  // one system call where zmq::poll costs five, is sound.
+  bool idle = false;
   while (!stopping_ && !stop_signalled()) {
-    zmq::pollitem_t items[] = {
-        {backend_.handle(), 0, ZMQ_POLLIN, 0},
-        {frontend_.handle(), 0, ZMQ_POLLIN, 0},
-        {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
-        {journal_commits_.handle(), 0, ZMQ_POLLIN, 0},
-    };
     try {
-      zmq::poll(items, journal_ ? 4 : 3, milliseconds(poll_timeout(next_tick_)));
-      // Workers first: their replies free capacity for the requests behind.
-      if (items[0].revents & ZMQ_POLLIN) handle_backend();
-      if (items[1].revents & ZMQ_POLLIN) handle_frontend();
-      if (items[2].revents & ZMQ_POLLIN) waker_.drain();
-      if (journal_ && (items[3].revents & ZMQ_POLLIN)) on_journal_commit();
+      if (idle) {
+        zmq::pollitem_t items[] = {
+            {backend_.handle(), 0, ZMQ_POLLIN, 0},
+            {frontend_.handle(), 0, ZMQ_POLLIN, 0},
+            waker_.pollitem(),
+            journal_commits_.pollitem(),
+        };
+        wait_for_input(items, journal_ ? 4 : 3, poll_timeout(next_tick_));
+        if (items[2].revents & ZMQ_POLLIN) waker_.drain();
+        if (items[3].revents & ZMQ_POLLIN) journal_commits_.drain();
+      }
+      // Sends come first, so that the receives below are each socket's last
+      // operation. Workers before clients: replies free capacity.
+      if (journal_ && journal_->committed() != handled_commit_) on_journal_commit();
+      if (clock::now() >= next_tick_) on_tick();
+      const std::size_t from_workers = handle_backend();
+      const std::size_t from_clients = handle_frontend();
+      // Handling a client's request may send to a worker after the backend's
+      // receive, so only a pass with nothing received may end in a wait.
+      idle = from_workers + from_clients == 0;
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
-      continue;
+      idle = false;
     }
-    if (clock::now() >= next_tick_) on_tick();
   }
   std::size_t unanswered = requests_.size();
   for (const auto& [name, s] : services_) unanswered += s->parked.size();
@@ -248,18 +258,20 @@ void broker::run() {
 
 // ------------------------------------------------------------------ clients
 
-void broker::handle_frontend() {
+std::size_t broker::handle_frontend() {
   zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
-  for (int i = 0; i < io_batch; ++i) {
+  int i = 0;
+  for (; i < io_batch; ++i) {
     std::size_t seen = 0;
     const receive_status status = receive_bounded(frontend_, frames, options_.limits, &seen);
-    if (status == receive_status::none) return;
+    if (status == receive_status::none) break;
     if (status == receive_status::ok) {
       on_client_message(std::move(frames));
     } else {
       on_oversized_client_message(frames, status, seen);
     }
   }
+  return static_cast<std::size_t>(i);
 }
 
 // A client message over the frame cap (400) or the size cap (413); only its
@@ -625,12 +637,13 @@ void broker::keep_header(request& r, header& head, zmq::message_t&& frame) {
 
 // ------------------------------------------------------------------ workers
 
-void broker::handle_backend() {
+std::size_t broker::handle_backend() {
   zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
-  for (int i = 0; i < io_batch; ++i) {
+  int i = 0;
+  for (; i < io_batch; ++i) {
     std::size_t seen = 0;
     const receive_status status = receive_bounded(backend_, frames, options_.limits, &seen);
-    if (status == receive_status::none) return;
+    if (status == receive_status::none) break;
     if (status == receive_status::ok) {
       on_worker_message(std::move(frames));
       continue;
@@ -653,6 +666,7 @@ void broker::handle_backend() {
       send_to_worker(identity, encode_disconnect());
     }
   }
+  return static_cast<std::size_t>(i);
 }
 
 // The routing id first, then frames as they are: no frame pushed at the front.
@@ -1016,25 +1030,11 @@ void broker::send_request(known_worker& w, request& r) {
 
 // ------------------------------------------------------------------ journal and exactly once
 
-void broker::open_journal(zmq::context_t& context) {
-  const std::string endpoint =
-      "inproc://carico-journal-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
-  journal_commits_.bind(endpoint);
-  // The writer thread owns the PUSH end; it is made there on the first commit.
-  auto push = std::make_shared<std::optional<zmq::socket_t>>();
+void broker::open_journal() {
   journal_options options;
   options.path = options_.journal_path;
   options.keep = options_.journal_keep;
-  options.on_commit = [&context, endpoint, push] {
-    if (!*push) {
-      push->emplace(context, zmq::socket_type::push);
-      (*push)->set(zmq::sockopt::linger, 0);
-      (*push)->set(zmq::sockopt::sndhwm, 16);
-      (*push)->connect(endpoint);
-    }
-    // A full pipe means the broker has notices to read already.
-    (void)(*push)->send(zmq::message_t(), zmq::send_flags::dontwait);
-  };
+  options.on_commit = [this] { journal_commits_.wake(); };
   journal_ = std::make_unique<journal>(std::move(options), log_);
   journal_keys_ = std::make_unique<key_filter>();
   journal_->for_each_key([this](std::string_view client, std::string_view client_id) {
@@ -1128,10 +1128,8 @@ void broker::release_sticky(known_worker* returning) {
 }
 
 void broker::on_journal_commit() {
-  zmq::message_t notice;
-  while (journal_commits_.recv(notice, zmq::recv_flags::dontwait)) {
-  }
   const std::uint64_t committed = journal_->committed();
+  handled_commit_ = committed;
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
     held_reply& h = held_replies_.front();
     send_to_client(h.client, h.service, std::move(h.head), std::move(h.body));

@@ -107,8 +107,9 @@ class broker {
 
  private:
   void secure_sockets(zmq::context_t& context);
-  void handle_frontend();
-  void handle_backend();
+  // Each receives a batch of messages and returns how many it read.
+  std::size_t handle_frontend();
+  std::size_t handle_backend();
   void on_tick();
   void trim_after_burst();
 
@@ -152,7 +153,7 @@ class broker {
   void send_after_commit(std::uint64_t seq, const std::string& client, std::string_view service,
                          zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
 
-  void open_journal(zmq::context_t& context);
+  void open_journal();
   void reload_unfinished();
   void release_sticky(known_worker* returning);
   void on_journal_commit();
@@ -198,8 +199,9 @@ class broker {
     zmq::message_t head;                 // the reply header
     std::vector<zmq::message_t> body;    // frames 5..
   };
-  std::unique_ptr<journal> journal_;         // the request journal; null with none
-  zmq::socket_t journal_commits_;            // PULL: the journal writer's commit notices
+  loop_waker journal_commits_;               // woken by the journal writer after each commit
+  std::uint64_t handled_commit_{0};          // the journal's committed() last acted on
+  std::unique_ptr<journal> journal_;         // the request journal; null with none (goes first)
   std::deque<std::pair<std::uint64_t, std::uint64_t>> uncommitted_;  // (seq, number) received, not yet durable
   std::deque<held_reply> held_replies_;      // replies waiting for their commit
   std::unordered_map<std::string, std::uint64_t> keyed_;  // idempotency key -> unanswered request

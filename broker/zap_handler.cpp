@@ -28,8 +28,7 @@ zmq::multipart_t zap_reply(const zmq::message_t& id, std::string_view status,
 zap_handler::zap_handler(zmq::context_t& context, std::shared_ptr<spdlog::logger> logger)
     : context_(context),
       log_(logger ? std::move(logger) : null_logger()),
-      socket_(context, zmq::socket_type::rep),
-      waker_(context) {
+      socket_(context, zmq::socket_type::rep) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.bind(std::string(zap_endpoint));
 }
@@ -88,7 +87,7 @@ void zap_handler::run() {
   while (!stopping_) {
     std::vector<zmq::pollitem_t> items = {
         {socket_.handle(), 0, ZMQ_POLLIN, 0},
-        {waker_.socket().handle(), 0, ZMQ_POLLIN, 0},
+        waker_.pollitem(),
     };
     for (watched& m : monitors_) items.push_back({m.pair.handle(), 0, ZMQ_POLLIN, 0});
     try {

@@ -1,8 +1,13 @@
 #include "shared/runtime.hpp"
 
 #include <csignal>
+#include <cerrno>
 #include <cstring>
+#include <stdexcept>
+#include <system_error>
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 namespace carico {
@@ -32,6 +37,25 @@ long poll_timeout(time_point t, long max_ms) {
   return ms > max_ms ? max_ms : static_cast<long>(ms);
 }
 
+void wait_for_input(zmq::pollitem_t* items, std::size_t count, long timeout_ms) {
+  constexpr std::size_t most = 8;
+  if (count > most) throw std::invalid_argument("wait_for_input: too many items");
+  pollfd fds[most];
+  for (std::size_t i = 0; i < count; ++i) {
+    fds[i] = {items[i].fd, POLLIN, 0};
+    if (items[i].socket != nullptr) {
+      fds[i].fd = zmq::socket_ref(zmq::from_handle, items[i].socket).get(zmq::sockopt::fd);
+    }
+  }
+  if (::poll(fds, count, static_cast<int>(timeout_ms)) < 0) {
+    if (errno == EINTR) throw zmq::error_t();
+    throw std::system_error(errno, std::generic_category(), "poll");
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    items[i].revents = (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0 ? ZMQ_POLLIN : 0;
+  }
+}
+
 void install_stop_signals() {
   install(SIGINT, on_stop_signal);
   install(SIGTERM, on_stop_signal);
@@ -52,26 +76,21 @@ std::optional<bool> take_overload_signal() {
 bool stop_signalled() { return signal_number.load() != 0; }
 int last_signal() { return signal_number.load(); }
 
-loop_waker::loop_waker(zmq::context_t& context)
-    : context_(context), pull_(context, zmq::socket_type::pull) {
-  // A counter, not the address: a socket closed at this address a moment ago
-  // may still hold its endpoint (closing is asynchronous), and bind would fail.
-  static std::atomic<std::uint64_t> counter{0};
-  endpoint_ = "inproc://carico-waker-" + std::to_string(++counter);
-  pull_.bind(endpoint_);
+loop_waker::loop_waker() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
+loop_waker::~loop_waker() { ::close(fd_); }
+
 void loop_waker::wake() {
-  zmq::socket_t push(context_, zmq::socket_type::push);
-  push.set(zmq::sockopt::linger, 1000);
-  push.connect(endpoint_);
-  push.send(zmq::message_t(), zmq::send_flags::dontwait);
+  const std::uint64_t one = 1;
+  // Fails only when the counter is about to overflow: it is readable anyway.
+  (void)!::write(fd_, &one, sizeof one);
 }
 
 void loop_waker::drain() {
-  zmq::message_t m;
-  while (pull_.recv(m, zmq::recv_flags::dontwait)) {
-  }
+  std::uint64_t count = 0;
+  (void)!::read(fd_, &count, sizeof count);  // resets the counter to zero
 }
 
 void add_config_option(CLI::App& app) {

@@ -20,6 +20,15 @@ using std::chrono::milliseconds;
 // Milliseconds from now until t, clamped to [0, max_ms]; for zmq::poll timeouts.
 long poll_timeout(time_point t, long max_ms = 1000);
 
+// Blocks until an item may be readable or timeout_ms passes, like zmq::poll
+// but without asking each ZeroMQ socket for its events, which costs two system
+// calls per socket: it waits on the socket's ZMQ_FD, which becomes readable when
+// the socket has news for its owner. That is sound only when each socket's last
+// operation was a receive that found nothing (ZMQ_FD is edge-triggered; a send
+// since then may have taken the news). Sets revents to ZMQ_POLLIN on each item
+// that may have input. Throws zmq::error_t (EINTR) when a signal interrupts.
+void wait_for_input(zmq::pollitem_t* items, std::size_t count, long timeout_ms);
+
 // Installs SIGINT/SIGTERM handlers that set a flag and interrupt blocking calls
 // (no SA_RESTART, so zmq::poll returns EINTR). SIGPIPE is ignored.
 void install_stop_signals();
@@ -33,20 +42,24 @@ void install_overload_signals();
 // The last overload signal not yet taken: true for SIGUSR1, false for SIGUSR2.
 std::optional<bool> take_overload_signal();
 
-// Wakes a poll loop from any thread. The loop polls socket(); wake() may be
-// called from any thread, any number of times.
+// Wakes a poll loop from any thread: an eventfd the loop polls as a plain
+// file descriptor, so zmq::poll spends no ZeroMQ mailbox check on it (each
+// ZeroMQ socket in a poll set costs the loop two system calls per poll).
+// wake() may be called from any thread, any number of times.
 class loop_waker {
  public:
-  explicit loop_waker(zmq::context_t& context);
-  zmq::socket_t& socket() { return pull_; }
+  loop_waker();
+  ~loop_waker();
+  loop_waker(const loop_waker&) = delete;
+  loop_waker& operator=(const loop_waker&) = delete;
+  // The poll item for the loop's zmq::poll (POLLIN when woken).
+  zmq::pollitem_t pollitem() const { return {nullptr, fd_, ZMQ_POLLIN, 0}; }
   void wake();
-  // Drains pending wake-ups; call when socket() is readable.
+  // Drains pending wake-ups; call when pollitem() is readable.
   void drain();
 
  private:
-  zmq::context_t& context_;  // for the short-lived sender sockets
-  std::string endpoint_;     // unique inproc endpoint of pull_
-  zmq::socket_t pull_;       // polled by the loop
+  int fd_;  // eventfd: a counter that is readable while non-zero
 };
 
 // Adds --config FILE: options can also be read from a TOML/INI file whose

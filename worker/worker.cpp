@@ -35,7 +35,6 @@ worker::worker(zmq::context_t& context, worker_options options, service_handler 
       log_(logger ? std::move(logger) : null_logger()),
       context_(context),
       results_(context, zmq::socket_type::pull),
-      waker_(context),
       backoff_ms_(options_.reconnect_min_ms) {
   if (options_.name.empty()) options_.name = default_name();
   if (options_.capacity == 0) options_.capacity = 1;
@@ -115,34 +114,42 @@ void worker::run() {
     }
     if (!broker_ && clock::now() >= reconnect_at_) connect();
 
-    time_point deadline = broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
-    // Inline, no task thread ever sends results: the pipe is not polled.
-    zmq::pollitem_t items[3] = {{waker_.socket().handle(), 0, ZMQ_POLLIN, 0}};
-    std::size_t count = 1;
-    const std::size_t broker_item = broker_ ? count++ : 0;
-    const std::size_t results_item = threads_.empty() ? 0 : count++;
-    if (broker_item) items[broker_item] = {broker_->handle(), 0, ZMQ_POLLIN, 0};
-    if (results_item) items[results_item] = {results_.handle(), 0, ZMQ_POLLIN, 0};
     try {
-      zmq::poll(items, count, milliseconds(poll_timeout(deadline)));
-      if (results_item && (items[results_item].revents & ZMQ_POLLIN)) handle_results();
-      if (items[0].revents & ZMQ_POLLIN) waker_.drain();
-      if (broker_item && (items[broker_item].revents & ZMQ_POLLIN)) handle_broker();
+      on_tick();  // may send a heartbeat: sends go before the receives
+      std::size_t received = 0;
+      if (!threads_.empty()) received += handle_results();  // sends on broker_
+      if (broker_) received += handle_broker();
+      // Waits only after a pass that received nothing (see broker::run); then
+      // each socket's last operation was a receive that found nothing.
+      if (received == 0 && !stopping_) wait();
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
-      continue;
     }
-    on_tick();
   }
   if (broker_) broker_->set(zmq::sockopt::linger, stopping_ ? 0 : 1000);
   broker_.reset();
 }
 
+// Sleeps until the broker link, the task results or the waker may have input,
+// or the next heartbeat, broker expiry or reconnect is due.
+void worker::wait() {
+  const time_point deadline =
+      broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
+  // Inline, no task thread ever sends results: the pipe is not polled.
+  zmq::pollitem_t items[3] = {waker_.pollitem()};
+  std::size_t count = 1;
+  if (broker_) items[count++] = {broker_->handle(), 0, ZMQ_POLLIN, 0};
+  if (!threads_.empty()) items[count++] = {results_.handle(), 0, ZMQ_POLLIN, 0};
+  wait_for_input(items, count, poll_timeout(deadline));
+  if (items[0].revents & ZMQ_POLLIN) waker_.drain();
+}
+
 // Reads up to a batch of messages; any message proves the broker alive.
-void worker::handle_broker() {
+std::size_t worker::handle_broker() {
   bool heard = false;
   zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
-  for (int i = 0; i < 256 && broker_ && !stopping_; ++i) {
+  std::size_t received = 0;
+  for (; received < 256 && broker_ && !stopping_; ++received) {
     if (!frames.recv(*broker_, ZMQ_DONTWAIT)) break;
     if (!heard) {
       heard = true;
@@ -172,24 +179,27 @@ void worker::handle_broker() {
       case command::heartbeat: break;
       case command::disconnect:
         schedule_reconnect("broker sent DISCONNECT");
-        return;
+        return received + 1;
       default:
         log_->warn("worker {}: unexpected {} from broker", options_.name,
                    command_name(message->cmd));
     }
   }
+  return received;
 }
 
-void worker::handle_results() {
-  for (int i = 0; i < 256; ++i) {
+std::size_t worker::handle_results() {
+  std::size_t received = 0;
+  for (; received < 256; ++received) {
     zmq::multipart_t frames;
-    if (!frames.recv(results_, ZMQ_DONTWAIT)) return;
+    if (!frames.recv(results_, ZMQ_DONTWAIT)) break;
     --in_flight_;
     const std::uint64_t generation = frame_uint(frames[0]);
     frames.pop();
     if (generation != generation_ || !broker_) continue;  // that broker link is gone
     send_to_broker(std::move(frames));  // already an MDPW01 REPLY
   }
+  return received;
 }
 
 // Never blocks: with no connection (a broker that is down, or refused our CURVE

@@ -110,8 +110,10 @@ class worker {
 
   void connect();
   void schedule_reconnect(std::string_view why);
-  void handle_broker();
-  void handle_results();
+  void wait();
+  // Each reads a batch of messages and returns how many it read.
+  std::size_t handle_broker();
+  std::size_t handle_results();
   void on_tick();
   void send_heartbeat();
   void send_to_broker(zmq::multipart_t&& frames);

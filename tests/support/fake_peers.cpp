@@ -74,7 +74,6 @@ running_broker::~running_broker() {
 fake_worker::fake_worker(zmq::context_t& context, fake_worker_options options)
     : options_(std::move(options)),
       socket_(context, zmq::socket_type::dealer),
-      waker_(context),
       auto_reply_(options_.auto_reply) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::routing_id, options_.name);
@@ -117,7 +116,7 @@ void fake_worker::run() {
       if (!pending_.empty()) deadline = std::min(deadline, pending_.front().due);
     }
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {waker_.socket().handle(), 0, ZMQ_POLLIN, 0}};
+                               waker_.pollitem()};
     zmq::poll(items, 2, milliseconds(poll_timeout(deadline)));
     if (items[1].revents & ZMQ_POLLIN) waker_.drain();
     if (items[0].revents & ZMQ_POLLIN) receive_all();
