@@ -142,6 +142,9 @@ broker::broker(zmq::context_t& context, broker_options options,
       log_(logger ? std::move(logger) : null_logger()),
       frontend_(context, zmq::socket_type::router),
       backend_(context, zmq::socket_type::router),
+      to_clients_(frontend_,
+                  [this](std::string_view client, int error) { on_reply_refused(client, error); }),
+      to_workers_(backend_),
       expiry_(options_.heartbeat_ms * options_.liveness),
       answered_(options_.remembered_replies),
       quota_(options_.max_inflight_per_client, options_.max_held_bytes) {
@@ -234,8 +237,12 @@ void broker::run() {
       // operation. Workers before clients: replies free capacity.
       if (journal_ && journal_->committed() != handled_commit_) on_journal_commit();
       if (clock::now() >= next_tick_) on_tick();
+      flush_sends();
+      // What a batch sends goes out at its end, together (outbox.hpp).
       const std::size_t from_workers = handle_backend();
+      flush_sends();
       const std::size_t from_clients = handle_frontend();
+      flush_sends();
       // Handling a client's request may send to a worker after the backend's
       // receive, so only a pass with nothing received may end in a wait.
       idle = from_workers + from_clients == 0;
@@ -253,6 +260,7 @@ void broker::run() {
     on_journal_commit();
   }
   for (auto& [identity, w] : workers_) send_to_worker(identity, encode_disconnect());
+  flush_sends();
   log_->flush();
 }
 
@@ -460,30 +468,35 @@ void broker::send_to_client(const std::string& client, std::string_view service,
 void broker::send_to_client(const std::string& client, std::string_view service,
                             zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body) {
   constexpr auto more = zmq::send_flags::sndmore;
-  // The routing frame decides: once it is queued, ZeroMQ takes the message whole.
-  try {
-    if (!frontend_.send(zmq::const_buffer(client.data(), client.size()),
-                        more | zmq::send_flags::dontwait)) {
-      if (++stats_.unread_dropped % 1000 == 1) {
-        log_->warn("reply dropped: client={} has {} replies unread (--client-send-hwm); "
-                   "{} dropped so far",
-                   client_label(client), options_.client_send_hwm, stats_.unread_dropped);
-      }
-      return;
-    }
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EHOSTUNREACH) throw;
-    log_->debug("reply dropped: client={} is gone", client_label(client));
-    return;
-  }
-  (void)frontend_.send(zmq::message_t(), more);
-  (void)frontend_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
-  (void)frontend_.send(zmq::const_buffer(service.data(), service.size()), more);
-  (void)frontend_.send(head_frame, body.empty() ? zmq::send_flags::none : more);
+  // The routing frame decides (on_reply_refused): once it is queued, ZeroMQ
+  // takes the message whole.
+  to_clients_.send(zmq::const_buffer(client.data(), client.size()),
+                   more | zmq::send_flags::dontwait);
+  to_clients_.send(zmq::message_t(), more);
+  to_clients_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
+  to_clients_.send(zmq::const_buffer(service.data(), service.size()), more);
+  to_clients_.send(head_frame, body.empty() ? zmq::send_flags::none : more);
   for (std::size_t i = 0; i < body.size(); ++i) {
-    (void)frontend_.send(body[i], i + 1 < body.size() ? more : zmq::send_flags::none);
+    to_clients_.send(body[i], i + 1 < body.size() ? more : zmq::send_flags::none);
   }
 }
+
+// A reply the frontend would not take: the client has client_send_hwm replies
+// unread (EAGAIN), or is gone (EHOSTUNREACH, the quiet case).
+void broker::on_reply_refused(std::string_view client, int error) {
+  if (error != EAGAIN) {
+    log_->debug("reply dropped: client={} is gone", client_label(std::string(client)));
+    return;
+  }
+  if (++stats_.unread_dropped % 1000 == 1) {
+    log_->warn("reply dropped: client={} has {} replies unread (--client-send-hwm); "
+               "{} dropped so far",
+               client_label(std::string(client)), options_.client_send_hwm, stats_.unread_dropped);
+  }
+}
+
+// Sends what the last steps queued; returns how many frames went.
+std::size_t broker::flush_sends() { return to_workers_.flush() + to_clients_.flush(); }
 
 void broker::answer_mmi(const std::string& client, client_request& message) {
   header head;
@@ -672,10 +685,10 @@ std::size_t broker::handle_backend() {
 // The routing id first, then frames as they are: no frame pushed at the front.
 void broker::send_to_worker(const std::string& identity, zmq::multipart_t&& frames) {
   constexpr auto more = zmq::send_flags::sndmore;
-  (void)backend_.send(zmq::const_buffer(identity.data(), identity.size()),
-                      frames.empty() ? zmq::send_flags::none : more);
+  to_workers_.send(zmq::const_buffer(identity.data(), identity.size()),
+                   frames.empty() ? zmq::send_flags::none : more);
   for (std::size_t i = 0; i < frames.size(); ++i) {
-    (void)backend_.send(frames[i], i + 1 < frames.size() ? more : zmq::send_flags::none);
+    to_workers_.send(frames[i], i + 1 < frames.size() ? more : zmq::send_flags::none);
   }
 }
 
@@ -1011,7 +1024,7 @@ void broker::send_request(known_worker& w, request& r) {
   zmq::message_t head = append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}});
   zmq::message_t payload;
   payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
-  send_addressed(backend_, w.identity, command::request, r.client, head, &payload, 1);
+  send_addressed(to_workers_, w.identity, command::request, r.client, head, &payload, 1);
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
                r.attempts, w.in_flight.size(), w.info.capacity);

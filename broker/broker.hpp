@@ -26,6 +26,7 @@
 #include "broker/client_quota.hpp"
 #include "broker/journal.hpp"
 #include "broker/known_worker.hpp"
+#include "broker/outbox.hpp"
 #include "broker/reply_cache.hpp"
 #include "broker/request.hpp"
 #include "broker/service.hpp"
@@ -133,6 +134,8 @@ class broker {
   void register_worker(const std::string& identity, worker_message& message);
   void on_heartbeat(known_worker& w, worker_message& message);
   void on_reply(known_worker& w, worker_message& message);
+  void on_reply_refused(std::string_view client, int error);
+  std::size_t flush_sends();
   void send_to_worker(const std::string& identity, zmq::multipart_t&& frames);
   void delete_worker(known_worker& w, std::string_view reason, bool send_disconnect);
   void purge_expired(time_point now);
@@ -175,6 +178,8 @@ class broker {
   std::shared_ptr<spdlog::logger> log_;      // loadbalancer.log and stderr
   zmq::socket_t frontend_;                   // ROUTER for clients
   zmq::socket_t backend_;                    // ROUTER for workers
+  outbox to_clients_;                        // frontend sends, flushed after each batch
+  outbox to_workers_;                        // backend sends, flushed after each batch
   map_writer reply_head_;                    // builds each client reply header; buffer reused
   loop_waker waker_;                         // lets stop() interrupt poll
   std::atomic<bool> stopping_{false};        // set by stop()

@@ -342,29 +342,6 @@ zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_
   return frames;
 }
 
-bool send_addressed(zmq::socket_ref socket, std::string_view routing_id, command cmd,
-                    std::string_view address, zmq::message_t& head_frame,
-                    zmq::message_t* body, std::size_t body_frames, bool dontwait) {
-  constexpr auto more = zmq::send_flags::sndmore;
-  const auto first = dontwait ? more | zmq::send_flags::dontwait : more;
-  if (!routing_id.empty()) {
-    if (!socket.send(zmq::const_buffer(routing_id.data(), routing_id.size()), first)) return false;
-    (void)socket.send(zmq::const_buffer(nullptr, 0), more);
-  } else if (!socket.send(zmq::const_buffer(nullptr, 0), first)) {
-    return false;
-  }
-  const auto byte = static_cast<std::uint8_t>(cmd);
-  (void)socket.send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
-  (void)socket.send(zmq::const_buffer(&byte, 1), more);
-  (void)socket.send(zmq::const_buffer(address.data(), address.size()), more);
-  (void)socket.send(zmq::const_buffer(nullptr, 0), more);
-  (void)socket.send(head_frame, body_frames == 0 ? zmq::send_flags::none : more);
-  for (std::size_t i = 0; i < body_frames; ++i) {
-    (void)socket.send(body[i], i + 1 < body_frames ? more : zmq::send_flags::none);
-  }
-  return true;
-}
-
 zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
                               std::vector<zmq::message_t>&& body) {
   return encode_reply(std::move(address), head.encode(), std::move(body));
