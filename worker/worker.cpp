@@ -107,11 +107,6 @@ void worker::run() {
     if (stop_signalled() && !draining_) draining_ = true;
     if (auto overload = take_overload_signal()) forced_overload_ = *overload;
     update_state();
-    if (draining_ && in_flight_ == 0) {
-      if (broker_) send_to_broker(encode_disconnect());
-      log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
-      break;
-    }
     if (!broker_ && clock::now() >= reconnect_at_) connect();
 
     try {
@@ -119,6 +114,13 @@ void worker::run() {
       std::size_t received = 0;
       if (!threads_.empty()) received += handle_results();  // sends on broker_
       if (broker_) received += handle_broker();
+      if (received == 0 && draining_ && in_flight_ == 0) {
+        // Nothing held and nothing more delivered: a request the broker sent
+        // before it saw our drain has been read and answered by now.
+        if (broker_) send_to_broker(encode_disconnect());
+        log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
+        break;
+      }
       // Waits only after a pass that received nothing (see broker::run); then
       // each socket's last operation was a receive that found nothing.
       if (received == 0 && !stopping_) wait();
