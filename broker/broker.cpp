@@ -1193,9 +1193,14 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
   std::uint64_t seq = 0;
-  std::string encoded;  // the reply header, for the journal and the cache
-  std::string packed;   // the body frames packed, for the cache
-  if (journal_ || !r.key.empty()) encoded = head_frame.to_string();
+  // The reply, encoded, for the reply cache and the journal: only a request
+  // with a key can be sent again, so only its reply is kept.
+  std::string encoded;  // the reply header
+  std::string packed;   // the body frames packed
+  if (!r.key.empty()) {
+    encoded = head_frame.to_string();
+    packed = encode_frames(body);
+  }
   if (journal_) {
     journal_event e;
     e.what = journal_event::kind::finished;
@@ -1206,16 +1211,9 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
     read_result_summary(head_frame, e.row);
-    e.body = encode_frames(body);
-    if (r.key.empty()) {
-      e.head = std::move(encoded);  // the cache does not need it
-    } else {
-      e.head = encoded;
-      packed = e.body;
-    }
+    e.head = encoded;
+    e.body = packed;
     seq = journal_->post(std::move(e));
-  } else if (!r.key.empty()) {
-    packed = encode_frames(body);
   }
   if (!r.key.empty()) {
     answered_.put(r.key, {r.number, r.target->name, std::move(encoded), std::move(packed)});

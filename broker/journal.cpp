@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS requests (
   request_head  BLOB,
   payload       BLOB
 );
-CREATE INDEX IF NOT EXISTS requests_by_key ON requests (client, client_id);
+DROP INDEX IF EXISTS requests_by_key;
+CREATE INDEX IF NOT EXISTS requests_keyed ON requests (client, client_id)
+  WHERE client IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_unfinished ON requests (number)
   WHERE state IN ('queued', 'dispatched');
 )sql";
@@ -382,7 +384,11 @@ void journal::open_files() {
 
   // NOMUTEX: each connection is used by one thread at a time (db_ by the
   // writer after open, reader_ by the broker's thread), so SQLite's own
-  // per-call mutex is pure cost.
+  // per-call mutex is pure cost. So is its memory accounting, which takes a
+  // global mutex on every allocation; it can only be turned off before
+  // SQLite's first use in the process (later, the call fails harmlessly).
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   if (sqlite3_open_v2(path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) !=
