@@ -2,7 +2,7 @@
 # Builds carico's libFuzzer targets with clang (in build-fuzz) and runs each for
 # SECONDS (default 60), two at a time, on a working copy of its seed corpus.
 #   scripts/fuzz.sh            # every target, 60 s each
-#   scripts/fuzz.sh 15         # what CI runs (scripts/test.sh: a smoke run of every target)
+#   scripts/fuzz.sh 10         # what CI runs (scripts/test.sh: a smoke run of every target)
 #   scripts/fuzz.sh 600 fuzz_header fuzz_document   # chosen targets
 # Installs clang and libclang-rt-14-dev first when they are missing (only
 # fuzzing needs them). Crashes land in build-fuzz/findings/<target>/; the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: the normal build, then the
 # AddressSanitizer + UBSan build, then every fuzz target for FUZZ_SECONDS
-# (default 15 s each; scripts/fuzz.sh). Exit 0 only when all pass.
+# (default 10 s each; scripts/fuzz.sh). Exit 0 only when all pass.
 #   scripts/test.sh            # both builds and the fuzzers
 #   scripts/test.sh --fast     # normal build only (no ASan, no fuzzing)
 # Sized for CI (.ci/run: a clean clone on 2 cores, under 15 minutes): every test
@@ -11,12 +11,13 @@
 #  - line tables only (-g1) instead of full debug info: enough for file:line in
 #    sanitizer reports and backtraces, and a third less compile time,
 #  - the precompiled test headers and lld (CARICO_PCH, CARICO_FAST_LINKER in
-#    CMakeLists.txt), Catch2's main compiled at -O0 (tests/CMakeLists.txt),
+#    CMakeLists.txt), Catch2's main compiled at -O0 and the tests' own code at
+#    -O1 in the normal build (tests/CMakeLists.txt),
 #  - the sanitizer build at -O0 (-O1 took 639 s to build on an idle 2-core
 #    machine, -O0 about 380 s in session 1; ctest differs by seconds),
 #  - ctest with one job more than the cores and the long system tests started
-#    first (COST in tests/CMakeLists.txt), and 15 s per fuzz target instead of
-#    30 (run longer by hand: scripts/fuzz.sh 600).
+#    first (COST in tests/CMakeLists.txt), and 10 s per fuzz target (a smoke
+#    run; run longer by hand: scripts/fuzz.sh 600).
 # Each phase prints its wall time ("== time <phase>: N s").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,7 +56,7 @@ if [ "$fast" = 0 ]; then
     -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_UNITY_BUILD=OFF
   # Every libFuzzer target (clang), FUZZ_SECONDS each (15 s: a smoke run that
   # still executes every target); prints "fuzz: <target> PASS|FAIL".
-  fuzz_seconds=${FUZZ_SECONDS:-15}
+  fuzz_seconds=${FUZZ_SECONDS:-10}
   echo "== fuzz ($fuzz_seconds s per target)"
   timed fuzz "$root/scripts/fuzz.sh" "$fuzz_seconds"
 fi
