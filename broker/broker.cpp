@@ -235,7 +235,7 @@ void broker::run() {
       }
       // Sends come first, so that the receives below are each socket's last
       // operation. Workers before clients: replies free capacity.
-      if (journal_ && journal_->committed() != handled_commit_) on_journal_commit();
+      if (journal_) on_journal_commit();  // a load and two checks when nothing committed
       if (clock::now() >= next_tick_) on_tick();
       flush_sends();
       // What a batch sends goes out at its end, together (outbox.hpp).
@@ -495,8 +495,11 @@ void broker::on_reply_refused(std::string_view client, int error) {
   }
 }
 
-// Sends what the last steps queued; returns how many frames went.
-std::size_t broker::flush_sends() { return to_workers_.flush() + to_clients_.flush(); }
+// Sends what the last steps queued.
+void broker::flush_sends() {
+  to_workers_.flush();
+  to_clients_.flush();
+}
 
 void broker::answer_mmi(const std::string& client, client_request& message) {
   header head;
@@ -1142,7 +1145,6 @@ void broker::release_sticky(known_worker* returning) {
 
 void broker::on_journal_commit() {
   const std::uint64_t committed = journal_->committed();
-  handled_commit_ = committed;
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
     held_reply& h = held_replies_.front();
     send_to_client(h.client, h.service, std::move(h.head), std::move(h.body));

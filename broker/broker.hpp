@@ -135,7 +135,7 @@ class broker {
   void on_heartbeat(known_worker& w, worker_message& message);
   void on_reply(known_worker& w, worker_message& message);
   void on_reply_refused(std::string_view client, int error);
-  std::size_t flush_sends();
+  void flush_sends();
   void send_to_worker(const std::string& identity, zmq::multipart_t&& frames);
   void delete_worker(known_worker& w, std::string_view reason, bool send_disconnect);
   void purge_expired(time_point now);
@@ -205,7 +205,6 @@ class broker {
     std::vector<zmq::message_t> body;    // frames 5..
   };
   loop_waker journal_commits_;               // woken by the journal writer after each commit
-  std::uint64_t handled_commit_{0};          // the journal's committed() last acted on
   std::unique_ptr<journal> journal_;         // the request journal; null with none (goes first)
   std::deque<std::pair<std::uint64_t, std::uint64_t>> uncommitted_;  // (seq, number) received, not yet durable
   std::deque<held_reply> held_replies_;      // replies waiting for their commit
