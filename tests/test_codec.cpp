@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "shared/codec.hpp"
+#include "tests/support/fake_peers.hpp"
 
 using namespace carico;
 
@@ -260,10 +261,9 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
 
 TEST_CASE("send_addressed sends the frames encode_request and encode_reply make", "[codec][worker]") {
   zmq::context_t context;
-  zmq::socket_t out(context, zmq::socket_type::pair);
-  zmq::socket_t in(context, zmq::socket_type::pair);
-  in.bind("inproc://send-addressed");
-  out.connect("inproc://send-addressed");
+  test::inproc_pair pair(context);
+  zmq::socket_t& out = pair.sender;
+  zmq::socket_t& in = pair.receiver;
   header h;
   h.set("request", std::uint64_t{3});
   h.set("custom", "kept");

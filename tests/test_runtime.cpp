@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "shared/runtime.hpp"
+#include "tests/support/fake_peers.hpp"
 
 using namespace carico;
 using namespace std::chrono_literals;
@@ -53,10 +54,9 @@ TEST_CASE("wake() from another thread ends a wait at once") {
 
 TEST_CASE("wait_for_input wakes for a message once the socket found nothing") {
   zmq::context_t context;
-  zmq::socket_t receiver(context, zmq::socket_type::pair);
-  zmq::socket_t sender(context, zmq::socket_type::pair);
-  receiver.bind("inproc://test-runtime-wait");
-  sender.connect("inproc://test-runtime-wait");
+  test::inproc_pair pair(context);
+  zmq::socket_t& receiver = pair.receiver;
+  zmq::socket_t& sender = pair.sender;
   loop_waker waker;
 
   // The contract: the socket's last operation was a receive that found nothing.

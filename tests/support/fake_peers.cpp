@@ -39,6 +39,13 @@ std::string unique_endpoint(std::string_view what) {
   return "inproc://carico-test-" + std::string(what) + "-" + std::to_string(++counter);
 }
 
+inproc_pair::inproc_pair(zmq::context_t& context)
+    : sender(context, zmq::socket_type::pair), receiver(context, zmq::socket_type::pair) {
+  const std::string endpoint = unique_endpoint("pair");
+  receiver.bind(endpoint);
+  sender.connect(endpoint);
+}
+
 broker_options fast_broker_options() {
   broker_options o;
   o.frontend = unique_endpoint("frontend");

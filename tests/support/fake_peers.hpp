@@ -39,6 +39,14 @@ using namespace std::chrono_literals;
 // "inproc://carico-test-<what>-<n>", unique within the process.
 std::string unique_endpoint(std::string_view what);
 
+// Two PAIR sockets joined over a fresh inproc endpoint (unique_endpoint):
+// what one sends, the other receives.
+struct inproc_pair {
+  explicit inproc_pair(zmq::context_t& context);
+  zmq::socket_t sender;    // connected
+  zmq::socket_t receiver;  // bound
+};
+
 // Options for a broker under test: fresh inproc endpoints, 50 ms heartbeat,
 // liveness 5 (a silent worker is dead after 250 ms; fakes beat every 20 ms).
 // CARICO_TEST_LOG=<level> logs the broker to stderr.
