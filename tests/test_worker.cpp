@@ -423,3 +423,61 @@ TEST_CASE("a pool with fewer threads than capacity queues without calling itself
   }
   CHECK(most.load() == 1);
 }
+
+// The worker reads a batch to the end and then sleeps at once; a state change
+// the batch caused must still reach the broker before that sleep. The fake
+// broker here sends nothing back and the heartbeat interval is long, so only
+// the immediate report arrives within the deadline.
+TEST_CASE("a worker given more than its capacity says overload at once") {
+  zmq::context_t context;
+  const std::string endpoint = "inproc://" + unique("over-capacity");
+  zmq::socket_t fake_broker(context, zmq::socket_type::router);
+  fake_broker.set(zmq::sockopt::linger, 0);
+  fake_broker.bind(endpoint);
+  worker_options options{.connect = endpoint, .service = "echo", .name = "over",
+                         .heartbeat_ms = 10000, .liveness = 3};
+  options.capacity = 1;
+  options.threads = 1;
+  gate g;
+  running_worker w(context, options, [&, echo = echo_handler()](job& j) {
+    g.wait(j.cancel);
+    return echo(j);
+  });
+  std::shared_ptr<void> open_on_exit(nullptr, [&](void*) { g.open(); });
+
+  // Reads the worker's next message, or nothing after timeout_ms.
+  auto next = [&](long timeout_ms) -> std::optional<std::pair<std::string, worker_message>> {
+    zmq::pollitem_t item{fake_broker.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return std::nullopt;
+    zmq::multipart_t frames(fake_broker);
+    std::string identity = frames.pop().to_string();
+    decoded<worker_message> m = decode_worker_message(std::move(frames));
+    REQUIRE(m);
+    return std::make_pair(std::move(identity), std::move(*m));
+  };
+  auto ready = next(5000);
+  REQUIRE(ready);
+  REQUIRE(ready->second.cmd == command::ready);
+  const std::string identity = ready->first;
+
+  // Two requests to a worker of capacity 1: the second comes when the worker
+  // has read the first and sleeps again.
+  for (std::uint64_t n = 1; n <= 2; ++n) {
+    if (n == 2) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    header head;
+    head.set("request", n);
+    head.set("attempt", std::uint64_t{1});
+    zmq::multipart_t request = encode_request(zmq::message_t(std::string("client")), head,
+                                              zmq::message_t(std::string("payload")));
+    request.pushstr(identity);
+    request.send(fake_broker);
+  }
+  // Well under the loop's longest sleep (1 s, see poll_timeout).
+  std::optional<worker_state> reported;
+  const auto until = clock::now() + std::chrono::milliseconds(500);
+  while (clock::now() < until && reported != worker_state::overload) {
+    auto m = next(100);
+    if (m && m->second.cmd == command::heartbeat && m->second.load) reported = m->second.load->state;
+  }
+  CHECK(reported == worker_state::overload);
+}

@@ -111,19 +111,26 @@ void worker::run() {
 
     try {
       on_tick();  // may send a heartbeat: sends go before the receives
-      std::size_t received = 0;
-      if (!threads_.empty()) received += handle_results();  // sends on broker_
-      if (broker_) received += handle_broker();
-      if (received == 0 && draining_ && in_flight_ == 0) {
+      batch results, from_broker;
+      if (!threads_.empty()) results = handle_results();  // sends on broker_
+      if (broker_) from_broker = handle_broker();
+      // Each socket was read until it had nothing more (not stopped at the
+      // batch cap): everything delivered so far has been read.
+      const bool all_read = results.emptied && from_broker.emptied;
+      if (all_read && draining_ && in_flight_ == 0) {
         // Nothing held and nothing more delivered: a request the broker sent
         // before it saw our drain has been read and answered by now.
         if (broker_) send_to_broker(encode_disconnect());
         log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
         break;
       }
-      // Waits only after a pass that received nothing (see broker::run); then
-      // each socket's last operation was a receive that found nothing.
-      if (received == 0 && !stopping_) wait();
+      // Then each socket's last operation was a receive that found nothing, so
+      // the wait is sound (see wait_for_input) without another pass to prove
+      // it, unless a state change is still to be reported: that is a send,
+      // and it goes first (the top of the loop).
+      const bool report_due =
+          results.received + from_broker.received > 0 && wanted_state() != state_;
+      if (all_read && !report_due && !stopping_) wait();
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
     }
@@ -147,12 +154,12 @@ void worker::wait() {
 }
 
 // Reads up to a batch of messages; any message proves the broker alive.
-std::size_t worker::handle_broker() {
+worker::batch worker::handle_broker() {
   bool heard = false;
   zmq::multipart_t frames;  // reused: its deque keeps its map and block between messages
   std::size_t received = 0;
   for (; received < 256 && broker_ && !stopping_; ++received) {
-    if (!frames.recv(*broker_, ZMQ_DONTWAIT)) break;
+    if (!frames.recv(*broker_, ZMQ_DONTWAIT)) return {received, true};
     if (!heard) {
       heard = true;
       broker_expires_at_ = clock::now() + milliseconds(options_.heartbeat_ms * options_.liveness);
@@ -181,27 +188,27 @@ std::size_t worker::handle_broker() {
       case command::heartbeat: break;
       case command::disconnect:
         schedule_reconnect("broker sent DISCONNECT");
-        return received + 1;
+        return {received + 1, false};
       default:
         log_->warn("worker {}: unexpected {} from broker", options_.name,
                    command_name(message->cmd));
     }
   }
-  return received;
+  return {received, false};
 }
 
-std::size_t worker::handle_results() {
+worker::batch worker::handle_results() {
   std::size_t received = 0;
   for (; received < 256; ++received) {
     zmq::multipart_t frames;
-    if (!frames.recv(results_, ZMQ_DONTWAIT)) break;
+    if (!frames.recv(results_, ZMQ_DONTWAIT)) return {received, true};
     --in_flight_;
     const std::uint64_t generation = frame_uint(frames[0]);
     frames.pop();
     if (generation != generation_ || !broker_) continue;  // that broker link is gone
     send_to_broker(std::move(frames));  // already an MDPW01 REPLY
   }
-  return received;
+  return {received, false};
 }
 
 // Never blocks: with no connection (a broker that is down, or refused our CURVE

@@ -111,9 +111,14 @@ class worker {
   void connect();
   void schedule_reconnect(std::string_view why);
   void wait();
-  // Each reads a batch of messages and returns how many it read.
-  std::size_t handle_broker();
-  std::size_t handle_results();
+  // What one receive batch did.
+  struct batch {
+    std::size_t received = 0;  // messages read
+    bool emptied = true;       // stopped at a receive that found nothing (not at the cap)
+  };
+  // Each reads a batch of messages.
+  batch handle_broker();
+  batch handle_results();
   void on_tick();
   void send_heartbeat();
   void send_to_broker(zmq::multipart_t&& frames);
