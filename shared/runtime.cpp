@@ -32,8 +32,10 @@ void install(int sig, void (*handler)(int)) {
 }  // namespace
 
 long poll_timeout(time_point t, long max_ms) {
-  auto ms = std::chrono::duration_cast<milliseconds>(t - clock::now()).count();
-  if (ms < 0) return 0;
+  // Rounded up: a wait rounded down to 0 in the last millisecond before t
+  // would return at once, and the loop around it would spin until t.
+  const auto ms = std::chrono::ceil<milliseconds>(t - clock::now()).count();
+  if (ms <= 0) return 0;
   return ms > max_ms ? max_ms : static_cast<long>(ms);
 }
 

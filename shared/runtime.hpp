@@ -17,7 +17,8 @@ using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 using std::chrono::milliseconds;
 
-// Milliseconds from now until t, clamped to [0, max_ms]; for zmq::poll timeouts.
+// Milliseconds from now until t, rounded up and clamped to [0, max_ms]; for
+// poll timeouts: 0 only once t has come, so a loop waiting for t never spins.
 long poll_timeout(time_point t, long max_ms = 1000);
 
 // Blocks until an item may be readable or timeout_ms passes, like zmq::poll

@@ -99,3 +99,21 @@ TEST_CASE("wait_for_input refuses more items than it can watch") {
   for (auto& item : items) item = waker.pollitem();
   CHECK_THROWS_AS(wait_for_input(items, 9, 0), std::invalid_argument);
 }
+
+TEST_CASE("poll_timeout rounds up, so a wait for a deadline never spins") {
+  const time_point now = clock::now();
+  CHECK(poll_timeout(now - 5ms) == 0);
+  CHECK(poll_timeout(now - 1us) == 0);
+  // Under a millisecond to go is still a wait of one, not a return at once.
+  // The best of three tries: a thread preempted between its clock::now() and
+  // poll_timeout's own reading sees less time left.
+  auto best_of_three = [](std::chrono::microseconds ahead) {
+    long best = 0;
+    for (int i = 0; i < 3; ++i) best = std::max(best, poll_timeout(clock::now() + ahead));
+    return best;
+  };
+  CHECK(best_of_three(300us) == 1);
+  CHECK(best_of_three(1500us) == 2);
+  CHECK(poll_timeout(clock::now() + 10s) == 1000);
+  CHECK(poll_timeout(clock::now() + 10s, 60000) >= 9999);
+}
