@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -27,6 +28,7 @@ nlohmann::json to_json(const run_result& r, bool with_cdf) {
   const std::vector<std::uint32_t>& lat = r.load.latency_us;
   nlohmann::json out = {
       {"mode", r.mode},
+      {"round", r.round},
       {"payload_bytes", r.payload_bytes},
       {"clients", r.clients},
       {"window", r.window},
@@ -69,19 +71,111 @@ nlohmann::json to_json(const run_result& r, bool with_cdf) {
 
 void print_table(std::ostream& out, const std::vector<run_result>& results) {
   char line[512];
-  std::snprintf(line, sizeof line, "%-9s %9s %7s %6s %7s %11s %9s %9s %9s %9s %8s %9s %7s\n",
-                "mode", "payload", "clients", "window", "workers", "req/s", "MB/s", "p50 us",
-                "p99 us", "p999 us", "cpu %", "rss MiB", "errors");
+  std::snprintf(line, sizeof line, "%-9s %5s %9s %7s %6s %7s %11s %9s %9s %9s %9s %8s %9s %7s\n",
+                "mode", "round", "payload", "clients", "window", "workers", "req/s", "MB/s",
+                "p50 us", "p99 us", "p999 us", "cpu %", "rss MiB", "errors");
   out << line;
   for (const run_result& r : results) {
     const std::vector<std::uint32_t>& lat = r.load.latency_us;
     std::snprintf(line, sizeof line,
-                  "%-9s %9zu %7zu %6zu %7zu %11.0f %9.1f %9u %9u %9u %8.1f %9.1f %7llu\n",
-                  r.mode.c_str(), r.payload_bytes, r.clients, r.window, r.workers,
+                  "%-9s %5zu %9zu %7zu %6zu %7zu %11.0f %9.1f %9u %9u %9u %8.1f %9.1f %7llu\n",
+                  r.mode.c_str(), r.round, r.payload_bytes, r.clients, r.window, r.workers,
                   requests_per_second(r), megabytes_per_second(r), percentile(lat, 0.5),
                   percentile(lat, 0.99), percentile(lat, 0.999), r.broker_cpu_percent,
                   static_cast<double>(r.broker_peak_rss_bytes) / (1 << 20),
                   static_cast<unsigned long long>(r.load.errors));
+    out << line;
+  }
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const std::size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
+  // The run of `mode` in `round`, if there was one.
+  auto find = [&](const std::string& mode, std::size_t round) -> const run_result* {
+    for (const run_result& r : results) {
+      if (r.mode == mode && r.round == round) return &r;
+    }
+    return nullptr;
+  };
+  // Median over this mode's runs of f(run, the same round's `other` run).
+  auto ratio = [&](const std::string& mode, const std::string& other,
+                   double (*f)(const run_result&, const run_result&)) -> std::optional<double> {
+    std::vector<double> ratios;
+    for (const run_result& r : results) {
+      if (r.mode != mode) continue;
+      const run_result* o = find(other, r.round);
+      if (o != nullptr) ratios.push_back(f(r, *o));
+    }
+    if (ratios.empty()) return std::nullopt;
+    return median(std::move(ratios));
+  };
+  auto rate_ratio = [](const run_result& a, const run_result& b) {
+    const double base = requests_per_second(b);
+    return base > 0 ? requests_per_second(a) / base : 0.0;
+  };
+  auto p99_ratio = [](const run_result& a, const run_result& b) {
+    return static_cast<double>(percentile(a.load.latency_us, 0.99)) /
+           std::max<double>(1, percentile(b.load.latency_us, 0.99));
+  };
+
+  std::vector<mode_summary> out;
+  for (const run_result& r : results) {
+    if (std::any_of(out.begin(), out.end(), [&](const mode_summary& s) { return s.mode == r.mode; })) {
+      continue;
+    }
+    mode_summary s;
+    s.mode = r.mode;
+    std::vector<double> rates, p99s;
+    for (const run_result& x : results) {
+      if (x.mode != r.mode) continue;
+      rates.push_back(requests_per_second(x));
+      p99s.push_back(percentile(x.load.latency_us, 0.99));
+    }
+    s.rounds = rates.size();
+    s.requests_per_s = median(std::move(rates));
+    s.p99_us = median(std::move(p99s));
+    if (r.mode != "proxy") {
+      s.vs_proxy = ratio(r.mode, "proxy", rate_ratio);
+      s.p99_vs_proxy = ratio(r.mode, "proxy", p99_ratio);
+    }
+    if (r.mode != "proxy" && r.mode != "broker") s.vs_broker = ratio(r.mode, "broker", rate_ratio);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+nlohmann::json to_json(const mode_summary& s) {
+  nlohmann::json out = {{"mode", s.mode},
+                        {"rounds", s.rounds},
+                        {"requests_per_s", s.requests_per_s},
+                        {"p99_us", s.p99_us}};
+  if (s.vs_proxy) out["vs_proxy"] = *s.vs_proxy;
+  if (s.p99_vs_proxy) out["p99_vs_proxy"] = *s.p99_vs_proxy;
+  if (s.vs_broker) out["vs_broker"] = *s.vs_broker;
+  return out;
+}
+
+void print_summary(std::ostream& out, const std::vector<mode_summary>& summary) {
+  out << "medians over rounds; ratios within each round, then their median:\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-9s %6s %11s %9s %9s %12s %9s\n", "mode", "rounds",
+                "req/s", "p99 us", "vs proxy", "p99 vs proxy", "vs broker");
+  out << line;
+  auto cell = [](const std::optional<double>& v) {
+    char text[32] = "-";
+    if (v) std::snprintf(text, sizeof text, "%.3f", *v);
+    return std::string(text);
+  };
+  for (const mode_summary& s : summary) {
+    std::snprintf(line, sizeof line, "%-9s %6zu %11.0f %9.0f %9s %12s %9s\n", s.mode.c_str(),
+                  s.rounds, s.requests_per_s, s.p99_us, cell(s.vs_proxy).c_str(),
+                  cell(s.p99_vs_proxy).c_str(), cell(s.vs_broker).c_str());
     out << line;
   }
 }

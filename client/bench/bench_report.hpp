@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,6 +26,21 @@ struct run_result {
   double workers_cpu_percent{0};          // all workers together
   double bench_cpu_percent{0};            // this process (the clients)
   nlohmann::json extra = nlohmann::json::object();  // mode-specific figures (queue, failover)
+  std::size_t round{1};                   // which round of --rounds it ran in, from 1
+};
+
+// One mode over every round of an invocation (--rounds). Ratios are taken
+// within a round (this mode's run against the proxy's or the broker's run of
+// the same round), then the median over rounds: the host's speed drifts over
+// seconds, and runs next to each other see the same host.
+struct mode_summary {
+  std::string mode;
+  std::size_t rounds{0};               // runs of this mode
+  double requests_per_s{0};            // median over its runs
+  double p99_us{0};                    // median over its runs
+  std::optional<double> vs_proxy;      // median of req/s / the same round's proxy req/s
+  std::optional<double> p99_vs_proxy;  // median of p99 / the same round's proxy p99
+  std::optional<double> vs_broker;     // median of req/s / the same round's broker req/s
 };
 
 // The q-quantile (0..1) of sorted values; 0 when empty.
@@ -35,6 +51,13 @@ double megabytes_per_second(const run_result& r);  // payload bytes one way, 10^
 
 nlohmann::json to_json(const run_result& r, bool with_cdf);
 void print_table(std::ostream& out, const std::vector<run_result>& results);
+
+// Median of values (the mean of the middle two for an even count); 0 when empty.
+double median(std::vector<double> values);
+// One summary per mode, in the order the modes first ran.
+std::vector<mode_summary> summarize(const std::vector<run_result>& results);
+nlohmann::json to_json(const mode_summary& s);
+void print_summary(std::ostream& out, const std::vector<mode_summary>& summary);
 
 // nproc, CPU model and memory of this machine.
 nlohmann::json machine_json();

@@ -1,12 +1,14 @@
 // carico-bench: the benchmark of docs/benchmarks.md.
 //
 //   carico-bench --mode proxy,broker,journal --payload 100 --clients 8 --window 64 --workers 4
+//   carico-bench --mode proxy,broker --rounds 6 --duration 2   (ratios per round, median)
 //   carico-bench --mode queue --queue-requests 1000000 --json
 //   carico-bench proxy --frontend EP --backend EP      (started by the bench itself)
 //   carico-bench echo-worker --connect EP              (started by the bench itself)
 //   carico-bench mdp-worker --connect EP --capacity N  (started by the bench itself)
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -131,6 +133,12 @@ int main(int argc, char** argv) {
   app.add_option("--mode", modes,
                  "comma-separated: proxy broker journal text queue failover")
       ->capture_default_str();
+  std::size_t rounds = 1;
+  app.add_option("--rounds", rounds,
+                 "run the modes this many times, the order reversed every other round; "
+                 "the summary takes ratios within a round and their median")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   app.add_option("--payload", payload, "request size: 100, 4KiB, 256KiB, 4MiB")
       ->capture_default_str()
       ->check([](const std::string& t) { return parse_size(t) ? "" : "expected e.g. 100, 4KiB, 4MiB"; });
@@ -207,18 +215,29 @@ int main(int argc, char** argv) {
   std::vector<carico::run_result> results;
   try {
     carico::bench_runner runner(options);
+    std::vector<std::string> order;
     std::stringstream list(modes);
     for (std::string mode; std::getline(list, mode, ',');) {
-      if (mode.empty()) continue;
-      results.push_back(runner.run(mode));
-      if (carico::stop_signalled()) break;
+      if (!mode.empty()) order.push_back(mode);
+    }
+    // Reversed every other round: a host that slows down (or speeds up) over
+    // the invocation then favours no mode.
+    for (std::size_t round = 1; round <= rounds && !carico::stop_signalled(); ++round) {
+      for (const std::string& mode : order) {
+        results.push_back(runner.run(mode));
+        results.back().round = round;
+        if (carico::stop_signalled()) break;
+      }
+      std::reverse(order.begin(), order.end());
     }
   } catch (const std::exception& e) {
     std::cerr << "carico-bench: " << e.what() << "\n";
     return 1;
   }
 
+  const std::vector<carico::mode_summary> summary = carico::summarize(results);
   carico::print_table(json ? std::cerr : std::cout, results);
+  if (rounds > 1) carico::print_summary(json ? std::cerr : std::cout, summary);
   if (json) {
     nlohmann::json out = {{"machine", carico::machine_json()},
                           {"options",
@@ -231,9 +250,12 @@ int main(int argc, char** argv) {
                             {"worker_kind", options.worker_kind},
                             {"client_threads", options.client_threads},
                             {"duration_s", duration_s},
-                            {"warmup_s", warmup_s}}},
-                          {"results", nlohmann::json::array()}};
+                            {"warmup_s", warmup_s},
+                            {"rounds", rounds}}},
+                          {"results", nlohmann::json::array()},
+                          {"summary", nlohmann::json::array()}};
     for (const carico::run_result& r : results) out["results"].push_back(carico::to_json(r, cdf));
+    for (const carico::mode_summary& s : summary) out["summary"].push_back(carico::to_json(s));
     std::cout << out.dump() << "\n";
   }
   bool clean = true;

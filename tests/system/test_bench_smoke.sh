@@ -31,6 +31,31 @@ for r in doc["results"]:
     print(f"{name}: {r['requests_per_s']:.0f} req/s p99 {lat['p99']} us")
 PY
 
+# --rounds: the modes again in reverse order, and a summary whose ratios are
+# the medians of the per-round ratios.
+"$BENCH" --bin-dir "$CARICO_BIN" --work-dir "$WORK/bench-rounds" --mode proxy,broker --rounds 3 \
+  --payload 100 --clients 2 --window 4 --workers 2 --worker-capacity 2 \
+  --duration 0.5 --warmup 0.2 --json >"$WORK/rounds.json" 2>"$WORK/rounds.log" \
+  || { cat "$WORK/rounds.log"; fail "carico-bench --rounds exited non-zero"; }
+grep -q "medians over rounds" "$WORK/rounds.log" || fail "no summary table with --rounds"
+python3 - "$WORK/rounds.json" <<'PY' || fail "carico-bench --rounds output is not sane"
+import json, statistics, sys
+doc = json.load(open(sys.argv[1]))
+runs = [(r["mode"], r["round"]) for r in doc["results"]]
+assert runs == [("proxy", 1), ("broker", 1), ("broker", 2), ("proxy", 2), ("proxy", 3), ("broker", 3)], runs
+rate = {(r["mode"], r["round"]): r["requests_per_s"] for r in doc["results"]}
+p99 = {(r["mode"], r["round"]): r["latency_us"]["p99"] for r in doc["results"]}
+summary = {s["mode"]: s for s in doc["summary"]}
+assert summary["proxy"]["rounds"] == 3 and "vs_proxy" not in summary["proxy"], summary
+b = summary["broker"]
+want = statistics.median(rate["broker", k] / rate["proxy", k] for k in (1, 2, 3))
+assert abs(b["vs_proxy"] - want) < 1e-9, (b, want)
+want = statistics.median(p99["broker", k] / max(1, p99["proxy", k]) for k in (1, 2, 3))
+assert abs(b["p99_vs_proxy"] - want) < 1e-9, (b, want)
+assert b["requests_per_s"] == statistics.median(rate["broker", k] for k in (1, 2, 3)), b
+print(f"rounds: broker/proxy median {b['vs_proxy']:.3f}")
+PY
+
 # Every child the bench started is gone.
 if pgrep -f "$WORK/bench" >/dev/null; then fail "children left running"; fi
 echo "PASS: carico-bench smoke (proxy, broker, journal, text)"
