@@ -141,7 +141,7 @@ for name in sorted(runs):
     summary = {s["mode"]: s for s in runs[name].get("summary", [])}
     if name.startswith("key-") and "vs_proxy" in summary.get("broker", {}):
         b = summary["broker"]
-        s = (f"- {name} (median of {b['rounds']} rounds): broker/proxy req/s = {b['vs_proxy']:.2f} "
+        s = (f"- {name} (median of {b['runs']} rounds): broker/proxy req/s = {b['vs_proxy']:.2f} "
              f"(>= 0.7), p99 broker/proxy = {b['p99_vs_proxy']:.2f} (<= 2)")
         if "vs_broker" in summary.get("journal", {}):
             s += f", journal/broker req/s = {summary['journal']['vs_broker']:.2f} (>= 0.5)"

@@ -96,7 +96,7 @@ double median(std::vector<double> values) {
 }
 
 std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
-  // The run of `mode` in `round`, if there was one.
+  // The first run of `mode` in `round`, if there was one.
   auto find = [&](const std::string& mode, std::size_t round) -> const run_result* {
     for (const run_result& r : results) {
       if (r.mode == mode && r.round == round) return &r;
@@ -137,7 +137,7 @@ std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
       rates.push_back(requests_per_second(x));
       p99s.push_back(percentile(x.load.latency_us, 0.99));
     }
-    s.rounds = rates.size();
+    s.runs = rates.size();
     s.requests_per_s = median(std::move(rates));
     s.p99_us = median(std::move(p99s));
     if (r.mode != "proxy") {
@@ -152,7 +152,7 @@ std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
 
 nlohmann::json to_json(const mode_summary& s) {
   nlohmann::json out = {{"mode", s.mode},
-                        {"rounds", s.rounds},
+                        {"runs", s.runs},
                         {"requests_per_s", s.requests_per_s},
                         {"p99_us", s.p99_us}};
   if (s.vs_proxy) out["vs_proxy"] = *s.vs_proxy;
@@ -164,7 +164,7 @@ nlohmann::json to_json(const mode_summary& s) {
 void print_summary(std::ostream& out, const std::vector<mode_summary>& summary) {
   out << "medians over rounds; ratios within each round, then their median:\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-9s %6s %11s %9s %9s %12s %9s\n", "mode", "rounds",
+  std::snprintf(line, sizeof line, "%-9s %6s %11s %9s %9s %12s %9s\n", "mode", "runs",
                 "req/s", "p99 us", "vs proxy", "p99 vs proxy", "vs broker");
   out << line;
   auto cell = [](const std::optional<double>& v) {
@@ -174,7 +174,7 @@ void print_summary(std::ostream& out, const std::vector<mode_summary>& summary) 
   };
   for (const mode_summary& s : summary) {
     std::snprintf(line, sizeof line, "%-9s %6zu %11.0f %9.0f %9s %12s %9s\n", s.mode.c_str(),
-                  s.rounds, s.requests_per_s, s.p99_us, cell(s.vs_proxy).c_str(),
+                  s.runs, s.requests_per_s, s.p99_us, cell(s.vs_proxy).c_str(),
                   cell(s.p99_vs_proxy).c_str(), cell(s.vs_broker).c_str());
     out << line;
   }

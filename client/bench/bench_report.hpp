@@ -30,12 +30,12 @@ struct run_result {
 };
 
 // One mode over every round of an invocation (--rounds). Ratios are taken
-// within a round (this mode's run against the proxy's or the broker's run of
-// the same round), then the median over rounds: the host's speed drifts over
+// within a round (each run of this mode against the first proxy or broker run
+// of the same round), then the median over them: the host's speed drifts over
 // seconds, and runs next to each other see the same host.
 struct mode_summary {
   std::string mode;
-  std::size_t rounds{0};               // runs of this mode
+  std::size_t runs{0};                 // runs of this mode (one per round, or more if listed twice)
   double requests_per_s{0};            // median over its runs
   double p99_us{0};                    // median over its runs
   std::optional<double> vs_proxy;      // median of req/s / the same round's proxy req/s

@@ -46,7 +46,7 @@ assert runs == [("proxy", 1), ("broker", 1), ("broker", 2), ("proxy", 2), ("prox
 rate = {(r["mode"], r["round"]): r["requests_per_s"] for r in doc["results"]}
 p99 = {(r["mode"], r["round"]): r["latency_us"]["p99"] for r in doc["results"]}
 summary = {s["mode"]: s for s in doc["summary"]}
-assert summary["proxy"]["rounds"] == 3 and "vs_proxy" not in summary["proxy"], summary
+assert summary["proxy"]["runs"] == 3 and "vs_proxy" not in summary["proxy"], summary
 b = summary["broker"]
 want = statistics.median(rate["broker", k] / rate["proxy", k] for k in (1, 2, 3))
 assert abs(b["vs_proxy"] - want) < 1e-9, (b, want)
