@@ -1272,8 +1272,8 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   }
   cached_reply again;
   const char* source = "memory";
-  if (const cached_reply* c = answered_.find(key.text)) {
-    again = *c;
+  if (std::optional<cached_reply> c = answered_.find(key.text)) {
+    again = std::move(*c);
   } else if (journal_keys_ && journal_keys_->may_contain(key.text)) {
     std::optional<cached_reply> stored;
     try {

@@ -1,5 +1,6 @@
 #include "broker/reply_cache.hpp"
 
+#include <cstring>
 #include <functional>
 
 namespace carico {
@@ -36,21 +37,58 @@ std::optional<request_key_parts> request_key(const header& head) {
   return key;
 }
 
-void reply_cache::put(const std::string& key, cached_reply reply) {
+reply_cache::entry reply_cache::make_entry(std::string_view key, const cached_reply& reply) {
+  entry e;
+  e.number = reply.number;
+  e.key_size = static_cast<std::uint32_t>(key.size());
+  e.service_size = static_cast<std::uint32_t>(reply.service.size());
+  e.head_size = static_cast<std::uint32_t>(reply.head.size());
+  e.body_size = static_cast<std::uint32_t>(reply.body.size());
+  e.bytes = std::make_unique_for_overwrite<char[]>(key.size() + reply.service.size() +
+                                                   reply.head.size() + reply.body.size());
+  char* p = e.bytes.get();
+  for (std::string_view part : {key, std::string_view(reply.service), std::string_view(reply.head),
+                                std::string_view(reply.body)}) {
+    std::memcpy(p, part.data(), part.size());
+    p += part.size();
+  }
+  return e;
+}
+
+void reply_cache::put(std::string_view key, const cached_reply& reply) {
   if (capacity_ == 0) return;
-  auto [it, fresh] = replies_.insert_or_assign(key, std::move(reply));
-  if (!fresh) return;
-  // A node's key stays put until the node is erased (a rehash moves no node).
-  order_.push_back(&it->first);
+  // A deque keeps its elements in place as it grows at the back and shrinks
+  // at the front, so index_ may point at them.
+  entry& e = order_.emplace_back(make_entry(key, reply));
+  auto [it, fresh] = index_.try_emplace(e.key(), &e);
+  if (!fresh) {
+    // Known key: the new reply replaces the old in its place in the order.
+    entry* old = it->second;
+    index_.erase(it);  // its key points into the bytes replaced below
+    *old = std::move(e);
+    order_.pop_back();
+    index_.emplace(old->key(), old);
+    return;
+  }
   while (order_.size() > capacity_) {
-    replies_.erase(replies_.find(*order_.front()));
+    index_.erase(order_.front().key());
     order_.pop_front();
   }
 }
 
-const cached_reply* reply_cache::find(const std::string& key) const {
-  auto it = replies_.find(key);
-  return it == replies_.end() ? nullptr : &it->second;
+std::optional<cached_reply> reply_cache::find(std::string_view key) const {
+  auto it = index_.find(key);
+  if (it == index_.end()) return std::nullopt;
+  const entry& e = *it->second;
+  const char* p = e.bytes.get() + e.key_size;
+  cached_reply r;
+  r.number = e.number;
+  r.service.assign(p, e.service_size);
+  p += e.service_size;
+  r.head.assign(p, e.head_size);
+  p += e.head_size;
+  r.body.assign(p, e.body_size);
+  return r;
 }
 
 key_filter::key_filter(std::size_t bits) {

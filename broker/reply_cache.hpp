@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,18 +42,34 @@ struct cached_reply {
 class reply_cache {
  public:
   explicit reply_cache(std::size_t capacity) : capacity_(capacity) {}
-  // order_ points into replies_' nodes: a copy would point into the original.
+  // index_ points into order_'s entries: a copy would point into the original.
   reply_cache(const reply_cache&) = delete;
   reply_cache& operator=(const reply_cache&) = delete;
-  // Remembers reply under key, forgetting the oldest entry when full.
-  void put(const std::string& key, cached_reply reply);
-  const cached_reply* find(const std::string& key) const;
-  std::size_t size() const { return replies_.size(); }
+  // Remembers reply under key, forgetting the oldest entry when full; a key
+  // already remembered gets the new reply and keeps its place in the order.
+  void put(std::string_view key, const cached_reply& reply);
+  std::optional<cached_reply> find(std::string_view key) const;
+  std::size_t size() const { return index_.size(); }
 
  private:
-  std::size_t capacity_;                                   // entries kept at most
-  std::unordered_map<std::string, cached_reply> replies_;  // by key
-  std::deque<const std::string*> order_;  // the keys in replies_' nodes, oldest first
+  // One remembered reply. Its strings share one allocation, so that keeping
+  // and forgetting an entry touches few cache lines: a full cache (10^5
+  // entries by default) is far larger than the CPU's caches, and the entry
+  // forgotten is always the coldest.
+  struct entry {
+    std::unique_ptr<char[]> bytes;  // key, service, head, body, back to back
+    std::uint64_t number{0};        // the request number
+    std::uint32_t key_size{0};      // sizes of the four parts of bytes
+    std::uint32_t service_size{0};
+    std::uint32_t head_size{0};
+    std::uint32_t body_size{0};
+    std::string_view key() const { return {bytes.get(), key_size}; }
+  };
+  static entry make_entry(std::string_view key, const cached_reply& reply);
+
+  std::size_t capacity_;                                  // entries kept at most
+  std::deque<entry> order_;                               // oldest first
+  std::unordered_map<std::string_view, entry*> index_;  // by key, the key in its entry
 };
 
 // A Bloom filter over keys: may_contain() is never false for a key added.

@@ -584,12 +584,25 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   cache.put("a", {1, "text", "ha", {}});
   cache.put("b", {2, "text", "hb", {}});
   cache.put("c", {3, "text", "hc", {"x"}});
-  CHECK(cache.find("a") == nullptr);
+  CHECK_FALSE(cache.find("a"));
   REQUIRE(cache.find("c"));
   CHECK(cache.find("c")->body == "x");
   cache.put("c", {4, "text", "hc2", "y"});  // the same key again: replaced, still one entry
   CHECK(cache.size() == 2);
   CHECK(cache.find("c")->number == 4);
+  CHECK(cache.find("c")->head == "hc2");
+  CHECK(cache.find("c")->service == "text");
+  // A replaced entry keeps its place: b and c are kept, c is the newer, so d
+  // pushes out b.
+  cache.put("d", {5, "text", "hd", "z"});
+  CHECK_FALSE(cache.find("b"));
+  REQUIRE(cache.find("c"));
+  CHECK(cache.find("c")->body == "y");
+  cache.put("c", {6, "text", "hc3", ""});  // c is now the oldest: e pushes it out
+  cache.put("e", {7, "text", "he", ""});
+  CHECK_FALSE(cache.find("c"));
+  CHECK(cache.find("d")->number == 5);
+  CHECK(cache.find("e")->number == 7);
   // Many more keys than it keeps, through the map's rehashes: the newest stay.
   reply_cache big(1000);
   for (int i = 0; i < 5000; ++i) {
@@ -598,7 +611,7 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
     big.put(key, {std::uint64_t(i), "s", "h", ""});
   }
   CHECK(big.size() == 1000);
-  CHECK(big.find("k3999") == nullptr);
+  CHECK_FALSE(big.find("k3999"));
   REQUIRE(big.find("k4000"));
   CHECK(big.find("k4999")->number == 4999);
   key_filter filter(1024);
