@@ -1195,14 +1195,11 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
   std::uint64_t seq = 0;
-  // The reply, encoded, for the reply cache and the journal: only a request
-  // with a key can be sent again, so only its reply is kept.
-  std::string encoded;  // the reply header
-  std::string packed;   // the body frames packed
-  if (!r.key.empty()) {
-    encoded = head_frame.to_string();
-    packed = encode_frames(body);
-  }
+  // The reply, for the reply cache and the journal: only a request with a key
+  // can be sent again, so only its reply is kept.
+  const bool keep = !r.key.empty();
+  const std::string_view encoded(head_frame.data<char>(), head_frame.size());  // the header
+  const std::string packed = keep ? encode_frames(body) : std::string();       // the body frames
   if (journal_) {
     journal_event e;
     e.what = journal_event::kind::finished;
@@ -1213,12 +1210,14 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
     read_result_summary(head_frame, e.row);
-    e.head = encoded;
-    e.body = packed;
+    if (keep) {
+      e.head = encoded;
+      e.body = packed;
+    }
     seq = journal_->post(std::move(e));
   }
-  if (!r.key.empty()) {
-    answered_.put(r.key, {r.number, r.target->name, std::move(encoded), std::move(packed)});
+  if (keep) {
+    answered_.put(r.key, r.number, r.target->name, encoded, packed);
     keyed_.erase(r.key);
   }
   if (r.waiters.empty()) {  // the common case: one client, no list to build

@@ -37,29 +37,33 @@ std::optional<request_key_parts> request_key(const header& head) {
   return key;
 }
 
-reply_cache::entry reply_cache::make_entry(std::string_view key, const cached_reply& reply) {
+// parts: key, service, head, body.
+reply_cache::entry reply_cache::make_entry(std::uint64_t number,
+                                           std::initializer_list<std::string_view> parts) {
   entry e;
-  e.number = reply.number;
-  e.key_size = static_cast<std::uint32_t>(key.size());
-  e.service_size = static_cast<std::uint32_t>(reply.service.size());
-  e.head_size = static_cast<std::uint32_t>(reply.head.size());
-  e.body_size = static_cast<std::uint32_t>(reply.body.size());
-  e.bytes = std::make_unique_for_overwrite<char[]>(key.size() + reply.service.size() +
-                                                   reply.head.size() + reply.body.size());
+  e.number = number;
+  std::uint32_t* sizes[] = {&e.key_size, &e.service_size, &e.head_size, &e.body_size};
+  std::size_t total = 0;
+  std::size_t i = 0;
+  for (std::string_view part : parts) {
+    *sizes[i++] = static_cast<std::uint32_t>(part.size());
+    total += part.size();
+  }
+  e.bytes = std::make_unique_for_overwrite<char[]>(total);
   char* p = e.bytes.get();
-  for (std::string_view part : {key, std::string_view(reply.service), std::string_view(reply.head),
-                                std::string_view(reply.body)}) {
+  for (std::string_view part : parts) {
     std::memcpy(p, part.data(), part.size());
     p += part.size();
   }
   return e;
 }
 
-void reply_cache::put(std::string_view key, const cached_reply& reply) {
+void reply_cache::put(std::string_view key, std::uint64_t number, std::string_view service,
+                      std::string_view head, std::string_view body) {
   if (capacity_ == 0) return;
   // A deque keeps its elements in place as it grows at the back and shrinks
   // at the front, so index_ may point at them.
-  entry& e = order_.emplace_back(make_entry(key, reply));
+  entry& e = order_.emplace_back(make_entry(number, {key, service, head, body}));
   auto [it, fresh] = index_.try_emplace(e.key(), &e);
   if (!fresh) {
     // Known key: the new reply replaces the old in its place in the order.

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,9 +46,11 @@ class reply_cache {
   // index_ points into order_'s entries: a copy would point into the original.
   reply_cache(const reply_cache&) = delete;
   reply_cache& operator=(const reply_cache&) = delete;
-  // Remembers reply under key, forgetting the oldest entry when full; a key
-  // already remembered gets the new reply and keeps its place in the order.
-  void put(std::string_view key, const cached_reply& reply);
+  // Remembers the reply (number, service, encoded header, packed body) under
+  // key, copied into one allocation, forgetting the oldest entry when full; a
+  // key already remembered gets the new reply and keeps its place in the order.
+  void put(std::string_view key, std::uint64_t number, std::string_view service,
+           std::string_view head, std::string_view body);
   std::optional<cached_reply> find(std::string_view key) const;
   std::size_t size() const { return index_.size(); }
 
@@ -65,7 +68,7 @@ class reply_cache {
     std::uint32_t body_size{0};
     std::string_view key() const { return {bytes.get(), key_size}; }
   };
-  static entry make_entry(std::string_view key, const cached_reply& reply);
+  static entry make_entry(std::uint64_t number, std::initializer_list<std::string_view> parts);
 
   std::size_t capacity_;                                  // entries kept at most
   std::deque<entry> order_;                               // oldest first

@@ -581,25 +581,25 @@ TEST_CASE("unfinished requests are dispatched again after a restart", "[journal]
 
 TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[journal]") {
   reply_cache cache(2);
-  cache.put("a", {1, "text", "ha", {}});
-  cache.put("b", {2, "text", "hb", {}});
-  cache.put("c", {3, "text", "hc", {"x"}});
+  cache.put("a", 1, "text", "ha", "");
+  cache.put("b", 2, "text", "hb", "");
+  cache.put("c", 3, "text", "hc", "x");
   CHECK_FALSE(cache.find("a"));
   REQUIRE(cache.find("c"));
   CHECK(cache.find("c")->body == "x");
-  cache.put("c", {4, "text", "hc2", "y"});  // the same key again: replaced, still one entry
+  cache.put("c", 4, "text", "hc2", "y");  // the same key again: replaced, still one entry
   CHECK(cache.size() == 2);
   CHECK(cache.find("c")->number == 4);
   CHECK(cache.find("c")->head == "hc2");
   CHECK(cache.find("c")->service == "text");
   // A replaced entry keeps its place: b and c are kept, c is the newer, so d
   // pushes out b.
-  cache.put("d", {5, "text", "hd", "z"});
+  cache.put("d", 5, "text", "hd", "z");
   CHECK_FALSE(cache.find("b"));
   REQUIRE(cache.find("c"));
   CHECK(cache.find("c")->body == "y");
-  cache.put("c", {6, "text", "hc3", ""});  // c is now the oldest: e pushes it out
-  cache.put("e", {7, "text", "he", ""});
+  cache.put("c", 6, "text", "hc3", "");  // c is now the oldest: e pushes it out
+  cache.put("e", 7, "text", "he", "");
   CHECK_FALSE(cache.find("c"));
   CHECK(cache.find("d")->number == 5);
   CHECK(cache.find("e")->number == 7);
@@ -608,7 +608,7 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   for (int i = 0; i < 5000; ++i) {
     std::string key = "k";
     key += std::to_string(i);  // not "k" + to_string: GCC 12 -O3 warns falsely on that
-    big.put(key, {std::uint64_t(i), "s", "h", ""});
+    big.put(key, std::uint64_t(i), "s", "h", "");
   }
   CHECK(big.size() == 1000);
   CHECK_FALSE(big.find("k3999"));
