@@ -332,7 +332,7 @@ void broker::on_client_message(zmq::multipart_t&& frames) {
   accept_request(std::move(client), std::move(*message));
 }
 
-std::string broker::client_label(const std::string& client) const { return hex_id(client); }
+std::string broker::client_label(std::string_view client) const { return hex_id(client); }
 
 // Memory a queued request holds: its frames as received, and its bookkeeping
 // (the request record, its map node, its key; docs/benchmarks.md measures it).
@@ -485,13 +485,13 @@ void broker::send_to_client(const std::string& client, std::string_view service,
 // unread (EAGAIN), or is gone (EHOSTUNREACH, the quiet case).
 void broker::on_reply_refused(std::string_view client, int error) {
   if (error != EAGAIN) {
-    log_->debug("reply dropped: client={} is gone", client_label(std::string(client)));
+    log_->debug("reply dropped: client={} is gone", client_label(client));
     return;
   }
   if (++stats_.unread_dropped % 1000 == 1) {
     log_->warn("reply dropped: client={} has {} replies unread (--client-send-hwm); "
                "{} dropped so far",
-               client_label(std::string(client)), options_.client_send_hwm, stats_.unread_dropped);
+               client_label(client), options_.client_send_hwm, stats_.unread_dropped);
   }
 }
 

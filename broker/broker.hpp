@@ -167,7 +167,7 @@ class broker {
                            const request_key_parts* key = nullptr) const;
   static void keep_header(request& r, header& head, zmq::message_t&& frame);
 
-  std::string client_label(const std::string& client) const;
+  std::string client_label(std::string_view client) const;
   nlohmann::json workers_json() const;
   nlohmann::json stats_json() const;
   nlohmann::json request_json(const request& r) const;
