@@ -123,22 +123,28 @@ void bench_runner::start_servers(const std::string& mode, servers& s, bool with_
     s.broker = child_process({bench_bin_, "proxy", "--frontend", s.frontend, "--backend", backend},
                              log_path("proxy"));
   } else {
-    std::string journal = "none";
-    if (mode == "journal" || mode == "text") {
-      journal = work_dir_ + "/" + std::to_string(run_count_) + "-journal.db";
-    }
-    const std::size_t max_queue =
-        mode == "queue" ? options_.queue_requests + 1000 : std::size_t{1000000};
+    // --broker-prefix goes before whatever stands in the broker's place.
     std::vector<std::string> argv;
     std::istringstream prefix(options_.broker_prefix);
     for (std::string word; prefix >> word;) argv.push_back(word);
-    argv.insert(argv.end(), {broker_bin_, "--frontend", s.frontend, "--backend", backend,
-                             "--journal", journal, "--log", log_path("loadbalancer"),
-                             "--log-level", "warn", "--console-level", "warn",
-                             "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
-                             "--liveness", std::to_string(options_.liveness), "--max-queue",
-                             std::to_string(max_queue)});
-    s.broker = child_process(argv, log_path("broker"));
+    if (mode == "floor") {
+      argv.insert(argv.end(), {bench_bin_, "mdp-floor", "--frontend", s.frontend, "--backend",
+                               backend, "--heartbeat-ms", std::to_string(options_.heartbeat_ms)});
+    } else {
+      std::string journal = "none";
+      if (mode == "journal" || mode == "text") {
+        journal = work_dir_ + "/" + std::to_string(run_count_) + "-journal.db";
+      }
+      const std::size_t max_queue =
+          mode == "queue" ? options_.queue_requests + 1000 : std::size_t{1000000};
+      argv.insert(argv.end(), {broker_bin_, "--frontend", s.frontend, "--backend", backend,
+                               "--journal", journal, "--log", log_path("loadbalancer"),
+                               "--log-level", "warn", "--console-level", "warn",
+                               "--heartbeat-ms", std::to_string(options_.heartbeat_ms),
+                               "--liveness", std::to_string(options_.liveness), "--max-queue",
+                               std::to_string(max_queue)});
+    }
+    s.broker = child_process(argv, log_path(mode == "floor" ? "floor" : "broker"));
   }
   if (with_workers) start_workers(mode, backend, s);
   if (mode == "proxy") {
@@ -213,12 +219,12 @@ void bench_runner::wait_for_proxy(const std::string& frontend) {
 
 run_result bench_runner::run(const std::string& mode) {
   if (mode == "queue") return run_queue();
-  if (mode == "proxy" || mode == "broker" || mode == "journal" || mode == "text" ||
-      mode == "failover") {
+  if (mode == "proxy" || mode == "floor" || mode == "broker" || mode == "journal" ||
+      mode == "text" || mode == "failover") {
     return run_load(mode);
   }
   throw std::runtime_error("unknown mode " + mode +
-                           " (proxy, broker, journal, text, queue, failover)");
+                           " (proxy, floor, broker, journal, text, queue, failover)");
 }
 
 run_result bench_runner::run_load(const std::string& mode) {

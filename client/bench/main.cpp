@@ -4,6 +4,7 @@
 //   carico-bench --mode proxy,broker --rounds 6 --duration 2   (ratios per round, median)
 //   carico-bench --mode queue --queue-requests 1000000 --json
 //   carico-bench proxy --frontend EP --backend EP      (started by the bench itself)
+//   carico-bench mdp-floor --frontend EP --backend EP  (started by the bench itself)
 //   carico-bench echo-worker --connect EP              (started by the bench itself)
 //   carico-bench mdp-worker --connect EP --capacity N  (started by the bench itself)
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <iostream>
 
 #include "client/bench/bench_runner.hpp"
+#include "client/bench/mdp_floor.hpp"
 #include "shared/codec.hpp"
 #include "shared/runtime.hpp"
 
@@ -131,7 +133,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-bench: carico-broker against a raw zmq::proxy, same clients, same run"};
   app.add_option("--mode", modes,
-                 "comma-separated: proxy broker journal text queue failover")
+                 "comma-separated: proxy floor broker journal text queue failover")
       ->capture_default_str();
   std::size_t rounds = 1;
   app.add_option("--rounds", rounds,
@@ -195,6 +197,10 @@ int main(int argc, char** argv) {
   CLI::App* proxy = app.add_subcommand("proxy", "run a raw zmq::proxy(ROUTER, DEALER)");
   proxy->add_option("--frontend", frontend, "ROUTER endpoint")->required();
   proxy->add_option("--backend", backend, "DEALER endpoint")->required();
+  CLI::App* floor = app.add_subcommand("mdp-floor", "the least MDP broker (see mdp_floor.hpp)");
+  floor->add_option("--frontend", frontend, "client ROUTER endpoint")->required();
+  floor->add_option("--backend", backend, "worker ROUTER endpoint")->required();
+  floor->add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval")->capture_default_str();
   CLI::App* echo = app.add_subcommand("echo-worker", "a DEALER that sends every message back");
   echo->add_option("--connect", connect, "the proxy's backend")->required();
   std::uint64_t mdp_capacity = 64;
@@ -206,6 +212,7 @@ int main(int argc, char** argv) {
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
   carico::install_stop_signals();
   if (*proxy) return run_proxy(frontend, backend);
+  if (*floor) return carico::run_mdp_floor(frontend, backend, options.heartbeat_ms);
   if (*echo) return run_echo_worker(connect);
   if (*mdp) return run_mdp_worker(connect, mdp_capacity, options.heartbeat_ms);
 

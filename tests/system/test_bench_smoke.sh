@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 BENCH=$CARICO_BIN/client/bench/carico-bench
 [ -x "$BENCH" ] || fail "$BENCH not built"
 
-"$BENCH" --bin-dir "$CARICO_BIN" --work-dir "$WORK/bench" --mode proxy,broker,journal,text \
+"$BENCH" --bin-dir "$CARICO_BIN" --work-dir "$WORK/bench" --mode proxy,floor,broker,journal,text \
   --payload 100 --clients 2 --window 4 --workers 2 --worker-capacity 2 \
   --duration 3 --warmup 0.5 --json --cdf >"$WORK/bench.json" 2>"$WORK/bench.log" \
   || { cat "$WORK/bench.log"; fail "carico-bench exited non-zero"; }
@@ -16,7 +16,7 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 assert doc["machine"]["nproc"] >= 1, doc["machine"]
 modes = [r["mode"] for r in doc["results"]]
-assert modes == ["proxy", "broker", "journal", "text"], modes
+assert modes == ["proxy", "floor", "broker", "journal", "text"], modes
 for r in doc["results"]:
     name = r["mode"]
     assert r["requests"] > 0, (name, "no requests answered")
