@@ -60,8 +60,10 @@ window_for() {
 
 # Key load: 100 B, 8 clients x window 64, 4 workers; twice, interleaved, so
 # that noise from the machine shows. Broker workers: carico-worker (the real
-# one) and the lean one-thread MDP worker (the broker's own cost).
-run key-carico --mode proxy,broker,journal --rounds "$ROUNDS" --payload 100 --clients 8 \
+# one) and the lean one-thread MDP worker (the broker's own cost). The floor
+# (the least broker that speaks the protocol) splits broker/proxy into what
+# the protocol costs and what carico's bookkeeping costs.
+run key-carico --mode proxy,floor,broker,journal --rounds "$ROUNDS" --payload 100 --clients 8 \
   --window 64 --workers 4 --worker-kind carico --worker-capacity 64
 run key-lean --mode proxy,broker,journal --rounds "$ROUNDS" --payload 100 --clients 8 \
   --window 64 --workers 4 --worker-kind lean --worker-capacity 64
@@ -145,6 +147,10 @@ for name in sorted(runs):
              f"(>= 0.7), p99 broker/proxy = {b['p99_vs_proxy']:.2f} (<= 2)")
         if "vs_broker" in summary.get("journal", {}):
             s += f", journal/broker req/s = {summary['journal']['vs_broker']:.2f} (>= 0.5)"
+        if "vs_proxy" in summary.get("floor", {}):
+            f = summary["floor"]
+            s += (f"; floor/proxy req/s = {f['vs_proxy']:.2f}, "
+                  f"floor/broker req/s = {f['vs_broker']:.2f} (no target)")
         lines.append(s)
     elif name.startswith("key-") and "proxy" in m and "broker" in m:
         p, b = m["proxy"], m["broker"]
