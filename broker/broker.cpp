@@ -307,7 +307,10 @@ void broker::on_oversized_client_message(zmq::multipart_t& frames, receive_statu
 void broker::on_client_message(zmq::multipart_t&& frames) {
   std::string client = frames.pop().to_string();
   std::string service_name;
-  decoded<client_request> message = decode_client_request(std::move(frames), &service_name);
+  // The header stays encoded where raw_map reads it: accept_request reads the
+  // few entries it needs in place, and decodes it only off the common path.
+  decoded<client_request> message =
+      decode_client_request(std::move(frames), &service_name, header_mode::keep_raw);
   if (!message) {
     ++stats_.malformed;
     log_->warn("malformed client message from {}: {} ({})", hex_id(client), message.error,
@@ -322,7 +325,7 @@ void broker::on_client_message(zmq::multipart_t&& frames) {
     reply_error(client, message->service, code::too_large,
                 "payload of " + std::to_string(message->payload.size()) +
                     " bytes is over the limit of " + std::to_string(options_.max_payload_bytes),
-                &message->head);
+                &decode_head(*message));
     return;
   }
   if (starts_with_mmi(message->service)) {
@@ -345,7 +348,7 @@ std::size_t broker::held_bytes(const client_request& message) {
 // broker holds its byte budget of requests already, or the request names a new
 // service when the broker knows max_services already.
 // Only this client is refused; nothing is remembered or journaled.
-bool broker::refuse_over_limits(const std::string& client, const client_request& message,
+bool broker::refuse_over_limits(const std::string& client, client_request& message,
                                 std::size_t bytes) {
   std::string reason;
   if (auto why = quota_.refusal(client, bytes)) {
@@ -359,12 +362,23 @@ bool broker::refuse_over_limits(const std::string& client, const client_request&
   ++stats_.refused;
   log_->warn("request refused: {} client={} service={}", reason, client_label(client),
              sample(message.service.data(), message.service.size(), 32));
-  reply_error(client, message.service, code::queue_full, reason, &message.head);
+  reply_error(client, message.service, code::queue_full, reason, &decode_head(message));
   return true;
 }
 
 void broker::accept_request(std::string&& client, client_request&& message) {
-  std::optional<request_key_parts> key = request_key(message.head);
+  // While message.head_raw, the header is read here in place. A key needs
+  // `client`, so a header with one is decoded; so is one the journal or the
+  // info log will read.
+  raw_map raw;
+  if (message.head_raw) {
+    if (journal_ || log_->should_log(spdlog::level::info) ||
+        !raw.parse(message.head_frame.data(), message.head_frame.size()) || raw.contains("client")) {
+      decode_head(message);
+    }
+  }
+  std::optional<request_key_parts> key;
+  if (!message.head_raw) key = request_key(message.head);
   if (key && answer_resend(client, *key)) return;
   const std::size_t bytes = held_bytes(message);
   if (refuse_over_limits(client, message, bytes)) return;
@@ -383,7 +397,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
         e.row.client = key->client;
         e.row.client_id = key->client_id;
       }
-      e.row.title = std::string(message.head.get_string("title").value_or(""));
+      e.row.title = std::string(decode_head(message).get_string("title").value_or(""));
       e.row.bytes = message.payload.size();
       e.row.received_ms = e.row.completed_ms = unix_ms();
       e.row.code = code::queue_full;
@@ -391,7 +405,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     }
     reply_error(client, s.name, code::queue_full,
                 "queue full: " + std::to_string(waiting(s)) + " requests waiting for " + s.name,
-                &message.head);
+                &decode_head(message));
     return;
   }
   ++stats_.received;
@@ -402,7 +416,13 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.client = std::move(client);
   r.target = &s;
   r.quota_bytes = bytes;
-  keep_header(r, message.head, std::move(message.head_frame));
+  if (message.head_raw && !raw.contains("request") && !raw.contains("attempt")) {
+    // As keep_header does, from the entries raw read in place (in the frame).
+    if (const raw_map::entry* id = raw.find("id")) r.id = std::string(id->value);
+    r.head = std::move(message.head_frame);
+  } else {
+    keep_header(r, decode_head(message), std::move(message.head_frame));
+  }
   r.payload = std::move(message.payload);
   r.received_at = clock::now();
   r.received_ms = unix_ms();
@@ -502,6 +522,7 @@ void broker::flush_sends() {
 }
 
 void broker::answer_mmi(const std::string& client, client_request& message) {
+  decode_head(message);
   header head;
   if (const msgpack::object* id = message.head.find("id")) head.set("id", *id);
   head.set("code", code::ok);
@@ -699,7 +720,7 @@ void broker::on_worker_message(zmq::multipart_t&& frames) {
   const std::string identity = frames.pop().to_string();
   auto found = workers_.find(identity);
   known_worker* w = found == workers_.end() ? nullptr : found->second.get();
-  decoded<worker_message> message = decode_worker_message(std::move(frames), reply_header::keep_raw);
+  decoded<worker_message> message = decode_worker_message(std::move(frames), header_mode::keep_raw);
   if (!message) {
     log_->warn("invalid message from worker {}: {} ({}); sending DISCONNECT",
                w ? w->name : hex_id(identity), message.error, describe(frames));

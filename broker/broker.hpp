@@ -118,7 +118,7 @@ class broker {
   void on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
                                    std::size_t seen);
   void accept_request(std::string&& client, client_request&& message);
-  bool refuse_over_limits(const std::string& client, const client_request& message,
+  bool refuse_over_limits(const std::string& client, client_request& message,
                           std::size_t bytes);
   static std::size_t held_bytes(const client_request& message);
   bool answer_resend(const std::string& client, const request_key_parts& key);

@@ -97,7 +97,8 @@ worker_state parse_state(std::string_view name) {
 
 // ---------------------------------------------------------------- clients
 
-decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service) {
+decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service,
+                                              header_mode mode) {
   if (std::string e = check_envelope(frames, client_signature); !e.empty()) {
     if (service != nullptr && frames.size() >= 3) *service = frames[2].to_string();
     return fail<client_request>(std::move(e));
@@ -118,14 +119,28 @@ decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::st
       return fail<client_request>("header frame has " + std::to_string(frames[3].size()) +
                                   " bytes; at most " + std::to_string(max_request_header));
     }
-    header_result h = header::decode(frames[3]);
-    if (!h) return fail<client_request>(std::move(h.error));
-    out.head = std::move(*h.value);
-    out.head_frame = std::move(frames[3]);
     out.had_header = true;
+    raw_map raw;
+    if (mode == header_mode::keep_raw && raw.parse(frames[3].data(), frames[3].size())) {
+      out.head_raw = true;
+    } else {
+      header_result h = header::decode(frames[3]);
+      if (!h) return fail<client_request>(std::move(h.error));
+      out.head = std::move(*h.value);
+    }
+    out.head_frame = std::move(frames[3]);
   }
   out.payload = std::move(frames[frames.size() - 1]);
   return success(std::move(out));
+}
+
+header& decode_head(client_request& r) {
+  if (r.head_raw) {
+    r.head_raw = false;
+    // raw_map read it, so it is a valid header (raw_map accepts a subset).
+    if (header_result h = header::decode(r.head_frame)) r.head = std::move(*h.value);
+  }
+  return r.head;
 }
 
 decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames) {
@@ -247,7 +262,7 @@ header encode_load(const load_report& load) {
   return h;
 }
 
-decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, reply_header mode) {
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode) {
   using out_t = worker_message;
   if (std::string e = check_envelope(frames, worker_signature); !e.empty()) {
     return fail<out_t>(std::move(e));
@@ -288,7 +303,7 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, reply_h
       if (frames[4].size() != 0) return fail<out_t>("REPLY frame 4 must be empty");
       m.address = std::move(frames[3]);
       raw_map raw;
-      if (mode == reply_header::keep_raw && raw.parse(frames[5].data(), frames[5].size())) {
+      if (mode == header_mode::keep_raw && raw.parse(frames[5].data(), frames[5].size())) {
         m.head_frame = std::move(frames[5]);
         m.body = take_rest(frames, 6);
         break;

@@ -56,16 +56,28 @@ struct decoded {
   T* operator->() { return &*value; }
 };
 
+// What a decoder does with a header map: a client request's (frame 3) with
+// decode_client_request, a REPLY's (frame 5) with decode_worker_message.
+enum class header_mode {
+  decode,    // into `head` (a zone and a copy of every value)
+  keep_raw,  // into head_frame, as received, when raw_map reads it; else into `head`
+};
+
 // ---------------------------------------------------------------- clients
 
 // A client request: ["", MDPC01, service, header?, payload].
 struct client_request {
   std::string service;    // frame 2
-  header head;            // frame 3; empty for a stock one-frame body
+  header head;            // frame 3; empty for a stock one-frame body, and while head_raw
   zmq::message_t head_frame;  // frame 3 as received (empty when none), for forwarding
   zmq::message_t payload; // the last frame
   bool had_header{false}; // false when the body was a single frame
+  bool head_raw{false};   // header_mode::keep_raw: raw_map reads head_frame, `head` is not
+                          // decoded yet (decode_head() does it)
 };
+
+// Decodes r.head from r.head_frame if head_raw; a header raw_map read always decodes.
+header& decode_head(client_request& r);
 
 // A reply to a client: ["", MDPC01, service, header, body...].
 struct client_reply {
@@ -75,9 +87,11 @@ struct client_reply {
 };
 
 // Decodes a request as received by the broker (routing id already popped).
-// On failure `service` names frame 2 when the message had one.
+// On failure `service` names frame 2 when the message had one. The mode
+// changes only whether the header is decoded now, never what is valid.
 decoded<client_request> decode_client_request(zmq::multipart_t&& frames,
-                                              std::string* service = nullptr);
+                                              std::string* service = nullptr,
+                                              header_mode mode = header_mode::decode);
 decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
@@ -121,22 +135,16 @@ struct worker_message {
   zmq::message_t address;                  // REQUEST, REPLY: the client address
   std::optional<header> head;              // REQUEST; REPLY when frame 5 is a map
   std::vector<zmq::message_t> body;        // REQUEST payload; REPLY result frames
-  // REPLY with reply_header::keep_raw: frame 5 as received when raw_map reads
+  // REPLY with header_mode::keep_raw: frame 5 as received when raw_map reads
   // it (then `head` stays empty), else empty. Read it with raw_map where it
   // lies: a small frame's bytes live inside the message_t and move with it.
   zmq::message_t head_frame;
 };
 
-// What decode_worker_message does with a REPLY's header map.
-enum class reply_header {
-  decode,    // into `head` (a zone and a copy of every value)
-  keep_raw,  // into head_frame, as received, when raw_map reads it; else into `head`
-};
-
 // Decodes a worker-protocol message (routing id already popped, if any). The
 // mode changes only where a REPLY's header lands, never what is valid.
 decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames,
-                                              reply_header mode = reply_header::decode);
+                                              header_mode mode = header_mode::decode);
 
 zmq::multipart_t encode_ready(std::string_view service, const worker_info& info);
 zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,

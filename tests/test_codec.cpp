@@ -61,6 +61,53 @@ TEST_CASE("client request round trip", "[codec][client]") {
   CHECK(r->payload.to_string() == "{}");
 }
 
+TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][client]") {
+  auto request_with = [](const std::string& head) {
+    return frames_of({"", sig_c, "echo", head, "p"});
+  };
+  SECTION("a header raw_map reads stays in its frame, and decodes the same later") {
+    const std::string head = map_of({{"id", 9}, {"n", 1}});
+    REQUIRE(head.size() < 33);  // its bytes live inside the message_t through the moves
+    decoded<client_request> r = decode_client_request(request_with(head), nullptr, header_mode::keep_raw);
+    REQUIRE(r);
+    CHECK(r->had_header);
+    CHECK(r->head_raw);
+    CHECK(r->head.size() == 0);
+    CHECK(r->head_frame.to_string() == head);
+    raw_map read;
+    REQUIRE(read.parse(r->head_frame.data(), r->head_frame.size()));
+    CHECK(read.get_uint("id") == 9u);
+    const header& decoded_head = decode_head(*r);
+    CHECK_FALSE(r->head_raw);
+    CHECK(decoded_head.get_uint("id") == 9u);
+    CHECK(decoded_head.get_uint("n") == 1u);
+    CHECK(r->head_frame.to_string() == head);  // still there, for forwarding
+    CHECK(&decode_head(*r) == &decoded_head);  // decoded once
+  }
+  SECTION("a header raw_map leaves to header::decode is decoded at once") {
+    const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
+    decoded<client_request> r =
+        decode_client_request(request_with(repeated), nullptr, header_mode::keep_raw);
+    REQUIRE(r);
+    CHECK_FALSE(r->head_raw);
+    CHECK(r->head.get_uint("k") == 2u);
+  }
+  SECTION("an invalid header is refused in both modes, with the same error") {
+    decoded<client_request> a = decode_client_request(request_with("\xc1"), nullptr, header_mode::keep_raw);
+    decoded<client_request> b = decode_client_request(request_with("\xc1"));
+    CHECK_FALSE(a);
+    CHECK_FALSE(b);
+    CHECK(a.error == b.error);
+  }
+  SECTION("a one-frame body has no header to keep") {
+    decoded<client_request> r =
+        decode_client_request(frames_of({"", sig_c, "echo", "hello"}), nullptr, header_mode::keep_raw);
+    REQUIRE(r);
+    CHECK_FALSE(r->head_raw);
+    CHECK(decode_head(*r).size() == 0);
+  }
+}
+
 TEST_CASE("a one-frame body is a payload with an empty header", "[codec][client]") {
   decoded<client_request> r = decode_client_request(frames_of({"", sig_c, "echo", "hello"}));
   REQUIRE(r);
@@ -362,7 +409,7 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
   SECTION("a small header (its bytes live inside the message_t) survives the moves") {
     const std::string head = map_of({{"request", 3}, {"code", 200}});
     REQUIRE(head.size() < 33);
-    decoded<worker_message> m = decode_worker_message(reply_with(head), reply_header::keep_raw);
+    decoded<worker_message> m = decode_worker_message(reply_with(head), header_mode::keep_raw);
     REQUIRE(m);
     CHECK_FALSE(m->head);
     CHECK(m->head_frame.to_string() == head);
@@ -376,7 +423,7 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
   }
   SECTION("a header raw_map leaves to header::decode is decoded as before") {
     const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
-    decoded<worker_message> m = decode_worker_message(reply_with(repeated), reply_header::keep_raw);
+    decoded<worker_message> m = decode_worker_message(reply_with(repeated), header_mode::keep_raw);
     REQUIRE(m);
     CHECK(m->head_frame.size() == 0);
     REQUIRE(m->head);
@@ -385,7 +432,7 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
   }
   SECTION("a plain MDP reply is still all body") {
     decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}), reply_header::keep_raw);
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}), header_mode::keep_raw);
     REQUIRE(m);
     CHECK_FALSE(m->head);
     CHECK(m->head_frame.size() == 0);
@@ -400,7 +447,7 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
   SECTION("REQUEST headers are always decoded") {
     decoded<worker_message> m = decode_worker_message(
         frames_of({"", sig_w, cmd(command::request), "cid", "", map_of({{"request", 1}}), "p"}),
-        reply_header::keep_raw);
+        header_mode::keep_raw);
     REQUIRE(m);
     REQUIRE(m->head);
     CHECK(m->head_frame.size() == 0);

@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The broker's mode must accept exactly what decoding accepts, and a header
   // it keeps encoded must read (request, code) as header::decode reads it.
   decoded<worker_message> kept =
-      decode_worker_message(fuzz::split_frames(data, size), reply_header::keep_raw);
+      decode_worker_message(fuzz::split_frames(data, size), header_mode::keep_raw);
   check(static_cast<bool>(kept) == static_cast<bool>(m));
   if (kept && kept->head_frame.size() > 0) {
     raw_map raw;
