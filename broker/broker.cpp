@@ -370,10 +370,11 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   // While message.head_raw, the header is read here in place. A key needs
   // `client`, so a header with one is decoded; so is one the journal or the
   // info log will read.
+  const bool log_info = log_->should_log(spdlog::level::info);
   raw_map raw;
   if (message.head_raw) {
-    if (journal_ || log_->should_log(spdlog::level::info) ||
-        !raw.parse(message.head_frame.data(), message.head_frame.size()) || raw.contains("client")) {
+    if (journal_ || log_info || !raw.parse(message.head_frame.data(), message.head_frame.size()) ||
+        raw.contains("client")) {
       decode_head(message);
     }
   }
@@ -418,6 +419,8 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.quota_bytes = bytes;
   if (message.head_raw && !raw.contains("request") && !raw.contains("attempt")) {
     // As keep_header does, from the entries raw read in place (in the frame).
+    // r.id is the id as the client encoded it (keep_header re-encodes it): the
+    // same value, as packed_queue's encoded_id also reads it.
     if (const raw_map::entry* id = raw.find("id")) r.id = std::string(id->value);
     r.head = std::move(message.head_frame);
   } else {
@@ -431,7 +434,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     keyed_[r.key] = number;
     if (journal_keys_) journal_keys_->add(r.key);
   }
-  if (log_->should_log(spdlog::level::info)) {
+  if (log_info) {  // the header was decoded above
     log_->info("request {} received service={} client={} name={} id={} title={} bytes={}", number,
                s.name, client_label(r.client), message.head.get_string("client").value_or("-"),
                key ? key->client_id : "-", message.head.get_string("title").value_or("-"),

@@ -1,5 +1,7 @@
 #include "shared/codec.hpp"
 
+#include <cassert>
+
 namespace carico {
 namespace {
 
@@ -137,8 +139,11 @@ decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::st
 header& decode_head(client_request& r) {
   if (r.head_raw) {
     r.head_raw = false;
-    // raw_map read it, so it is a valid header (raw_map accepts a subset).
-    if (header_result h = header::decode(r.head_frame)) r.head = std::move(*h.value);
+    header_result h = header::decode(r.head_frame);
+    // raw_map read these bytes, and it accepts a subset of what header::decode
+    // does; only running out of memory fails here.
+    assert(h);
+    if (h) r.head = std::move(*h.value);
   }
   return r.head;
 }

@@ -76,7 +76,9 @@ struct client_request {
                           // decoded yet (decode_head() does it)
 };
 
-// Decodes r.head from r.head_frame if head_raw; a header raw_map read always decodes.
+// Decodes r.head from r.head_frame if head_raw (a header raw_map read always
+// decodes) and returns it. Call it before head_frame is moved away: after
+// that the header is gone.
 header& decode_head(client_request& r);
 
 // A reply to a client: ["", MDPC01, service, header, body...].

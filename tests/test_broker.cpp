@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/sinks/null_sink.h>
+
 #include "tests/support/fake_peers.hpp"
 
 using namespace carico;
@@ -1105,5 +1107,79 @@ TEST_CASE("the client gets the worker's reply header with the broker's entries",
       // ... and the same bytes: every value the worker sent was minimally encoded.
       CHECK((*raw)[3] == expected);
     }
+  }
+}
+
+// At warn, with no journal, the broker reads a client's header in place
+// (header_mode::keep_raw) and decodes it only for a key or an error reply: the
+// same frames must come out as on the decoded path the other tests take.
+TEST_CASE("with info logging off, a client's header read in place gives the same results",
+          "[broker]") {
+  zmq::context_t context;
+  auto quiet =
+      std::make_shared<spdlog::logger>("quiet", std::make_shared<spdlog::sinks::null_sink_mt>());
+  quiet->set_level(spdlog::level::warn);
+  broker_options options = fast_broker_options();
+  options.max_payload_bytes = 16;
+  options.max_queue = 1;
+  running_broker broker(context, options, quiet);
+  fake_client client(context, broker.frontend());
+  fake_worker_options manual;
+  manual.auto_reply = false;
+  auto workers = start_workers(context, broker, client, {"A"}, manual);
+  fake_worker& w = *workers[0];
+
+  SECTION("request and attempt are the broker's; id and the rest go through") {
+    client.send("text", {{"id", "abc"}, {"request", 7}, {"attempt", 2}, {"n", 1}}, "doc");
+    REQUIRE(w.wait_requests(1));
+    const received_request got = w.requests().back();
+    CHECK(got.number != 7);
+    CHECK(got.attempt == 1);
+    CHECK(got.head["id"] == "abc");
+    CHECK(got.head["n"] == 1);
+    w.reply(got.number);
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->code() == 200);
+    CHECK(r->head["id"] == "abc");
+    CHECK(r->head["request"] == got.number);
+  }
+  SECTION("a plain header goes to the worker as it came, plus request and attempt") {
+    client.send("text", {{"id", 5}, {"title", "t"}}, "doc");
+    REQUIRE(w.wait_requests(1));
+    const received_request got = w.requests().back();
+    CHECK(got.head == json({{"id", 5}, {"title", "t"}, {"request", got.number}, {"attempt", 1}}));
+    w.reply(got.number);
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->head["id"] == 5);
+  }
+  SECTION("a keyed request is still deduplicated") {
+    client.send("text", {{"client", "c1"}, {"id", 9}}, "doc");
+    REQUIRE(w.wait_requests(1));
+    w.reply(w.requests().back().number);
+    std::optional<client_view> first = client.recv();
+    REQUIRE(first);
+    client.send("text", {{"client", "c1"}, {"id", 9}}, "doc");
+    std::optional<client_view> again = client.recv();
+    REQUIRE(again);
+    CHECK(again->head["id"] == 9);
+    CHECK(again->head["request"] == first->head["request"]);
+    CHECK(w.requests().size() == 1);
+  }
+  SECTION("error replies carry the id") {
+    client.send("text", {{"id", 11}}, "a payload over sixteen bytes");
+    std::optional<client_view> big = client.recv();
+    REQUIRE(big);
+    CHECK(big->code() == 413);
+    CHECK(big->head["id"] == 11);
+    client.send("text", {{"id", 12}}, "held");    // the worker holds it
+    REQUIRE(w.wait_requests(1));
+    client.send("text", {{"id", 13}}, "queued");  // the queue's one place
+    client.send("text", {{"id", 14}}, "refused");
+    std::optional<client_view> full = client.recv();
+    REQUIRE(full);
+    CHECK(full->code() == 503);
+    CHECK(full->head["id"] == 14);
   }
 }

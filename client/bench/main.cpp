@@ -200,7 +200,8 @@ int main(int argc, char** argv) {
   CLI::App* floor = app.add_subcommand("mdp-floor", "the least MDP broker (see mdp_floor.hpp)");
   floor->add_option("--frontend", frontend, "client ROUTER endpoint")->required();
   floor->add_option("--backend", backend, "worker ROUTER endpoint")->required();
-  floor->add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval")->capture_default_str();
+  floor->add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval")
+      ->capture_default_str();
   CLI::App* echo = app.add_subcommand("echo-worker", "a DEALER that sends every message back");
   echo->add_option("--connect", connect, "the proxy's backend")->required();
   std::uint64_t mdp_capacity = 64;

@@ -52,7 +52,8 @@ class mdp_floor {
         for (std::size_t i = 0; i < batch && frames_.recv(backend_, ZMQ_DONTWAIT); ++i) on_worker();
       }
       if (items[0].revents & ZMQ_POLLIN) {
-        for (std::size_t i = 0; i < batch && frames_.recv(frontend_, ZMQ_DONTWAIT); ++i) on_client();
+        for (std::size_t i = 0; i < batch && frames_.recv(frontend_, ZMQ_DONTWAIT); ++i)
+          on_client();
       }
     }
   }
@@ -85,7 +86,8 @@ class mdp_floor {
 
   // [worker][empty][MDPW01][command][...]
   void on_worker() {
-    if (frames_.size() < 4 || view(frames_[2]) != worker_signature || frames_[3].size() != 1) return;
+    if (frames_.size() < 4 || view(frames_[2]) != worker_signature || frames_[3].size() != 1)
+      return;
     const auto cmd = static_cast<command>(*static_cast<const std::uint8_t*>(frames_[3].data()));
     const std::string identity(view(frames_[0]));
     const auto known = std::find_if(workers_.begin(), workers_.end(),
@@ -113,7 +115,8 @@ class mdp_floor {
     nlohmann::json result = nlohmann::json::object();
     if (service == "mmi.workers") {
       result["workers"] = nlohmann::json::array();
-      for (std::size_t i = 0; i < workers_.size(); ++i) result["workers"].push_back({{"state", "ready"}});
+      for (std::size_t i = 0; i < workers_.size(); ++i)
+        result["workers"].push_back({{"state", "ready"}});
     }
     const std::vector<std::uint8_t> packed = nlohmann::json::to_msgpack(result);
     reply_.begin(id != nullptr ? 3 : 2);
@@ -160,7 +163,8 @@ class mdp_floor {
 
 }  // namespace
 
-int run_mdp_floor(const std::string& frontend_ep, const std::string& backend_ep, long heartbeat_ms) {
+int run_mdp_floor(const std::string& frontend_ep, const std::string& backend_ep,
+                  long heartbeat_ms) {
   mdp_floor floor(frontend_ep, backend_ep, heartbeat_ms);
   try {
     floor.run();

@@ -2,7 +2,9 @@
 // to the same clients and workers. It measures what the protocol itself costs
 // on top of the raw zmq::proxy, so that carico-broker's own cost can be told
 // apart from it. Not a broker to run: no liveness, no credit, no queue, no
-// records, no re-dispatch; a request with no worker is dropped.
+// records, no re-dispatch. Dropped without a word: a request with no worker,
+// or with no header map holding a numeric `id`; a REPLY with no header map
+// holding `request`. The bench's clients and workers always send those.
 #pragma once
 
 #include <string>

@@ -18,6 +18,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     std::string service;
     decoded<client_request> request = decode_client_request(fuzz::split_frames(data, size), &service);
+    // The broker's mode must accept exactly what decoding accepts, with the
+    // same error, and a header it keeps encoded must decode to the same map.
+    std::string kept_service;
+    decoded<client_request> kept = decode_client_request(fuzz::split_frames(data, size),
+                                                         &kept_service, header_mode::keep_raw);
+    check(static_cast<bool>(kept) == static_cast<bool>(request));
+    check(kept.error == request.error);
+    check(kept_service == service);
+    if (kept) {
+      check(!kept->head_raw || kept->head.size() == 0);
+      check(decode_head(*kept).encode_string() == request->head.encode_string());
+    }
     if (request) {
       check(!request->service.empty() && request->service.size() <= 255);
       check(request->service == service);

@@ -66,9 +66,11 @@ bool eventually(const std::function<bool()>& pred, milliseconds timeout) {
 
 // ------------------------------------------------------------------ broker
 
-running_broker::running_broker(zmq::context_t& context, broker_options options)
+running_broker::running_broker(zmq::context_t& context, broker_options options,
+                               std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)),
-      broker_(std::make_unique<broker>(context, options_, test_logger("broker"))),
+      broker_(std::make_unique<broker>(context, options_,
+                                       logger ? std::move(logger) : test_logger("broker"))),
       thread_([this] { broker_->run(); }) {}
 
 running_broker::~running_broker() {

@@ -60,7 +60,9 @@ bool eventually(const std::function<bool()>& pred, milliseconds timeout = 2000ms
 // A carico::broker serving on its own thread; stopped and joined on destruction.
 class running_broker {
  public:
-  explicit running_broker(zmq::context_t& context, broker_options options = fast_broker_options());
+  // With no logger, the tests' own (CARICO_TEST_LOG; silent by default).
+  explicit running_broker(zmq::context_t& context, broker_options options = fast_broker_options(),
+                          std::shared_ptr<spdlog::logger> logger = nullptr);
   ~running_broker();
   running_broker(const running_broker&) = delete;
   running_broker& operator=(const running_broker&) = delete;
