@@ -846,7 +846,13 @@ void broker::on_reply(known_worker& w, worker_message& message) {
     return;
   }
   request& r = it->second;
-  std::erase(w.in_flight, r.number);
+  // A worker mostly answers in the order it was given work: try the front
+  // before a search through up to `capacity` numbers.
+  if (!w.in_flight.empty() && w.in_flight.front() == r.number) {
+    w.in_flight.erase(w.in_flight.begin());
+  } else {
+    std::erase(w.in_flight, r.number);
+  }
 
   std::uint64_t result_code = code::ok;
   zmq::message_t head_frame;

@@ -637,6 +637,42 @@ TEST_CASE("a worker with capacity 2 holds two requests, the third waits", "[brok
   CHECK(ids == std::set<int>{1, 2, 3});
 }
 
+TEST_CASE("replies in any order free the worker's places one by one", "[broker]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  holds.capacity = 3;
+  auto a = start_workers(context, broker, client, {"A"}, holds);
+  fake_worker& w = *a[0];
+
+  for (int i = 1; i <= 4; ++i) client.send("text", {{"id", i}}, "d");
+  REQUIRE(w.wait_requests(3));
+  fake_client mmi(context, broker.frontend());
+  // The middle one first, then the newest, then the oldest: each reply frees
+  // the place of its own request, wherever it is in the worker's list.
+  const std::vector<std::size_t> order = {1, 2, 0};
+  std::set<int> ids;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    w.reply(w.requests()[order[k]].number);
+    std::optional<client_view> r = client.recv();
+    REQUIRE(r);
+    CHECK(r->head["request"] == w.requests()[order[k]].number);
+    ids.insert(r->head["id"].get<int>());
+    // The freed place goes to the waiting request at once, then stays free.
+    const std::size_t held = k == 0 ? 3 : 3 - k;
+    CHECK(eventually([&] { return worker_entry(mmi, "A")["in_flight"] == held; }));
+  }
+  REQUIRE(w.wait_requests(4));
+  w.reply(w.requests()[3].number);
+  std::optional<client_view> last = client.recv();
+  REQUIRE(last);
+  ids.insert(last->head["id"].get<int>());
+  CHECK(ids == std::set<int>{1, 2, 3, 4});
+  CHECK(eventually([&] { return worker_entry(mmi, "A")["in_flight"] == 0; }));
+}
+
 TEST_CASE("a slow worker that keeps heartbeating is not declared dead", "[broker]") {
   zmq::context_t context;
   running_broker broker(context);
