@@ -164,6 +164,7 @@ broker::broker(zmq::context_t& context, broker_options options,
   frontend_.bind(options_.frontend);
   backend_.bind(options_.backend);
   started_at_ = clock::now();
+  mark_batch();
   next_heartbeat_ = started_at_ + milliseconds(options_.heartbeat_ms);
   next_tick_ = next_heartbeat_;
   if (!options_.journal_path.empty()) open_journal();
@@ -235,12 +236,14 @@ void broker::run() {
       }
       // Sends come first, so that the receives below are each socket's last
       // operation. Workers before clients: replies free capacity.
+      mark_batch();
       if (journal_) on_journal_commit();  // a load and two checks when nothing committed
       if (clock::now() >= next_tick_) on_tick();
       flush_sends();
       // What a batch sends goes out at its end, together (outbox.hpp).
       const std::size_t from_workers = handle_backend();
       flush_sends();
+      mark_batch();
       const std::size_t from_clients = handle_frontend();
       flush_sends();
       // Handling a client's request may send to a worker after the backend's
@@ -427,8 +430,8 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     keep_header(r, decode_head(message), std::move(message.head_frame));
   }
   r.payload = std::move(message.payload);
-  r.received_at = clock::now();
-  r.received_ms = unix_ms();
+  r.received_at = batch_now_;
+  r.received_ms = batch_unix_ms_;
   if (key) {
     r.key = std::move(key->text);  // key's client and client_id are still used below
     keyed_[r.key] = number;
@@ -516,6 +519,14 @@ void broker::on_reply_refused(std::string_view client, int error) {
                "{} dropped so far",
                client_label(client), options_.client_send_hwm, stats_.unread_dropped);
   }
+}
+
+// Reads the clock for the batch about to be handled: its requests and worker
+// messages take their times from here, at most the batch's handling early,
+// instead of reading the clock five times per request.
+void broker::mark_batch() {
+  batch_now_ = clock::now();
+  batch_unix_ms_ = unix_ms();
 }
 
 // Sends what the last steps queued.
@@ -748,7 +759,7 @@ void broker::on_worker_message(zmq::multipart_t&& frames) {
     }
     return;
   }
-  w->last_seen = clock::now();
+  w->last_seen = batch_now_;
   w->expires_at = w->last_seen + expiry_;
   switch (cmd) {
     case command::heartbeat: on_heartbeat(*w, *message); break;
@@ -1051,8 +1062,8 @@ void broker::dispatch(service& s) {
 void broker::send_request(known_worker& w, request& r) {
   ++r.attempts;
   r.holder = &w;
-  r.dispatched_at = clock::now();
-  r.dispatched_ms = unix_ms();
+  r.dispatched_at = batch_now_;
+  r.dispatched_ms = batch_unix_ms_;
   w.in_flight.push_back(r.number);
   zmq::message_t head = append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}});
   zmq::message_t payload;

@@ -135,6 +135,7 @@ class broker {
   void on_heartbeat(known_worker& w, worker_message& message);
   void on_reply(known_worker& w, worker_message& message);
   void on_reply_refused(std::string_view client, int error);
+  void mark_batch();
   void flush_sends();
   void send_to_worker(const std::string& identity, zmq::multipart_t&& frames);
   void delete_worker(known_worker& w, std::string_view reason, bool send_disconnect);
@@ -194,6 +195,8 @@ class broker {
   time_point started_at_;                    // for uptime
   time_point next_heartbeat_;                // when heartbeats are next sent
   time_point next_tick_;                     // earliest deadline: heartbeat or an expiry
+  time_point batch_now_{};                   // the clock as mark_batch() last read it
+  std::int64_t batch_unix_ms_{0};            // the same in unix milliseconds, for records
 
   // A reply that may leave only once the journal holds the outcome it reports.
   // Kept in parts (no multipart to build) and sent by send_to_client().

@@ -1219,3 +1219,35 @@ TEST_CASE("with info logging off, a client's header read in place gives the same
     CHECK(full->head["id"] == 14);
   }
 }
+
+// The broker reads the clock once per receive batch (mark_batch): a request's
+// times must still be those of the turn that handled it, even after the loop
+// slept, and not the time of some earlier turn.
+TEST_CASE("a request's times are those of the batch that handled it", "[broker]") {
+  zmq::context_t context;
+  broker_options options = fast_broker_options();
+  options.heartbeat_ms = 2000;  // no tick, and so no turn, while the test waits
+  running_broker broker(context, options);
+  fake_client client(context, broker.frontend());
+  fake_worker_options quiet;
+  quiet.auto_reply = false;
+  quiet.heartbeat = 1000ms;
+  auto workers = start_workers(context, broker, client, {"A"}, quiet);
+  fake_worker& w = *workers[0];
+
+  std::this_thread::sleep_for(300ms);  // the loop sleeps; its last clock reading ages
+  const std::int64_t before = unix_ms();
+  client.send("text", {{"id", 1}}, "d");
+  REQUIRE(w.wait_requests(1));
+  const std::int64_t after = unix_ms();
+  std::optional<client_view> found =
+      client.call("mmi.request", {{"of_request", w.requests()[0].number}}, "");
+  REQUIRE(found);
+  const json record = found->head["result"];
+  INFO(record.dump());
+  CHECK(record["received_ms"].get<std::int64_t>() >= before);
+  CHECK(record["received_ms"].get<std::int64_t>() <= after);
+  CHECK(record["dispatched_ms"].get<std::int64_t>() >= record["received_ms"].get<std::int64_t>());
+  CHECK(record["dispatched_ms"].get<std::int64_t>() <= after);
+  CHECK(record["age_ms"].get<std::int64_t>() <= after - before + 50);
+}
