@@ -238,7 +238,7 @@ void broker::run() {
       // operation. Workers before clients: replies free capacity.
       mark_batch();
       if (journal_) on_journal_commit();  // a load and two checks when nothing committed
-      if (clock::now() >= next_tick_) on_tick();
+      if (batch_now_ >= next_tick_) on_tick();
       flush_sends();
       // What a batch sends goes out at its end, together (outbox.hpp).
       const std::size_t from_workers = handle_backend();
