@@ -274,26 +274,26 @@ std::size_t broker::handle_frontend() {
   int i = 0;
   for (; i < io_batch; ++i) {
     std::size_t seen = 0;
-    const receive_status status = receive_bounded(frontend_, frames, options_.limits, &seen);
+    zmq::message_t id;  // the routing id, apart: `frames` is never popped (limits.hpp)
+    const receive_status status = receive_bounded(frontend_, frames, options_.limits, &seen, &id);
     if (status == receive_status::none) break;
     if (status == receive_status::ok) {
-      on_client_message(std::move(frames));
+      on_client_message(id.to_string(), std::move(frames));
     } else {
-      on_oversized_client_message(frames, status, seen);
+      on_oversized_client_message(id.to_string(), frames, status, seen);
     }
   }
   return static_cast<std::size_t>(i);
 }
 
 // A client message over the frame cap (400) or the size cap (413); only its
-// first frames were kept, enough to name the client and the service.
-void broker::on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
-                                         std::size_t seen) {
-  if (frames.empty()) return;
-  const std::string client = frames[0].to_string();
+// first frames were kept (after the routing id), enough to name the service.
+void broker::on_oversized_client_message(const std::string& client, zmq::multipart_t& frames,
+                                         receive_status status, std::size_t seen) {
+  if (client.empty()) return;
   std::string service_name;
-  if (frames.size() > 3 && frame_equals(frames[2], client_signature)) {
-    service_name = frames[3].to_string();
+  if (frames.size() > 2 && frame_equals(frames[1], client_signature)) {
+    service_name = frames[2].to_string();
   }
   ++stats_.malformed;
   const bool too_many = status == receive_status::too_many_frames;
@@ -307,8 +307,7 @@ void broker::on_oversized_client_message(zmq::multipart_t& frames, receive_statu
   reply_error(client, service_name, too_many ? code::bad_request : code::too_large, reason);
 }
 
-void broker::on_client_message(zmq::multipart_t&& frames) {
-  std::string client = frames.pop().to_string();
+void broker::on_client_message(std::string&& client, zmq::multipart_t&& frames) {
   std::string service_name;
   // The header stays encoded where raw_map reads it: accept_request reads the
   // few entries it needs in place, and decodes it only off the common path.
@@ -693,15 +692,16 @@ std::size_t broker::handle_backend() {
   int i = 0;
   for (; i < io_batch; ++i) {
     std::size_t seen = 0;
-    const receive_status status = receive_bounded(backend_, frames, options_.limits, &seen);
+    zmq::message_t id;  // the routing id, apart: `frames` is never popped (limits.hpp)
+    const receive_status status = receive_bounded(backend_, frames, options_.limits, &seen, &id);
     if (status == receive_status::none) break;
+    const std::string identity = id.to_string();
     if (status == receive_status::ok) {
-      on_worker_message(std::move(frames));
+      on_worker_message(identity, std::move(frames));
       continue;
     }
     // Over a cap: an invalid message, so DISCONNECT and forget the worker.
-    if (frames.empty()) continue;
-    const std::string identity = frames[0].to_string();
+    if (identity.empty()) continue;
     const std::string reason =
         status == receive_status::too_many_frames
             ? "message has " + std::to_string(seen) + " frames; at most " +
@@ -730,8 +730,7 @@ void broker::send_to_worker(const std::string& identity, zmq::multipart_t&& fram
   }
 }
 
-void broker::on_worker_message(zmq::multipart_t&& frames) {
-  const std::string identity = frames.pop().to_string();
+void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& frames) {
   auto found = workers_.find(identity);
   known_worker* w = found == workers_.end() ? nullptr : found->second.get();
   decoded<worker_message> message = decode_worker_message(std::move(frames), header_mode::keep_raw);

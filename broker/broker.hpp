@@ -114,9 +114,9 @@ class broker {
   void on_tick();
   void trim_after_burst();
 
-  void on_client_message(zmq::multipart_t&& frames);
-  void on_oversized_client_message(zmq::multipart_t& frames, receive_status status,
-                                   std::size_t seen);
+  void on_client_message(std::string&& client, zmq::multipart_t&& frames);
+  void on_oversized_client_message(const std::string& client, zmq::multipart_t& frames,
+                                   receive_status status, std::size_t seen);
   void accept_request(std::string&& client, client_request&& message);
   bool refuse_over_limits(const std::string& client, client_request& message,
                           std::size_t bytes);
@@ -130,7 +130,7 @@ class broker {
   void send_to_client(const std::string& client, std::string_view service,
                       zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
 
-  void on_worker_message(zmq::multipart_t&& frames);
+  void on_worker_message(const std::string& identity, zmq::multipart_t&& frames);
   void register_worker(const std::string& identity, worker_message& message);
   void on_heartbeat(known_worker& w, worker_message& message);
   void on_reply(known_worker& w, worker_message& message);

@@ -7,7 +7,8 @@ void apply_limits(zmq::socket_t& socket, const message_limits& limits) {
 }
 
 receive_status receive_bounded(zmq::socket_t& socket, zmq::multipart_t& frames,
-                               const message_limits& limits, std::size_t* frames_seen) {
+                               const message_limits& limits, std::size_t* frames_seen,
+                               zmq::message_t* routing_id) {
   frames.clear();
   receive_status status = receive_status::ok;
   std::size_t seen = 0;
@@ -22,7 +23,12 @@ receive_status receive_bounded(zmq::socket_t& socket, zmq::multipart_t& frames,
     bytes += frame.size();
     if (status == receive_status::ok && seen > limits.max_frames) status = receive_status::too_many_frames;
     if (status == receive_status::ok && bytes > limits.max_message_bytes) status = receive_status::too_large;
-    if (status == receive_status::ok) frames.add(std::move(frame));
+    if (status != receive_status::ok) continue;
+    if (seen == 1 && routing_id != nullptr) {
+      *routing_id = std::move(frame);
+    } else {
+      frames.add(std::move(frame));
+    }
   }
   if (frames_seen != nullptr) *frames_seen = seen;
   return status;

@@ -47,7 +47,12 @@ enum class receive_status {
 // message is read and discarded, and the frames kept still start with the
 // routing id and envelope so the caller can answer or log.
 // `frames_seen` (optional) is set to the number of frames the message had.
+// With `routing_id`, the message's first frame (a ROUTER's routing id) is
+// received into it and `frames` starts with the second; the limits still
+// count it. A reused `frames` then never has its front popped, so its deque
+// keeps one block from message to message instead of allocating another.
 receive_status receive_bounded(zmq::socket_t& socket, zmq::multipart_t& frames,
-                               const message_limits& limits, std::size_t* frames_seen = nullptr);
+                               const message_limits& limits, std::size_t* frames_seen = nullptr,
+                               zmq::message_t* routing_id = nullptr);
 
 }  // namespace carico

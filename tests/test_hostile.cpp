@@ -173,6 +173,67 @@ void require_still_serving(fake_client& client, const std::string& payload) {
 
 }  // namespace
 
+TEST_CASE("receive_bounded can keep the routing id apart from the frames", "[hostile][limits]") {
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  const std::string endpoint = unique_endpoint("bounded");
+  router.bind(endpoint);
+  dealer.set(zmq::sockopt::routing_id, "peer");
+  dealer.connect(endpoint);
+  auto send = [&](const std::vector<std::string>& frames) {
+    zmq::multipart_t m;
+    for (const std::string& f : frames) m.addstr(f);
+    m.send(dealer);
+  };
+  auto strings = [](const zmq::multipart_t& m) {
+    std::vector<std::string> out;
+    for (const zmq::message_t& f : m) out.push_back(f.to_string());
+    return out;
+  };
+  auto receive = [&](zmq::multipart_t& frames, const message_limits& limits, std::size_t& seen,
+                     zmq::message_t& id) {
+    receive_status status = receive_status::none;
+    REQUIRE(eventually([&] {
+      status = receive_bounded(router, frames, limits, &seen, &id);
+      return status != receive_status::none;
+    }));
+    return status;
+  };
+  message_limits limits;
+  zmq::multipart_t frames;  // reused, as the broker does
+  SECTION("whole messages, one after another into the same multipart") {
+    for (int i = 0; i < 20; ++i) {
+      const std::vector<std::string> sent(static_cast<std::size_t>(1 + i % 8), std::to_string(i));
+      send(sent);
+      std::size_t seen = 0;
+      zmq::message_t id;
+      REQUIRE(receive(frames, limits, seen, id) == receive_status::ok);
+      CHECK(id.to_string() == "peer");
+      CHECK(strings(frames) == sent);
+      CHECK(seen == sent.size() + 1);
+    }
+  }
+  SECTION("over the frame cap the id still counts, and is still apart") {
+    limits.max_frames = 3;
+    send({"a", "b", "c"});
+    std::size_t seen = 0;
+    zmq::message_t id;
+    REQUIRE(receive(frames, limits, seen, id) == receive_status::too_many_frames);
+    CHECK(id.to_string() == "peer");
+    CHECK(strings(frames) == std::vector<std::string>{"a", "b"});
+    CHECK(seen == 4);
+  }
+  SECTION("with no routing_id argument, the id is the first frame, as before") {
+    send({"a"});
+    std::size_t seen = 0;
+    REQUIRE(eventually([&] {
+      return receive_bounded(router, frames, limits, &seen) != receive_status::none;
+    }));
+    CHECK(strings(frames) == std::vector<std::string>{"peer", "a"});
+  }
+}
+
 TEST_CASE("malformed and oversized client messages are answered and logged", "[hostile]") {
   zmq::context_t context;
   hostile_broker hb(context);
