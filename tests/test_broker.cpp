@@ -42,6 +42,19 @@ std::vector<std::unique_ptr<fake_worker>> start_workers(zmq::context_t& context,
   return out;
 }
 
+// Workers that answer only when told (fake_worker::reply), each holding up to
+// `capacity` requests; started as start_workers does.
+std::vector<std::unique_ptr<fake_worker>> holding_workers(zmq::context_t& context,
+                                                          const running_broker& broker,
+                                                          fake_client& mmi,
+                                                          const std::vector<std::string>& names,
+                                                          std::uint64_t capacity = 1) {
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  holds.capacity = capacity;
+  return start_workers(context, broker, mmi, names, holds);
+}
+
 // The mmi.workers entry of a worker, or null.
 json worker_entry(fake_client& mmi, const std::string& name) {
   std::optional<client_view> r = mmi.call("mmi.workers", json::object(), "");
@@ -466,9 +479,7 @@ TEST_CASE("a worker that breaks the protocol is sent DISCONNECT", "[broker]") {
     CHECK(wait_for_workers(client, 0).empty());
   }
   SECTION("its request goes to another worker") {
-    fake_worker_options holds;
-    holds.auto_reply = false;
-    auto a = start_workers(context, broker, client, {"A"}, holds);
+    auto a = holding_workers(context, broker, client, {"A"});
     auto b = start_workers(context, broker, client, {"B"});
     client.send("text", {{"id", 1}}, "d");
     REQUIRE(a[0]->wait_requests(1));
@@ -491,10 +502,7 @@ TEST_CASE("a worker DISCONNECT re-dispatches its requests", "[broker]") {
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  holds.capacity = 2;
-  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto a = holding_workers(context, broker, client, {"A"}, 2);
   auto b = start_workers(context, broker, client, {"B"});
 
   // Rotation gives A, B, A: B answers at once, A holds requests 1 and 3.
@@ -578,9 +586,7 @@ TEST_CASE("a draining worker gets nothing new but its reply is delivered", "[bro
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto a = holding_workers(context, broker, client, {"A"});
   auto b = start_workers(context, broker, client, {"B"});
 
   client.send("text", {{"id", 1}}, "held");
@@ -612,10 +618,7 @@ TEST_CASE("a worker with capacity 2 holds two requests, the third waits", "[brok
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  holds.capacity = 2;
-  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto a = holding_workers(context, broker, client, {"A"}, 2);
 
   for (int i = 1; i <= 3; ++i) client.send("text", {{"id", i}}, "d");
   REQUIRE(a[0]->wait_requests(2));
@@ -641,10 +644,7 @@ TEST_CASE("replies in any order free the worker's places one by one", "[broker]"
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  holds.capacity = 3;
-  auto a = start_workers(context, broker, client, {"A"}, holds);
+  auto a = holding_workers(context, broker, client, {"A"}, 3);
   fake_worker& w = *a[0];
 
   for (int i = 1; i <= 4; ++i) client.send("text", {{"id", i}}, "d");
@@ -726,9 +726,7 @@ TEST_CASE("a client that leaves before its reply does not disturb the broker", "
   zmq::context_t context;
   running_broker broker(context);
   fake_client mmi(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  auto workers = start_workers(context, broker, mmi, {"A"}, holds);
+  auto workers = holding_workers(context, broker, mmi, {"A"});
   {
     fake_client gone(context, broker.frontend());
     gone.send("text", {{"id", 1}}, "d");
@@ -746,9 +744,7 @@ TEST_CASE("a reply from a worker already given up on counts as late", "[broker]"
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  auto workers = start_workers(context, broker, client, {"A"}, holds);
+  auto workers = holding_workers(context, broker, client, {"A"});
   client.send("text", {{"id", 1}}, "doc");
   REQUIRE(workers[0]->wait_requests(1));
   workers[0]->go_silent();
@@ -1004,9 +1000,7 @@ TEST_CASE("re-dispatched requests go before parked ones", "[broker][park]") {
   running_broker broker(context, parking(1));
   fake_client client(context, broker.frontend());
   fake_client mmi(context, broker.frontend());
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  auto lost = start_workers(context, broker, mmi, {"A"}, holds);
+  auto lost = holding_workers(context, broker, mmi, {"A"});
   for (int i = 1; i <= 4; ++i) client.send("text", {{"id", i}}, "doc");
   REQUIRE(lost[0]->wait_requests(1));
   REQUIRE(eventually([&] { return mmi_stats(mmi)["queued"] == 3; }));
@@ -1068,9 +1062,7 @@ TEST_CASE("the client gets the worker's reply header with the broker's entries",
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
-  fake_worker_options manual;
-  manual.auto_reply = false;
-  auto workers = start_workers(context, broker, client, {"A"}, manual);
+  auto workers = holding_workers(context, broker, client, {"A"});
   fake_worker& w = *workers[0];
 
   // Each worker header has "request": 0 replaced by the request's number.
@@ -1160,9 +1152,7 @@ TEST_CASE("with info logging off, a client's header read in place gives the same
   options.max_queue = 1;
   running_broker broker(context, options, quiet);
   fake_client client(context, broker.frontend());
-  fake_worker_options manual;
-  manual.auto_reply = false;
-  auto workers = start_workers(context, broker, client, {"A"}, manual);
+  auto workers = holding_workers(context, broker, client, {"A"});
   fake_worker& w = *workers[0];
 
   SECTION("request and attempt are the broker's; id and the rest go through") {
