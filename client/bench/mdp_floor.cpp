@@ -59,9 +59,9 @@ class mdp_floor {
   }
 
  private:
-  // [client][empty][MDPC01][service][header][body...]
+  // [client][empty][MDPC01][service][header][payload]
   void on_client() {
-    if (frames_.size() < 5 || view(frames_[2]) != client_signature) return;
+    if (frames_.size() != 6 || view(frames_[2]) != client_signature) return;
     if (!head_.parse(frames_[4].data(), frames_[4].size())) return;
     const std::string_view service = view(frames_[3]);
     if (service.substr(0, 4) == "mmi.") return answer_mmi(service);
@@ -69,19 +69,7 @@ class mdp_floor {
     if (!id || workers_.empty()) return;
     const floor_worker& w = workers_[next_++ % workers_.size()];
     zmq::message_t head = append_uints(frames_[4], {{"request", *id}});
-    // [worker][empty][MDPW01][REQUEST][client][empty][header][body...]
-    constexpr auto more = zmq::send_flags::sndmore;
-    const auto byte = static_cast<std::uint8_t>(command::request);
-    backend_.send(zmq::const_buffer(w.identity.data(), w.identity.size()), more);
-    backend_.send(zmq::const_buffer(nullptr, 0), more);
-    backend_.send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
-    backend_.send(zmq::const_buffer(&byte, 1), more);
-    backend_.send(frames_[0], more);
-    backend_.send(zmq::const_buffer(nullptr, 0), more);
-    backend_.send(head, frames_.size() > 5 ? more : zmq::send_flags::none);
-    for (std::size_t i = 5; i < frames_.size(); ++i) {
-      backend_.send(frames_[i], i + 1 < frames_.size() ? more : zmq::send_flags::none);
-    }
+    send_addressed(backend_, w.identity, command::request, view(frames_[0]), head, &frames_[5], 1);
   }
 
   // [worker][empty][MDPW01][command][...]
@@ -89,11 +77,11 @@ class mdp_floor {
     if (frames_.size() < 4 || view(frames_[2]) != worker_signature || frames_[3].size() != 1)
       return;
     const auto cmd = static_cast<command>(*static_cast<const std::uint8_t*>(frames_[3].data()));
-    const std::string identity(view(frames_[0]));
+    const std::string_view identity = view(frames_[0]);
     const auto known = std::find_if(workers_.begin(), workers_.end(),
                                     [&](const floor_worker& w) { return w.identity == identity; });
     if (cmd == command::ready && frames_.size() >= 5 && known == workers_.end()) {
-      workers_.push_back({identity, std::string(view(frames_[4]))});
+      workers_.push_back({std::string(identity), std::string(view(frames_[4]))});
     } else if (cmd == command::disconnect && known != workers_.end()) {
       workers_.erase(known);
     } else if (cmd == command::reply && frames_.size() >= 7 && known != workers_.end()) {
@@ -142,12 +130,9 @@ class mdp_floor {
   }
 
   void send_heartbeat(const std::string& identity) {
-    constexpr auto more = zmq::send_flags::sndmore;
-    const auto byte = static_cast<std::uint8_t>(command::heartbeat);
-    backend_.send(zmq::const_buffer(identity.data(), identity.size()), more);
-    backend_.send(zmq::const_buffer(nullptr, 0), more);
-    backend_.send(zmq::const_buffer(worker_signature.data(), worker_signature.size()), more);
-    backend_.send(zmq::const_buffer(&byte, 1), zmq::send_flags::none);
+    zmq::multipart_t heartbeat = encode_heartbeat();
+    heartbeat.pushstr(identity);
+    heartbeat.send(backend_);
   }
 
   zmq::context_t context_;             // one I/O thread, as carico-broker's

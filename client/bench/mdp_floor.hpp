@@ -3,8 +3,9 @@
 // on top of the raw zmq::proxy, so that carico-broker's own cost can be told
 // apart from it. Not a broker to run: no liveness, no credit, no queue, no
 // records, no re-dispatch. Dropped without a word: a request with no worker,
-// or with no header map holding a numeric `id`; a REPLY with no header map
-// holding `request`. The bench's clients and workers always send those.
+// not made of a header and one payload frame, or with no numeric `id`; a
+// REPLY with no header map holding `request`. The bench's clients and
+// workers always send what it needs.
 #pragma once
 
 #include <string>
