@@ -312,7 +312,8 @@ void broker::on_client_message(std::string&& client, zmq::multipart_t&& frames) 
   // The header stays encoded where raw_map reads it: accept_request reads the
   // few entries it needs in place, and decodes it only off the common path.
   decoded<client_request> message =
-      decode_client_request(std::move(frames), &service_name, header_mode::keep_raw);
+      decode_client_request(std::move(frames), &service_name, header_mode::keep_raw, &client_head_);
+  if (message && message->head_raw) client_head_.rebase(message->head_frame.data());
   if (!message) {
     ++stats_.malformed;
     log_->warn("malformed client message from {}: {} ({})", hex_id(client), message.error,
@@ -369,17 +370,12 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
 }
 
 void broker::accept_request(std::string&& client, client_request&& message) {
-  // While message.head_raw, the header is read here in place. A key needs
-  // `client`, so a header with one is decoded; so is one the journal or the
-  // info log will read.
+  // While message.head_raw, the header is read here in place, from what the
+  // codec's raw_map read (client_head_). A key needs `client`, so a header
+  // with one is decoded; so is one the journal or the info log will read.
   const bool log_info = log_->should_log(spdlog::level::info);
-  raw_map raw;
-  if (message.head_raw) {
-    if (journal_ || log_info || !raw.parse(message.head_frame.data(), message.head_frame.size()) ||
-        raw.contains("client")) {
-      decode_head(message);
-    }
-  }
+  const raw_map& raw = client_head_;
+  if (message.head_raw && (journal_ || log_info || raw.contains("client"))) decode_head(message);
   std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
   if (key && answer_resend(client, *key)) return;
@@ -733,7 +729,9 @@ void broker::send_to_worker(const std::string& identity, zmq::multipart_t&& fram
 void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& frames) {
   auto found = workers_.find(identity);
   known_worker* w = found == workers_.end() ? nullptr : found->second.get();
-  decoded<worker_message> message = decode_worker_message(std::move(frames), header_mode::keep_raw);
+  decoded<worker_message> message =
+      decode_worker_message(std::move(frames), header_mode::keep_raw, &worker_head_);
+  if (message && message->head_frame.size() > 0) worker_head_.rebase(message->head_frame.data());
   if (!message) {
     log_->warn("invalid message from worker {}: {} ({}); sending DISCONNECT",
                w ? w->name : hex_id(identity), message.error, describe(frames));
@@ -821,15 +819,11 @@ void broker::on_heartbeat(known_worker& w, worker_message& message) {
 }
 
 void broker::on_reply(known_worker& w, worker_message& message) {
-  // The header left encoded (the common case) is read where it lies; one
-  // raw_map leaves to header::decode came decoded.
+  // The header left encoded (the common case) is read where it lies, from
+  // what the codec's raw_map read (worker_head_); one raw_map leaves to
+  // header::decode came decoded.
   const bool raw = message.head_frame.size() > 0;
-  raw_map worker_head;
-  if (raw) {
-    [[maybe_unused]] const bool read =
-        worker_head.parse(message.head_frame.data(), message.head_frame.size());
-    assert(read);  // decode_worker_message kept it because raw_map reads it
-  }
+  const raw_map& worker_head = worker_head_;
   // A carico reply names its request; a plain MDP reply is matched by the
   // client address among the requests this worker holds.
   std::optional<std::uint64_t> number;

@@ -35,6 +35,7 @@
 #include "shared/curve.hpp"
 #include "shared/limits.hpp"
 #include "shared/map_writer.hpp"
+#include "shared/raw_map.hpp"
 #include "shared/runtime.hpp"
 
 namespace carico {
@@ -182,6 +183,8 @@ class broker {
   outbox to_clients_;                        // frontend sends, flushed after each batch
   outbox to_workers_;                        // backend sends, flushed after each batch
   map_writer reply_head_;                    // builds each client reply header; buffer reused
+  raw_map client_head_;  // the request header being handled, as the codec read it (keep_raw)
+  raw_map worker_head_;  // the same for the REPLY header being handled
   loop_waker waker_;                         // lets stop() interrupt poll
   std::atomic<bool> stopping_{false};        // set by stop()
   milliseconds expiry_;                      // liveness x heartbeat interval

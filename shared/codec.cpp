@@ -100,7 +100,7 @@ worker_state parse_state(std::string_view name) {
 // ---------------------------------------------------------------- clients
 
 decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service,
-                                              header_mode mode) {
+                                              header_mode mode, raw_map* raw) {
   if (std::string e = check_envelope(frames, client_signature); !e.empty()) {
     if (service != nullptr && frames.size() >= 3) *service = frames[2].to_string();
     return fail<client_request>(std::move(e));
@@ -122,8 +122,9 @@ decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::st
                                   " bytes; at most " + std::to_string(max_request_header));
     }
     out.had_header = true;
-    raw_map raw;
-    if (mode == header_mode::keep_raw && raw.parse(frames[3].data(), frames[3].size())) {
+    raw_map local;
+    raw_map& read = raw != nullptr ? *raw : local;
+    if (mode == header_mode::keep_raw && read.parse(frames[3].data(), frames[3].size())) {
       out.head_raw = true;
     } else {
       header_result h = header::decode(frames[3]);
@@ -267,7 +268,8 @@ header encode_load(const load_report& load) {
   return h;
 }
 
-decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode) {
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode,
+                                              raw_map* raw) {
   using out_t = worker_message;
   if (std::string e = check_envelope(frames, worker_signature); !e.empty()) {
     return fail<out_t>(std::move(e));
@@ -307,8 +309,9 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_
       if (n < 6) return fail<out_t>("REPLY takes address, empty and at least one body frame");
       if (frames[4].size() != 0) return fail<out_t>("REPLY frame 4 must be empty");
       m.address = std::move(frames[3]);
-      raw_map raw;
-      if (mode == header_mode::keep_raw && raw.parse(frames[5].data(), frames[5].size())) {
+      raw_map local;
+      raw_map& read = raw != nullptr ? *raw : local;
+      if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
         m.head_frame = std::move(frames[5]);
         m.body = take_rest(frames, 6);
         break;

@@ -91,9 +91,14 @@ struct client_reply {
 // Decodes a request as received by the broker (routing id already popped).
 // On failure `service` names frame 2 when the message had one. The mode
 // changes only whether the header is decoded now, never what is valid.
+// With keep_raw, `raw` (when given) receives the map that raw_map read when
+// the header stays encoded (head_raw), so the caller need not parse it again.
+// It was read before head_frame moved into the result: call
+// raw->rebase(head_frame.data()) first.
 decoded<client_request> decode_client_request(zmq::multipart_t&& frames,
                                               std::string* service = nullptr,
-                                              header_mode mode = header_mode::decode);
+                                              header_mode mode = header_mode::decode,
+                                              raw_map* raw = nullptr);
 decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
@@ -145,8 +150,12 @@ struct worker_message {
 
 // Decodes a worker-protocol message (routing id already popped, if any). The
 // mode changes only where a REPLY's header lands, never what is valid.
+// With keep_raw, `raw` (when given) receives what raw_map read of a REPLY
+// header left in head_frame; as with decode_client_request, call
+// raw->rebase(head_frame.data()) before reading it.
 decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames,
-                                              header_mode mode = header_mode::decode);
+                                              header_mode mode = header_mode::decode,
+                                              raw_map* raw = nullptr);
 
 zmq::multipart_t encode_ready(std::string_view service, const worker_info& info);
 zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,

@@ -100,6 +100,7 @@ std::optional<std::string_view> string_of(const unsigned char* p, std::size_t si
 
 bool raw_map::parse(const void* data, std::size_t size) {
   count_ = 0;
+  base_ = static_cast<const char*>(data);
   const auto* p = static_cast<const unsigned char*>(data);
   if (size == 0) return false;
   cursor in(p, p + size);
@@ -134,6 +135,17 @@ bool raw_map::parse(const void* data, std::size_t size) {
     return false;
   }
   return true;
+}
+
+void raw_map::rebase(const void* data) {
+  const auto* to = static_cast<const char*>(data);
+  if (to == base_) return;  // a large frame's bytes stay where they are
+  for (std::size_t i = 0; i < count_; ++i) {
+    entry& e = entries_[i];
+    e.key = std::string_view(to + (e.key.data() - base_), e.key.size());
+    e.value = std::string_view(to + (e.value.data() - base_), e.value.size());
+  }
+  base_ = to;
 }
 
 const raw_map::entry* raw_map::find(std::string_view key) const {

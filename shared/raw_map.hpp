@@ -48,6 +48,11 @@ class raw_map {
   // The value of key when it is a string (header::get_string's rule).
   std::optional<std::string_view> get_string(std::string_view key) const;
 
+  // The bytes parse() read now live at `data` (the same bytes, moved: a
+  // message_t of up to 33 bytes keeps them inside itself, so moving the
+  // message moves them). The entries follow; nothing is read again.
+  void rebase(const void* data);
+
   // The same readings of one encoded value (an entry's `value`).
   static std::optional<std::uint64_t> as_uint(std::string_view value);
   static std::optional<std::string_view> as_string(std::string_view value);
@@ -55,6 +60,7 @@ class raw_map {
  private:
   std::array<entry, max_entries> entries_{};  // the map, in wire order
   std::size_t count_{0};                      // entries in use
+  const char* base_{nullptr};                 // where parse() read the map
 };
 
 }  // namespace carico

@@ -87,6 +87,24 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     decode_head(*r).set("x", std::uint64_t{1});
     CHECK(decode_head(*r).get_uint("x") == 1u);
   }
+  SECTION("the map the codec read is handed over, and follows the frame once rebased") {
+    for (const std::string& head :
+         {map_of({{"id", 9}, {"n", 1}}), map_of({{"id", 9}, {"title", std::string(60, 't')}})}) {
+      raw_map read;
+      decoded<client_request> r =
+          decode_client_request(request_with(head), nullptr, header_mode::keep_raw, &read);
+      REQUIRE(r);
+      REQUIRE(r->head_raw);
+      read.rebase(r->head_frame.data());
+      CHECK(read.size() == 2);
+      CHECK(read.get_uint("id") == 9u);
+      for (const raw_map::entry& e : read) {
+        CHECK(e.key.data() >= r->head_frame.data<char>());
+        CHECK(e.value.data() + e.value.size() <=
+              r->head_frame.data<char>() + r->head_frame.size());
+      }
+    }
+  }
   SECTION("a header raw_map leaves to header::decode is decoded at once") {
     const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
     decoded<client_request> r =
@@ -425,6 +443,18 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     REQUIRE(m->body.size() == 1);
     CHECK(m->body[0].to_string() == "result");
     CHECK(m->address.to_string() == "cid");
+  }
+  SECTION("the map the codec read is handed over, and follows the frame once rebased") {
+    raw_map read;
+    decoded<worker_message> m = decode_worker_message(
+        reply_with(map_of({{"request", 3}, {"code", 200}})), header_mode::keep_raw, &read);
+    REQUIRE(m);
+    REQUIRE(m->head_frame.size() > 0);
+    read.rebase(m->head_frame.data());
+    CHECK(read.get_uint("request") == 3u);
+    CHECK(read.get_uint("code") == 200u);
+    CHECK(read.begin()->key.data() > m->head_frame.data<char>());
+    CHECK(read.begin()->key.data() < m->head_frame.data<char>() + m->head_frame.size());
   }
   SECTION("a header raw_map leaves to header::decode is decoded as before") {
     const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}

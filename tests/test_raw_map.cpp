@@ -63,6 +63,34 @@ TEST_CASE("raw_map reads what header encodes", "[raw_map]") {
   CHECK(out.bytes() == bytes);  // msgpack-c's packer made minimal encodings: copied as they are
 }
 
+TEST_CASE("raw_map follows its bytes when they move", "[raw_map]") {
+  const std::string bytes = sample_header().encode_string();
+  std::string first = bytes;
+  raw_map m;
+  REQUIRE(m.parse(first.data(), first.size()));
+  const raw_map::entry title = *m.find("title");
+  // The same bytes elsewhere, and the old copy scribbled over: the entries
+  // must now point into the new copy.
+  std::string moved = bytes;
+  m.rebase(moved.data());
+  first.assign(first.size(), '\xc1');
+  CHECK(m.size() == sample_header().size());
+  CHECK(m.get_uint("request") == std::uint64_t{1} << 40);
+  CHECK(m.get_string("status") == "ok");
+  CHECK(m.get_string("title") == std::string(40, 't'));
+  const raw_map::entry* now = m.find("title");
+  REQUIRE(now != nullptr);
+  CHECK(now->key.data() - moved.data() == title.key.data() - first.data());
+  // Every entry lies inside the new copy.
+  for (const raw_map::entry& e : m) {
+    CHECK(e.key.data() >= moved.data());
+    CHECK(e.value.data() + e.value.size() <= moved.data() + moved.size());
+  }
+  // Rebasing onto where it already is changes nothing.
+  m.rebase(moved.data());
+  CHECK(m.get_uint("code") == 200u);
+}
+
 TEST_CASE("raw_map reads integers the way msgpack-c does", "[raw_map]") {
   // Non-negative signed encodings are positive integers; negative ones are not.
   CHECK(raw_map::as_uint(std::string("\xd0\x05", 2)) == 5u);
