@@ -165,11 +165,16 @@ decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames) {
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
                                        zmq::message_t&& payload) {
+  return encode_client_request(service, head.encode(), std::move(payload));
+}
+
+zmq::multipart_t encode_client_request(std::string_view service, zmq::message_t&& head_frame,
+                                       zmq::message_t&& payload) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
   frames.add(from_view(client_signature));
   frames.add(from_view(service));
-  frames.add(head.encode());
+  frames.add(std::move(head_frame));
   frames.add(std::move(payload));
   return frames;
 }
@@ -298,10 +303,16 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_
     case command::request: {
       if (n != 7) return fail<out_t>("REQUEST takes address, empty, header, payload");
       if (frames[4].size() != 0) return fail<out_t>("REQUEST frame 4 must be empty");
-      header_result h = header::decode(frames[5]);
-      if (!h) return fail<out_t>("REQUEST header: " + h.error);
+      raw_map local;
+      raw_map& read = raw != nullptr ? *raw : local;
+      if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
+        m.head_frame = std::move(frames[5]);
+      } else {
+        header_result h = header::decode(frames[5]);
+        if (!h) return fail<out_t>("REQUEST header: " + h.error);
+        m.head = std::move(*h.value);
+      }
       m.address = std::move(frames[3]);
-      m.head = std::move(*h.value);
       m.body = take_rest(frames, 6);
       break;
     }

@@ -103,6 +103,9 @@ decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
                                        zmq::message_t&& payload);
+// The same with the header already encoded (for example by a map_writer).
+zmq::multipart_t encode_client_request(std::string_view service, zmq::message_t&& head_frame,
+                                       zmq::message_t&& payload);
 zmq::multipart_t encode_client_reply(std::string_view service, const header& head,
                                      std::vector<zmq::message_t>&& body);
 // The same with the header already encoded (head.encode() or a frame kept as received).
@@ -142,16 +145,17 @@ struct worker_message {
   zmq::message_t address;                  // REQUEST, REPLY: the client address
   std::optional<header> head;              // REQUEST; REPLY when frame 5 is a map
   std::vector<zmq::message_t> body;        // REQUEST payload; REPLY result frames
-  // REPLY with header_mode::keep_raw: frame 5 as received when raw_map reads
-  // it (then `head` stays empty), else empty. Read it with raw_map where it
-  // lies: a small frame's bytes live inside the message_t and move with it.
+  // REQUEST or REPLY with header_mode::keep_raw: frame 5 as received when
+  // raw_map reads it (then `head` stays empty), else empty. Read it with
+  // raw_map where it lies: a small frame's bytes live inside the message_t
+  // and move with it.
   zmq::message_t head_frame;
 };
 
 // Decodes a worker-protocol message (routing id already popped, if any). The
-// mode changes only where a REPLY's header lands, never what is valid.
-// With keep_raw, `raw` (when given) receives what raw_map read of a REPLY
-// header left in head_frame; as with decode_client_request, call
+// mode changes only where a REQUEST or REPLY header lands, never what is valid.
+// With keep_raw, `raw` (when given) receives what raw_map read of a REQUEST
+// or REPLY header left in head_frame; as with decode_client_request, call
 // raw->rebase(head_frame.data()) before reading it.
 decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames,
                                               header_mode mode = header_mode::decode,

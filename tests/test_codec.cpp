@@ -480,13 +480,32 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     REQUIRE(m->head);
     CHECK(m->head_frame.size() == 0);
   }
-  SECTION("REQUEST headers are always decoded") {
-    decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "cid", "", map_of({{"request", 1}}), "p"}),
-        header_mode::keep_raw);
+  SECTION("a REQUEST header is kept the same way") {
+    auto request_with = [](const std::string& head) {
+      return frames_of({"", sig_w, cmd(command::request), "cid", "", head, "p"});
+    };
+    raw_map read;
+    const std::string head = map_of({{"request", 1}, {"attempt", 2}});
+    decoded<worker_message> m =
+        decode_worker_message(request_with(head), header_mode::keep_raw, &read);
     REQUIRE(m);
-    REQUIRE(m->head);
-    CHECK(m->head_frame.size() == 0);
+    CHECK_FALSE(m->head);
+    CHECK(m->head_frame.to_string() == head);
+    read.rebase(m->head_frame.data());
+    CHECK(read.get_uint("request") == 1u);
+    CHECK(read.get_uint("attempt") == 2u);
+    CHECK(m->address.to_string() == "cid");
+    REQUIRE(m->body.size() == 1);
+    CHECK(m->body[0].to_string() == "p");
+    // One raw_map leaves alone is decoded, and an invalid one refused as before.
+    const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
+    decoded<worker_message> d = decode_worker_message(request_with(repeated), header_mode::keep_raw);
+    REQUIRE(d);
+    REQUIRE(d->head);
+    CHECK(d->head_frame.size() == 0);
+    decoded<worker_message> bad = decode_worker_message(request_with("\xc1"), header_mode::keep_raw);
+    CHECK_FALSE(bad);
+    CHECK(bad.error == decode_worker_message(request_with("\xc1")).error);
   }
 }
 

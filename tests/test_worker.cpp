@@ -481,3 +481,43 @@ TEST_CASE("a worker given more than its capacity says overload at once") {
   }
   CHECK(reported == worker_state::overload);
 }
+
+TEST_CASE("a handler reads the request header when it asks for it, inline and on a pool") {
+  zmq::context_t context;
+  running_broker b(context, unique("head"), 20);
+  // The handler answers with what head() gives and the numbers the worker read.
+  auto handler = [](job& j) {
+    job_result r;
+    const header& h = j.head();
+    r.result = {{"title", std::string(h.get_string("title").value_or("-"))},
+                {"id", h.get_uint("id").value_or(0)},
+                {"head_request", h.get_uint("request").value_or(0)},
+                {"request", j.request},
+                {"attempt", j.attempt},
+                {"same", &h == &j.head()}};
+    return r;
+  };
+  for (std::uint64_t threads : {0, 2}) {
+    DYNAMIC_SECTION("threads " << threads) {
+      worker_options options = options_for(b, "w-head", "head");
+      options.threads = threads;
+      options.capacity = 2;
+      running_worker w(context, options, handler);
+      raw_client c(context, b.frontend);
+      // A header of more than 33 bytes, and a small one (its bytes live inside
+      // the message_t and move with it between the codec and the handler).
+      for (const std::string& title : {std::string(80, 't'), std::string("s")}) {
+        nlohmann::json r = c.call("head", {{"id", 41}, {"title", title}}, "p");
+        REQUIRE_FALSE(r.is_null());
+        REQUIRE(r["code"] == 200);
+        const nlohmann::json& got = r["result"];
+        CHECK(got["title"] == title);
+        CHECK(got["id"] == 41);
+        CHECK(got["request"] == r["request"]);
+        CHECK(got["head_request"] == r["request"]);
+        CHECK(got["attempt"] == 1);
+        CHECK(got["same"] == true);  // decoded once
+      }
+    }
+  }
+}

@@ -20,6 +20,17 @@ std::uint64_t frame_uint(const zmq::message_t& m) {
 
 }  // namespace
 
+const header& job::head() {
+  if (!decoded_head) {
+    decoded_head.emplace();
+    if (head_frame != nullptr && head_frame->size() > 0) {
+      header_result h = header::decode(*head_frame);
+      if (h) decoded_head = std::move(*h.value);  // read in place by the codec: it decodes
+    }
+  }
+  return *decoded_head;
+}
+
 service_handler echo_handler() {
   return [](job& j) {
     job_result r;
@@ -165,22 +176,26 @@ worker::batch worker::handle_broker() {
       broker_expires_at_ = clock::now() + milliseconds(options_.heartbeat_ms * options_.liveness);
       backoff_ms_ = options_.reconnect_min_ms;
     }
-    decoded<worker_message> message = decode_worker_message(std::move(frames));
+    // A REQUEST's header stays encoded where raw_map reads it (request_head_):
+    // the worker needs two numbers of it, and a handler rarely the rest.
+    decoded<worker_message> message =
+        decode_worker_message(std::move(frames), header_mode::keep_raw, &request_head_);
     if (!message) {
       log_->warn("worker {}: invalid message from broker: {}", options_.name, message.error);
       continue;
     }
+    if (message->head_frame.size() > 0) request_head_.rebase(message->head_frame.data());
     switch (message->cmd) {
       case command::request: {
+        task t = take_request(std::move(*message));
         if (threads_.empty()) {
-          serve_inline(std::move(*message.value));
+          serve_inline(std::move(t));
           break;
         }
         ++in_flight_;
         {
           std::lock_guard lock(tasks_mutex_);
-          tasks_.push_back(task{generation_, std::move(message->address), std::move(*message->head),
-                                std::move(message->body.at(0))});
+          tasks_.push_back(std::move(t));
         }
         tasks_ready_.notify_one();
         break;
@@ -268,20 +283,45 @@ void worker::update_state() {
 
 // Inline: the handler runs here on the I/O thread and the reply goes straight
 // to the broker; no queue, no thread hand-off, nothing held in flight.
-void worker::serve_inline(worker_message&& message) {
-  if (!message.head || message.body.empty()) return;  // the decoder guarantees both
-  job j;
-  j.request = message.head->get_uint("request").value_or(0);
-  j.attempt = message.head->get_uint("attempt").value_or(0);
-  j.head = &*message.head;
-  j.payload = std::move(message.body.front());
-  j.cancel = &stopping_;
+void worker::serve_inline(task&& t) {
+  job j = make_job(t);
   job_result result = run_handler(j);
   if (stopping_) return;  // stop(): nothing more is sent
   // A drain or overload that began while the handler ran reaches the broker
   // before this reply frees capacity there, as it would with a pool.
   update_state();
-  send_reply(message.address, *message.head, std::move(result));
+  send_reply(t.address, t.request, std::move(result));
+}
+
+// A REQUEST as the loop hands it on: the two numbers the worker needs, read
+// now (request_head_ reads the header where it lies), and the header kept
+// as it came for a handler that asks for it.
+worker::task worker::take_request(worker_message&& m) {
+  task t;
+  t.generation = generation_;
+  t.address = std::move(m.address);
+  if (m.head_frame.size() > 0) {
+    t.request = request_head_.get_uint("request");
+    t.attempt = request_head_.get_uint("attempt").value_or(0);
+    t.head_frame = std::move(m.head_frame);
+  } else if (m.head) {
+    t.request = m.head->get_uint("request");
+    t.attempt = m.head->get_uint("attempt").value_or(0);
+    t.head = std::move(m.head);
+  }
+  t.payload = std::move(m.body.at(0));  // the decoder guarantees the payload frame
+  return t;
+}
+
+job worker::make_job(task& t) {
+  job j;
+  j.request = t.request.value_or(0);
+  j.attempt = t.attempt;
+  j.payload = std::move(t.payload);
+  j.cancel = &stopping_;
+  j.head_frame = &t.head_frame;
+  j.decoded_head = std::move(t.head);
+  return j;
 }
 
 void worker::task_loop() {
@@ -297,14 +337,9 @@ void worker::task_loop() {
       t.emplace(std::move(tasks_.front()));
       tasks_.pop_front();
     }
-    job j;
-    j.request = t->head.get_uint("request").value_or(0);
-    j.attempt = t->head.get_uint("attempt").value_or(0);
-    j.head = &t->head;
-    j.payload = std::move(t->payload);
-    j.cancel = &stopping_;
+    job j = make_job(*t);
     job_result result = run_handler(j);
-    zmq::multipart_t frames = make_reply(std::move(t->address), t->head, std::move(result));
+    zmq::multipart_t frames = make_reply(std::move(t->address), t->request, std::move(result));
     frames.push(uint_frame(t->generation));
     frames.send(results);
   }
@@ -325,7 +360,7 @@ job_result worker::run_handler(job& j) {
 
 // The reply header for a request; a result over the message limit becomes a
 // 500 first (result is changed in place).
-zmq::message_t worker::reply_head(const header& request_head, job_result& result) {
+zmq::message_t worker::reply_head(std::optional<std::uint64_t> request, job_result& result) {
   std::size_t bytes = 0;
   for (const zmq::message_t& f : result.body) bytes += f.size();
   if (bytes > default_max_payload_bytes(options_.limits.max_message_bytes)) {
@@ -337,7 +372,6 @@ zmq::message_t worker::reply_head(const header& request_head, job_result& result
   // Written straight into one buffer per thread (the loop's and each task
   // thread's): no header zone, no re-encode.
   thread_local map_writer head;
-  const std::optional<std::uint64_t> request = request_head.get_uint("request");
   const bool has_result = !result.result.is_null();
   head.begin(2 + (request ? 1 : 0) + (result.error.empty() ? 0 : 1) + (has_result ? 1 : 0));
   if (request) head.add("request", *request);
@@ -352,17 +386,18 @@ zmq::message_t worker::reply_head(const header& request_head, job_result& result
 }
 
 // The MDPW01 REPLY for a request (for a task thread, which hands it over).
-zmq::multipart_t worker::make_reply(zmq::message_t&& address, const header& request_head,
+zmq::multipart_t worker::make_reply(zmq::message_t&& address, std::optional<std::uint64_t> request,
                                     job_result&& result) {
-  zmq::message_t head = reply_head(request_head, result);
+  zmq::message_t head = reply_head(request, result);
   return encode_reply(std::move(address), std::move(head), std::move(result.body));
 }
 
 // The same REPLY sent from the loop thread frame by frame: encode_reply's
 // frames, with no multipart to build. Dropped, like send_to_broker's, when the
 // broker cannot take it.
-void worker::send_reply(zmq::message_t& address, const header& request_head, job_result&& result) {
-  zmq::message_t head = reply_head(request_head, result);
+void worker::send_reply(zmq::message_t& address, std::optional<std::uint64_t> request,
+                        job_result&& result) {
+  zmq::message_t head = reply_head(request, result);
   const std::string_view to(static_cast<const char*>(address.data()), address.size());
   if (!send_addressed(*broker_, {}, command::reply, to, head, result.body.data(),
                       result.body.size(), true)) {

@@ -37,6 +37,7 @@
 #include "shared/codec.hpp"
 #include "shared/curve.hpp"
 #include "shared/limits.hpp"
+#include "shared/raw_map.hpp"
 #include "shared/runtime.hpp"
 #include "worker/load_probe.hpp"
 
@@ -46,9 +47,17 @@ namespace carico {
 struct job {
   std::uint64_t request{0};                   // the broker's request number
   std::uint64_t attempt{0};                   // 1 for the first worker given it
-  const header* head{nullptr};                // the request header
   zmq::message_t payload;                     // the request payload
   const std::atomic<bool>* cancel{nullptr};   // set when the worker stops abruptly
+
+  // The request header, decoded the first time it is asked for: most
+  // handlers never read it, and a header left encoded costs nothing.
+  const header& head();
+
+  // Set by the worker: the header as received, still encoded (a header the
+  // codec read in place, and so one that decodes), or already decoded.
+  const zmq::message_t* head_frame{nullptr};
+  std::optional<header> decoded_head;
 };
 
 // What a handler answers; the worker adds `request` and `status`.
@@ -102,10 +111,13 @@ class worker {
 
  private:
   struct task {
-    std::uint64_t generation;  // connection the request arrived on
-    zmq::message_t address;    // client address frame, echoed in REPLY
-    header head;               // request header
-    zmq::message_t payload;    // request payload
+    std::uint64_t generation;              // connection the request arrived on
+    zmq::message_t address;                // client address frame, echoed in REPLY
+    std::optional<std::uint64_t> request;  // the header's `request`
+    std::uint64_t attempt;                 // its `attempt` (0 when absent)
+    zmq::message_t head_frame;             // the header still encoded, or empty when
+    std::optional<header> head;            // the codec decoded it
+    zmq::message_t payload;                // request payload
   };
 
   void connect();
@@ -124,12 +136,15 @@ class worker {
   void send_to_broker(zmq::multipart_t&& frames);
   worker_state wanted_state();
   void update_state();
-  void serve_inline(worker_message&& message);
+  void serve_inline(task&& t);
+  job make_job(task& t);
   void task_loop();
   job_result run_handler(job& j);
-  zmq::message_t reply_head(const header& request_head, job_result& result);
-  void send_reply(zmq::message_t& address, const header& request_head, job_result&& result);
-  zmq::multipart_t make_reply(zmq::message_t&& address, const header& request_head,
+  task take_request(worker_message&& message);
+  zmq::message_t reply_head(std::optional<std::uint64_t> request, job_result& result);
+  void send_reply(zmq::message_t& address, std::optional<std::uint64_t> request,
+                  job_result&& result);
+  zmq::multipart_t make_reply(zmq::message_t&& address, std::optional<std::uint64_t> request,
                               job_result&& result);
 
   worker_options options_;                  // as configured
@@ -141,6 +156,7 @@ class worker {
   std::string results_endpoint_;            // inproc endpoint of results_
   loop_waker waker_;                        // interrupts poll for drain/stop/overload
   load_probe probe_;                        // memory and CPU figures
+  raw_map request_head_;                    // the REQUEST header being read (loop thread)
 
   std::atomic<bool> draining_{false};       // drain() or a stop signal
   std::atomic<bool> stopping_{false};       // stop(): leave at once

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "shared/codec.hpp"
+#include "shared/raw_map.hpp"
 #include "tests/fuzz/fuzz_frames.hpp"
 
 namespace {
@@ -21,13 +22,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The broker's mode must accept exactly what decoding accepts, with the
     // same error, and a header it keeps encoded must decode to the same map.
     std::string kept_service;
-    decoded<client_request> kept = decode_client_request(fuzz::split_frames(data, size),
-                                                         &kept_service, header_mode::keep_raw);
+    raw_map handed;  // what the codec read, handed over as the broker takes it
+    decoded<client_request> kept = decode_client_request(
+        fuzz::split_frames(data, size), &kept_service, header_mode::keep_raw, &handed);
     check(static_cast<bool>(kept) == static_cast<bool>(request));
     check(kept.error == request.error);
     check(kept_service == service);
     if (kept) {
       check(!kept->head_raw || kept->head.size() == 0);
+      if (kept->head_raw) {
+        handed.rebase(kept->head_frame.data());
+        check(handed.size() == request->head.size());
+        check(handed.get_uint("id") == request->head.get_uint("id"));
+        check(handed.get_string("client") == request->head.get_string("client"));
+      }
       check(decode_head(*kept).encode_string() == request->head.encode_string());
     }
     if (request) {
