@@ -8,7 +8,9 @@
 //   zmq::message_t frame = out.to_message();
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -33,13 +35,18 @@ class map_writer {
   void add(std::string_view key, const char* value) { add(key, std::string_view(value)); }
 
   // The map so far; complete once `count` entries were added.
-  std::string_view bytes() const { return buffer_; }
-  zmq::message_t to_message() const { return zmq::message_t(buffer_.data(), buffer_.size()); }
+  std::string_view bytes() const { return std::string_view(data_.get(), size_); }
+  zmq::message_t to_message() const { return zmq::message_t(data_.get(), size_); }
 
  private:
-  void add_key(std::string_view key);
+  struct sink;  // msgpack-c's stream: appends to data_, inline (map_writer.cpp)
 
-  std::string buffer_;  // the encoded map; its capacity is kept across begin()
+  void add_key(std::string_view key);
+  void grow(std::size_t more);  // room for `more` bytes past size_
+
+  std::unique_ptr<char[]> data_;  // the encoded map; kept across begin()
+  std::size_t size_{0};           // bytes written
+  std::size_t capacity_{0};       // bytes data_ holds
 };
 
 }  // namespace carico

@@ -229,6 +229,13 @@ TEST_CASE("map_writer encodes as msgpack-c does", "[map_writer]") {
       CHECK(frame.to_string() == h.encode_string());
     }
   }
+  SECTION("an empty key and value, from default string_views (no data pointer)") {
+    out.begin(1);
+    out.add(std::string_view(), std::string_view());
+    header h;
+    h.set("", "");
+    CHECK(out.bytes() == h.encode_string());
+  }
   SECTION("begin drops the previous map") {
     out.begin(1);
     out.add("a", "b");
