@@ -91,6 +91,23 @@ TEST_CASE("outbox drops a message its socket refuses, reports it, and sends the 
     CHECK(p.next().empty());
   }
 
+  SECTION("no such peer, the address a frame moved in") {
+    router_pair p;
+    outbox out(p.router, note);
+    zmq::message_t nobody(std::string_view("nobody, with a routing id longer than 33 bytes"));
+    out.send(std::move(nobody), more | zmq::send_flags::dontwait);
+    out.send(zmq::message_t(std::string_view("lost")), last);
+    out.send(zmq::str_buffer("peer"), more | zmq::send_flags::dontwait);
+    out.send(zmq::message_t(std::string_view("kept")), last);
+    CHECK(out.flush() == 4);
+    CHECK(out.empty());
+    REQUIRE(refused.size() == 1);
+    CHECK(refused[0].first == "nobody, with a routing id longer than 33 bytes");
+    CHECK(refused[0].second == EHOSTUNREACH);
+    CHECK(p.next() == std::vector<std::string>{"kept"});
+    CHECK(p.next().empty());
+  }
+
   SECTION("the peer's queue is full") {
     router_pair p(2);
     outbox out(p.router, note);
@@ -119,6 +136,22 @@ TEST_CASE("outbox drops a message its socket refuses, reports it, and sends the 
     }
     CHECK(received + refused.size() == 50);
   }
+}
+
+TEST_CASE("outbox throws a fault that is not a refusal, and drops what it held") {
+  zmq::context_t context;
+  zmq::socket_t pull(context, zmq::socket_type::pull);  // cannot send at all
+  outbox out(pull, [](std::string_view, int) { FAIL("not a refusal"); });
+  out.send(zmq::str_buffer("a"), more);
+  out.send(zmq::message_t(std::string_view("b")), last);
+  try {
+    out.flush();
+    FAIL("flush did not throw");
+  } catch (const zmq::error_t& e) {
+    CHECK(e.num() == ENOTSUP);
+  }
+  CHECK(out.empty());
+  CHECK(out.flush() == 0);
 }
 
 TEST_CASE("send_addressed works on an outbox as on a socket") {
