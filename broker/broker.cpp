@@ -979,6 +979,7 @@ void broker::trim_after_burst() {
   if (parked < parked_at_trim_) parked_at_trim_ = parked;
   if (parked < parked_at_trim_ + burst) return;
   parked_at_trim_ = parked;
+  request_nodes_.release();
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif

@@ -1,10 +1,14 @@
 // packed_queue: requests go in and come back out whole and in order, across
 // chunk boundaries, with large payloads kept as frames, in little memory.
+// block_recycler: the broker's other request store, requests_, recycles its
+// nodes (at the end of this file).
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "broker/block_recycler.hpp"
 #include "broker/packed_queue.hpp"
 
 using namespace carico;
@@ -192,4 +196,58 @@ TEST_CASE("a parked request costs its bytes and a few dozen more", "[packed_queu
   INFO("bytes per parked request: " << per_request);
   CHECK(per_request < 100 + 5 + 5 + 8 + 3);
   CHECK(q.size() == count);
+}
+
+TEST_CASE("block_recycler hands a freed block to the next allocation of its size, up to its cap") {
+  block_recycler blocks(2);
+  void* a = blocks.allocate(48);  // the first single object: 48 bytes are recycled
+  void* b = blocks.allocate(48);
+  void* c = blocks.allocate(48);
+  blocks.deallocate(a, 48);
+  blocks.deallocate(b, 48);
+  blocks.deallocate(c, 48);  // past the cap of 2: back to the heap
+  CHECK(blocks.kept() == 2);
+#ifdef CARICO_ASAN
+  // Kept, but a use after free all the same.
+  CHECK(__asan_address_is_poisoned(a));
+  CHECK(__asan_address_is_poisoned(b));
+#endif
+  CHECK(blocks.allocate(48) == b);  // the last kept first
+  CHECK(blocks.allocate(48) == a);
+#ifdef CARICO_ASAN
+  CHECK_FALSE(__asan_address_is_poisoned(a));
+#endif
+  CHECK(blocks.kept() == 0);
+  // Other sizes are never kept.
+  void* other = blocks.allocate(16);
+  blocks.deallocate(other, 16);
+  CHECK(blocks.kept() == 0);
+  blocks.deallocate(a, 48);
+  blocks.deallocate(b, 48);
+  blocks.release();
+  CHECK(blocks.kept() == 0);
+}
+
+TEST_CASE("requests_ over a recycling_allocator: nodes are reused, the map behaves as ever") {
+  using value = std::pair<const std::uint64_t, request>;
+  block_recycler nodes(8);
+  std::unordered_map<std::uint64_t, request, std::hash<std::uint64_t>, std::equal_to<std::uint64_t>,
+                     recycling_allocator<value>>
+      map{recycling_allocator<value>(nodes)};
+  for (std::uint64_t round = 0; round < 50; ++round) {
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      map.emplace(round * 100 + i, make_request(round * 100 + i, "payload " + std::to_string(i)));
+    }
+    CHECK(nodes.kept() == 0);  // the kept nodes were taken again first
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      auto it = map.find(round * 100 + i);
+      REQUIRE(it != map.end());
+      CHECK(it->second.payload.to_string() == "payload " + std::to_string(i));
+      map.erase(it);
+    }
+    CHECK(map.empty());
+    CHECK(nodes.kept() == 8);  // the cap; the other 12 went back to the heap
+  }
+  map.emplace(1, make_request(1, "x"));
+  CHECK(nodes.kept() == 7);
 }
