@@ -374,8 +374,23 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   // codec's raw_map read (client_head_). A key needs `client`, so a header
   // with one is decoded; so is one the journal or the info log will read.
   const bool log_info = log_->should_log(spdlog::level::info);
-  const raw_map& raw = client_head_;
-  if (message.head_raw && (journal_ || log_info || raw.contains("client"))) decode_head(message);
+  // What is read in place, found in one pass: `id`, and whether the header
+  // has a `client` (a key) or `request`/`attempt` (replaced per dispatch).
+  const raw_map::entry* raw_id = nullptr;
+  bool raw_client = false;
+  bool raw_reserved = false;
+  if (message.head_raw) {
+    for (const raw_map::entry& e : client_head_) {
+      if (e.key == "id") {
+        raw_id = &e;
+      } else if (e.key == "client") {
+        raw_client = true;
+      } else if (e.key == "request" || e.key == "attempt") {
+        raw_reserved = true;
+      }
+    }
+  }
+  if (message.head_raw && (journal_ || log_info || raw_client)) decode_head(message);
   std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
   if (key && answer_resend(client, *key)) return;
@@ -415,11 +430,11 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.client = std::move(client);
   r.target = &s;
   r.quota_bytes = bytes;
-  if (message.head_raw && !raw.contains("request") && !raw.contains("attempt")) {
+  if (message.head_raw && !raw_reserved) {
     // As keep_header does, from the entries raw read in place (in the frame).
     // r.id is the id as the client encoded it (keep_header re-encodes it): the
     // same value, as packed_queue's encoded_id also reads it.
-    if (const raw_map::entry* id = raw.find("id")) r.id = std::string(id->value);
+    if (raw_id != nullptr) r.id = std::string(raw_id->value);
     r.head = std::move(message.head_frame);
   } else {
     keep_header(r, decode_head(message), std::move(message.head_frame));
