@@ -165,16 +165,11 @@ decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames) {
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
                                        zmq::message_t&& payload) {
-  return encode_client_request(service, head.encode(), std::move(payload));
-}
-
-zmq::multipart_t encode_client_request(std::string_view service, zmq::message_t&& head_frame,
-                                       zmq::message_t&& payload) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
   frames.add(from_view(client_signature));
   frames.add(from_view(service));
-  frames.add(std::move(head_frame));
+  frames.add(head.encode());
   frames.add(std::move(payload));
   return frames;
 }

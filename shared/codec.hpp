@@ -103,9 +103,6 @@ decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames);
 
 zmq::multipart_t encode_client_request(std::string_view service, const header& head,
                                        zmq::message_t&& payload);
-// The same with the header already encoded (for example by a map_writer).
-zmq::multipart_t encode_client_request(std::string_view service, zmq::message_t&& head_frame,
-                                       zmq::message_t&& payload);
 zmq::multipart_t encode_client_reply(std::string_view service, const header& head,
                                      std::vector<zmq::message_t>&& body);
 // The same with the header already encoded (head.encode() or a frame kept as received).
@@ -143,7 +140,8 @@ struct worker_message {
   std::optional<worker_info> info;         // READY, when frame 4 is present
   std::optional<load_report> load;         // HEARTBEAT, when frame 3 is present
   zmq::message_t address;                  // REQUEST, REPLY: the client address
-  std::optional<header> head;              // REQUEST; REPLY when frame 5 is a map
+  std::optional<header> head;              // REQUEST, REPLY: frame 5 decoded (a REPLY's when it is
+                                           // a map); empty when kept in head_frame (keep_raw)
   std::vector<zmq::message_t> body;        // REQUEST payload; REPLY result frames
   // REQUEST or REPLY with header_mode::keep_raw: frame 5 as received when
   // raw_map reads it (then `head` stays empty), else empty. Read it with

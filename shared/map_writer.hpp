@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <zmq.hpp>
 
@@ -26,9 +27,19 @@ struct string_sink {
 
 class map_writer {
  public:
+  map_writer() = default;
+  map_writer(map_writer&& other) noexcept { *this = std::move(other); }
+  map_writer& operator=(map_writer&& other) noexcept {
+    data_ = std::move(other.data_);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
+
   // Starts a map of `count` entries; what was written before is dropped.
   void begin(std::size_t count);
-  // An entry whose value is one complete encoded MessagePack value.
+  // An entry whose value is one complete encoded MessagePack value (not one
+  // inside this writer's own bytes: a write may move them).
   void add_raw(std::string_view key, std::string_view encoded_value);
   void add(std::string_view key, std::uint64_t value);
   void add(std::string_view key, std::string_view value);

@@ -1,5 +1,7 @@
 #include "shared/raw_map.hpp"
 
+#include <cstdint>
+
 namespace carico {
 namespace {
 
@@ -140,10 +142,14 @@ bool raw_map::parse(const void* data, std::size_t size) {
 void raw_map::rebase(const void* data) {
   const auto* to = static_cast<const char*>(data);
   if (to == base_) return;  // a large frame's bytes stay where they are
+  // The old bytes may be gone: their addresses are only compared as numbers.
+  const auto old_base = reinterpret_cast<std::uintptr_t>(base_);
+  auto moved = [&](std::string_view v) {
+    return std::string_view(to + (reinterpret_cast<std::uintptr_t>(v.data()) - old_base), v.size());
+  };
   for (std::size_t i = 0; i < count_; ++i) {
-    entry& e = entries_[i];
-    e.key = std::string_view(to + (e.key.data() - base_), e.key.size());
-    e.value = std::string_view(to + (e.value.data() - base_), e.value.size());
+    entries_[i].key = moved(entries_[i].key);
+    entries_[i].value = moved(entries_[i].value);
   }
   base_ = to;
 }

@@ -250,4 +250,9 @@ TEST_CASE("requests_ over a recycling_allocator: nodes are reused, the map behav
   }
   map.emplace(1, make_request(1, "x"));
   CHECK(nodes.kept() == 7);
+  // Allocators are equal when they share a recycler, whatever they allocate.
+  block_recycler other(1);
+  CHECK(recycling_allocator<int>(nodes) == recycling_allocator<value>(nodes));
+  CHECK(recycling_allocator<int>(nodes) != recycling_allocator<int>(other));
+  CHECK(map.get_allocator() == recycling_allocator<std::string>(nodes));
 }

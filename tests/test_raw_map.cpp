@@ -236,6 +236,19 @@ TEST_CASE("map_writer encodes as msgpack-c does", "[map_writer]") {
     h.set("", "");
     CHECK(out.bytes() == h.encode_string());
   }
+  SECTION("a moved writer keeps its map, and the one moved from starts afresh") {
+    out.begin(1);
+    out.add("a", "b");
+    const std::string first(out.bytes());
+    map_writer moved(std::move(out));
+    CHECK(moved.bytes() == first);
+    out.begin(1);  // NOLINT(bugprone-use-after-move): a moved-from writer is empty and usable
+    out.add("c", std::string(300, 'x'));  // past its old capacity, had it kept one
+    header h;
+    h.set("c", std::string(300, 'x'));
+    CHECK(out.bytes() == h.encode_string());
+    CHECK(moved.bytes() == first);
+  }
   SECTION("begin drops the previous map") {
     out.begin(1);
     out.add("a", "b");

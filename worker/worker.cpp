@@ -300,13 +300,15 @@ worker::task worker::take_request(worker_message&& m) {
   task t;
   t.generation = generation_;
   t.address = std::move(m.address);
+  auto read = [&t](const auto& h) {  // a raw_map or a header
+    t.request = h.get_uint("request");
+    t.attempt = h.get_uint("attempt").value_or(0);
+  };
   if (m.head_frame.size() > 0) {
-    t.request = request_head_.get_uint("request");
-    t.attempt = request_head_.get_uint("attempt").value_or(0);
+    read(request_head_);
     t.head_frame = std::move(m.head_frame);
   } else if (m.head) {
-    t.request = m.head->get_uint("request");
-    t.attempt = m.head->get_uint("attempt").value_or(0);
+    read(*m.head);
     t.head = std::move(m.head);
   }
   t.payload = std::move(m.body.at(0));  // the decoder guarantees the payload frame

@@ -111,10 +111,10 @@ class worker {
 
  private:
   struct task {
-    std::uint64_t generation;              // connection the request arrived on
+    std::uint64_t generation{0};           // connection the request arrived on
     zmq::message_t address;                // client address frame, echoed in REPLY
     std::optional<std::uint64_t> request;  // the header's `request`
-    std::uint64_t attempt;                 // its `attempt` (0 when absent)
+    std::uint64_t attempt{0};              // its `attempt` (0 when absent)
     zmq::message_t head_frame;             // the header still encoded, or empty when
     std::optional<header> head;            // the codec decoded it
     zmq::message_t payload;                // request payload

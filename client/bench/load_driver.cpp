@@ -32,11 +32,15 @@ struct reply_fields {
 decoded<reply_fields> read_reply(zmq::multipart_t&& frames, raw_map& head) {
   decoded<reply_fields> out;
   reply_fields& f = out.value.emplace();
+  // The same reading of a raw_map and of a header.
+  auto read = [&f](const auto& h) {
+    f.id = h.get_uint("id");
+    f.code = h.get_uint("code").value_or(code::ok);
+    if (f.code != code::ok) f.error = std::string(h.get_string("error").value_or(""));
+  };
   if (frames.size() >= 4 && frames[0].size() == 0 && frame_equals(frames[1], client_signature) &&
       head.parse(frames[3].data(), frames[3].size())) {
-    f.id = head.get_uint("id");
-    f.code = head.get_uint("code").value_or(code::ok);
-    if (f.code != code::ok) f.error = std::string(head.get_string("error").value_or(""));
+    read(head);
     if (frames.size() > 4) f.body_size = frames[4].size();
     return out;
   }
@@ -46,9 +50,7 @@ decoded<reply_fields> read_reply(zmq::multipart_t&& frames, raw_map& head) {
     out.error = std::move(reply.error);
     return out;
   }
-  f.id = reply->head.get_uint("id");
-  f.code = reply->head.get_uint("code").value_or(code::ok);
-  if (f.code != code::ok) f.error = std::string(reply->head.get_string("error").value_or(""));
+  read(reply->head);
   if (!reply->body.empty()) f.body_size = reply->body[0].size();
   return out;
 }
