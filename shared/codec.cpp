@@ -99,42 +99,60 @@ worker_state parse_state(std::string_view name) {
 
 // ---------------------------------------------------------------- clients
 
-decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service,
-                                              header_mode mode, raw_map* raw) {
+namespace {
+
+// decode_client_request's reading: fills `out`, or returns why the frames are
+// not a client request.
+std::optional<std::string> read_client_request(zmq::multipart_t& frames, std::string* service,
+                                               header_mode mode, raw_map* raw,
+                                               client_request& out) {
   if (std::string e = check_envelope(frames, client_signature); !e.empty()) {
     if (service != nullptr && frames.size() >= 3) *service = frames[2].to_string();
-    return fail<client_request>(std::move(e));
+    return e;
   }
-  if (frames.size() < 3) return fail<client_request>("message has no service frame");
+  if (frames.size() < 3) return "message has no service frame";
   if (service != nullptr) *service = frames[2].to_string();
-  if (std::string e = check_service(frames[2]); !e.empty()) return fail<client_request>(e);
+  if (std::string e = check_service(frames[2]); !e.empty()) return e;
   const std::size_t body = frames.size() - 3;
-  if (body == 0) return fail<client_request>("message has no payload frame");
+  if (body == 0) return "message has no payload frame";
   if (body > 2) {
-    return fail<client_request>("message has " + std::to_string(body) +
-                                " body frames; at most 2 (header, payload)");
+    return "message has " + std::to_string(body) + " body frames; at most 2 (header, payload)";
   }
-  client_request out;
   out.service = frames[2].to_string();
   if (body == 2) {
     if (frames[3].size() > max_request_header) {
-      return fail<client_request>("header frame has " + std::to_string(frames[3].size()) +
-                                  " bytes; at most " + std::to_string(max_request_header));
+      return "header frame has " + std::to_string(frames[3].size()) + " bytes; at most " +
+             std::to_string(max_request_header);
     }
     out.had_header = true;
-    raw_map local;
-    raw_map& read = raw != nullptr ? *raw : local;
+    std::optional<raw_map> local;  // made only when the caller gave none
+    raw_map& read = raw != nullptr ? *raw : local.emplace();
     if (mode == header_mode::keep_raw && read.parse(frames[3].data(), frames[3].size())) {
       out.head_raw = true;
     } else {
       header_result h = header::decode(frames[3]);
-      if (!h) return fail<client_request>(std::move(h.error));
+      if (!h) return std::move(h.error);
       out.head = std::move(*h.value);
     }
     out.head_frame = std::move(frames[3]);
   }
   out.payload = std::move(frames[frames.size() - 1]);
-  return success(std::move(out));
+  return std::nullopt;
+}
+
+}  // namespace
+
+// The result is built where the caller's lives (one named return value):
+// no client_request is moved or destroyed on the way out.
+decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service,
+                                              header_mode mode, raw_map* raw) {
+  decoded<client_request> result;
+  if (std::optional<std::string> error =
+          read_client_request(frames, service, mode, raw, result.value.emplace())) {
+    result.value.reset();
+    result.error = std::move(*error);
+  }
+  return result;
 }
 
 header& decode_head(client_request& r) {
@@ -268,43 +286,45 @@ header encode_load(const load_report& load) {
   return h;
 }
 
-decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode,
-                                              raw_map* raw) {
-  using out_t = worker_message;
+namespace {
+
+// decode_worker_message's reading: fills `m`, or returns why the frames are
+// not a worker-protocol message.
+std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_mode mode,
+                                               raw_map* raw, worker_message& m) {
   if (std::string e = check_envelope(frames, worker_signature); !e.empty()) {
-    return fail<out_t>(std::move(e));
+    return e;
   }
-  if (frames.size() < 3) return fail<out_t>("message has no command frame");
-  if (frames[2].size() != 1) return fail<out_t>("command frame must be one byte");
+  if (frames.size() < 3) return "message has no command frame";
+  if (frames[2].size() != 1) return "command frame must be one byte";
   const auto byte = *frames[2].data<std::uint8_t>();
-  if (byte < 0x01 || byte > 0x05) return fail<out_t>("unknown command byte " + std::to_string(byte));
-  worker_message m;
+  if (byte < 0x01 || byte > 0x05) return "unknown command byte " + std::to_string(byte);
   m.cmd = static_cast<command>(byte);
   const std::size_t n = frames.size();
   switch (m.cmd) {
     case command::ready: {
-      if (n < 4 || n > 5) return fail<out_t>("READY takes a service and an optional info map");
-      if (std::string e = check_service(frames[3]); !e.empty()) return fail<out_t>(e);
+      if (n < 4 || n > 5) return "READY takes a service and an optional info map";
+      if (std::string e = check_service(frames[3]); !e.empty()) return e;
       m.service = frames[3].to_string();
       if (n == 5) {
         header_result h = header::decode(frames[4]);
-        if (!h) return fail<out_t>("READY info: " + h.error);
+        if (!h) return "READY info: " + h.error;
         decoded<worker_info> info = decode_info(*h.value);
-        if (!info) return fail<out_t>(std::move(info.error));
+        if (!info) return std::move(info.error);
         m.info = std::move(info.value);
       }
       break;
     }
     case command::request: {
-      if (n != 7) return fail<out_t>("REQUEST takes address, empty, header, payload");
-      if (frames[4].size() != 0) return fail<out_t>("REQUEST frame 4 must be empty");
-      raw_map local;
-      raw_map& read = raw != nullptr ? *raw : local;
+      if (n != 7) return "REQUEST takes address, empty, header, payload";
+      if (frames[4].size() != 0) return "REQUEST frame 4 must be empty";
+      std::optional<raw_map> local;  // made only when the caller gave none
+      raw_map& read = raw != nullptr ? *raw : local.emplace();
       if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
         m.head_frame = std::move(frames[5]);
       } else {
         header_result h = header::decode(frames[5]);
-        if (!h) return fail<out_t>("REQUEST header: " + h.error);
+        if (!h) return "REQUEST header: " + h.error;
         m.head = std::move(*h.value);
       }
       m.address = std::move(frames[3]);
@@ -312,11 +332,11 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_
       break;
     }
     case command::reply: {
-      if (n < 6) return fail<out_t>("REPLY takes address, empty and at least one body frame");
-      if (frames[4].size() != 0) return fail<out_t>("REPLY frame 4 must be empty");
+      if (n < 6) return "REPLY takes address, empty and at least one body frame";
+      if (frames[4].size() != 0) return "REPLY frame 4 must be empty";
       m.address = std::move(frames[3]);
-      raw_map local;
-      raw_map& read = raw != nullptr ? *raw : local;
+      std::optional<raw_map> local;  // made only when the caller gave none
+      raw_map& read = raw != nullptr ? *raw : local.emplace();
       if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
         m.head_frame = std::move(frames[5]);
         m.body = take_rest(frames, 6);
@@ -332,21 +352,35 @@ decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_
       break;
     }
     case command::heartbeat: {
-      if (n > 4) return fail<out_t>("HEARTBEAT takes at most a load report");
+      if (n > 4) return "HEARTBEAT takes at most a load report";
       if (n == 4) {
         header_result h = header::decode(frames[3]);
-        if (!h) return fail<out_t>("HEARTBEAT load report: " + h.error);
+        if (!h) return "HEARTBEAT load report: " + h.error;
         decoded<load_report> load = decode_load(*h.value);
-        if (!load) return fail<out_t>(std::move(load.error));
+        if (!load) return std::move(load.error);
         m.load = load.value;
       }
       break;
     }
     case command::disconnect:
-      if (n != 3) return fail<out_t>("DISCONNECT takes no further frames");
+      if (n != 3) return "DISCONNECT takes no further frames";
       break;
   }
-  return success(std::move(m));
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Built where the caller's result lives, as decode_client_request's.
+decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode,
+                                              raw_map* raw) {
+  decoded<worker_message> result;
+  if (std::optional<std::string> error =
+          read_worker_message(frames, mode, raw, result.value.emplace())) {
+    result.value.reset();
+    result.error = std::move(*error);
+  }
+  return result;
 }
 
 zmq::multipart_t encode_ready(std::string_view service, const worker_info& info) {
