@@ -482,3 +482,44 @@ TEST_CASE("2000 connections sending garbage, then floods: answered, bounded memo
 #endif
   require_still_serving(good, "after the floods");
 }
+
+// client_quota on its own: the per-client cap, the byte budget, and a client
+// forgotten when its count returns to zero.
+TEST_CASE("client_quota counts per client, caps, and forgets a client at zero") {
+  client_quota quota(2, 1000);
+  const std::string a = "client-a", b = "client-b";
+  CHECK_FALSE(quota.refusal(a, 100));
+  quota.add(a, 100);
+  quota.add(a, 100);
+  REQUIRE(quota.refusal(a, 100));  // a has 2 in flight: its cap
+  CHECK(quota.refusal(a, 100)->find("too many requests in flight: 2") != std::string::npos);
+  CHECK_FALSE(quota.refusal(b, 100));  // b is not a
+  quota.add(b, 700);
+  CHECK(quota.bytes() == 900);
+  REQUIRE(quota.refusal(b, 200));  // 1100 bytes > 1000: the budget
+  CHECK(quota.refusal(b, 200)->find("memory budget") != std::string::npos);
+  CHECK(quota.clients() == 2);
+  // Released to zero, each client is forgotten, and a later add starts it
+  // from nothing.
+  quota.release(b, 700);
+  CHECK(quota.in_flight(b) == 0);
+  CHECK(quota.clients() == 1);
+  quota.release(a, 100);
+  quota.release(a, 100);
+  CHECK(quota.in_flight(a) == 0);
+  CHECK(quota.clients() == 0);
+  CHECK(quota.bytes() == 0);
+  quota.release(a, 100);  // nothing counted: ignored
+  CHECK(quota.bytes() == 0);
+  quota.add(a, 10);
+  CHECK(quota.in_flight(a) == 1);
+  CHECK(quota.in_flight(b) == 0);
+  quota.add(b, 10);
+  CHECK(quota.in_flight(a) == 1);
+  CHECK(quota.in_flight(b) == 1);
+  // Many clients: a's count is found again after the map has grown.
+  for (int i = 0; i < 1000; ++i) quota.add("c" + std::to_string(i), 0);
+  quota.add(a, 10);
+  CHECK(quota.in_flight(a) == 2);
+  CHECK(quota.clients() == 1002);
+}
