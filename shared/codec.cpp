@@ -50,6 +50,15 @@ std::vector<zmq::message_t> take_rest(zmq::multipart_t& frames, std::size_t from
 
 zmq::message_t from_view(std::string_view s) { return zmq::message_t(s.data(), s.size()); }
 
+// With keep_raw, whether raw_map reads `frame` (then it stays encoded), read
+// into *raw when the caller gives one; in decode mode, no.
+bool keeps_raw(header_mode mode, const zmq::message_t& frame, raw_map* raw) {
+  if (mode != header_mode::keep_raw) return false;
+  if (raw != nullptr) return raw->parse(frame.data(), frame.size());
+  raw_map local;
+  return local.parse(frame.data(), frame.size());
+}
+
 zmq::multipart_t worker_envelope(command cmd) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
@@ -125,9 +134,7 @@ std::optional<std::string> read_client_request(zmq::multipart_t& frames, std::st
              std::to_string(max_request_header);
     }
     out.had_header = true;
-    std::optional<raw_map> local;  // made only when the caller gave none
-    raw_map& read = raw != nullptr ? *raw : local.emplace();
-    if (mode == header_mode::keep_raw && read.parse(frames[3].data(), frames[3].size())) {
+    if (keeps_raw(mode, frames[3], raw)) {
       out.head_raw = true;
     } else {
       header_result h = header::decode(frames[3]);
@@ -318,9 +325,7 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
     case command::request: {
       if (n != 7) return "REQUEST takes address, empty, header, payload";
       if (frames[4].size() != 0) return "REQUEST frame 4 must be empty";
-      std::optional<raw_map> local;  // made only when the caller gave none
-      raw_map& read = raw != nullptr ? *raw : local.emplace();
-      if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
+      if (keeps_raw(mode, frames[5], raw)) {
         m.head_frame = std::move(frames[5]);
       } else {
         header_result h = header::decode(frames[5]);
@@ -335,9 +340,7 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
       if (n < 6) return "REPLY takes address, empty and at least one body frame";
       if (frames[4].size() != 0) return "REPLY frame 4 must be empty";
       m.address = std::move(frames[3]);
-      std::optional<raw_map> local;  // made only when the caller gave none
-      raw_map& read = raw != nullptr ? *raw : local.emplace();
-      if (mode == header_mode::keep_raw && read.parse(frames[5].data(), frames[5].size())) {
+      if (keeps_raw(mode, frames[5], raw)) {
         m.head_frame = std::move(frames[5]);
         m.body = take_rest(frames, 6);
         break;
