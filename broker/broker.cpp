@@ -147,7 +147,8 @@ broker::broker(zmq::context_t& context, broker_options options,
       to_workers_(backend_),
       expiry_(options_.heartbeat_ms * options_.liveness),
       answered_(options_.remembered_replies),
-      quota_(options_.max_inflight_per_client, options_.max_held_bytes) {
+      quota_(options_.max_inflight_per_client, options_.max_held_bytes),
+      monitor_(options_.snapshot_every) {
   // Replies a client has not read wait in ZeroMQ, up to client_send_hwm of them:
   // a client that sends and never reads cannot grow the broker without bound.
   // Mandatory routing makes a full client (or a gone one) a send error the
@@ -166,7 +167,7 @@ broker::broker(zmq::context_t& context, broker_options options,
   started_at_ = clock::now();
   mark_batch();
   next_heartbeat_ = started_at_ + milliseconds(options_.heartbeat_ms);
-  next_tick_ = next_heartbeat_;
+  next_tick_ = std::min(next_heartbeat_, monitor_.next_publish());
   if (!options_.journal_path.empty()) open_journal();
   log_->info("broker listening: clients on {}, workers on {}", frontend_endpoint(),
              backend_endpoint());
@@ -258,6 +259,7 @@ void broker::run() {
   for (const auto& [name, s] : services_) unanswered += s->parked.size();
   log_->info("broker stopping: disconnecting {} workers, {} requests unanswered",
              workers_.size(), unanswered);
+  monitor_.publish({stats_, services_, requests_.size(), journal_.get(), true}, clock::now());
   if (journal_) {
     journal_->flush();  // the replies already earned go out before we leave
     on_journal_commit();
@@ -363,6 +365,7 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
     return false;
   }
   ++stats_.refused;
+  monitor_.on_refusal(message.service, reason);
   log_->warn("request refused: {} client={} service={}", reason, client_label(client),
              sample(message.service.data(), message.service.size(), 32));
   reply_error(client, message.service, code::queue_full, reason, &decode_head(message));
@@ -399,6 +402,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   service& s = require_service(message.service);
   if (waiting(s) + uncommitted_.size() >= options_.max_queue) {
     ++stats_.refused;
+    monitor_.on_refusal(s.name, "queue full");
     log_->warn("request refused: queue of {} is full ({} waiting) client={}", s.name,
                waiting(s), client_label(client));
     if (journal_) {
@@ -607,6 +611,7 @@ nlohmann::json broker::workers_json() const {
                     {"state", state_name(w->load.state)},
                     {"in_flight", w->in_flight.size()},
                     {"capacity", w->info.capacity},
+                    {"answered", w->answered},
                     {"pid", w->info.pid},
                     {"host", w->info.host},
                     {"rss_bytes", w->load.rss_bytes},
@@ -897,6 +902,7 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   finish_request(r, std::move(head_frame), result_code, std::move(message.body),
                  result_code == code::ok ? request_state::done : request_state::failed, w.name);
 
+  ++w.answered;
   if (result_code == code::ok) {
     ++stats_.done;
   } else {
@@ -936,6 +942,7 @@ void broker::requeue(std::uint64_t number, const known_worker& lost_by) {
   r.holder = nullptr;
   if (r.attempts >= options_.max_attempts) {
     ++stats_.expired;
+    monitor_.on_expiry(number, lost_by.name, r.target->name);
     log_->warn("request {} failed: lost by {} workers (last {}), giving up", number, r.attempts,
                lost_by.name);
     header head;
@@ -951,6 +958,7 @@ void broker::requeue(std::uint64_t number, const known_worker& lost_by) {
     return;
   }
   ++stats_.redispatched;
+  monitor_.on_redispatch(number, lost_by.name, r.target->name);
   log_->warn("request {} re-dispatched: worker {} lost it on attempt {}", number, lost_by.name,
              r.attempts);
   r.target->queue.push_front(number);
@@ -978,7 +986,10 @@ void broker::on_tick() {
   purge_expired(now);
   if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
   trim_after_burst();
-  next_tick_ = next_heartbeat_;
+  if (now >= monitor_.next_publish()) {
+    monitor_.publish({stats_, services_, requests_.size(), journal_.get(), false}, now);
+  }
+  next_tick_ = std::min(next_heartbeat_, monitor_.next_publish());
   for (auto& [id, w] : workers_) next_tick_ = std::min(next_tick_, w->expires_at);
   if (!sticky_.empty()) next_tick_ = std::min(next_tick_, sticky_until_);
 }
@@ -1244,6 +1255,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
                             std::string_view worker) {
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
+  monitor_.on_finished(r, result_code, batch_now_);
   std::uint64_t seq = 0;
   // The reply, for the reply cache and the journal: only a request with a key
   // can be sent again, so only its reply is kept.

@@ -24,6 +24,7 @@
 #include <zmq_addon.hpp>
 
 #include "broker/block_recycler.hpp"
+#include "broker/broker_monitor.hpp"
 #include "broker/client_quota.hpp"
 #include "broker/journal.hpp"
 #include "broker/known_worker.hpp"
@@ -68,6 +69,8 @@ struct broker_options {
   std::size_t max_inflight_per_client = 10000;    // unanswered requests per client, then 503; 0: no cap
   std::size_t max_services = 10000;               // distinct service names (clients' and workers')
   std::size_t max_held_bytes = std::size_t{2} << 30;  // request bytes held in memory, then 503; 0: no cap
+  milliseconds snapshot_every{0};                 // how often the loop publishes a snapshot for
+                                                  // the HTTP port (broker_monitor); 0: never
 };
 
 // Counters reported by mmi.stats.
@@ -107,6 +110,9 @@ class broker {
   void run();
   // Asks run() to return; safe from any thread.
   void stop();
+  // The snapshots the loop publishes every options.snapshot_every, for the
+  // HTTP port (http_server.hpp); the last one says `stopping` once run() ends.
+  std::shared_ptr<const snapshot_publisher> snapshots() const { return monitor_.publisher(); }
 
  private:
   void secure_sockets(zmq::context_t& context);
@@ -237,6 +243,7 @@ class broker {
 
   std::unique_ptr<zap_handler> zap_;         // CURVE authentication (ZAP); null without curve
   client_quota quota_;                       // unanswered requests per client routing id
+  broker_monitor monitor_;                   // counts and publishes snapshots for the HTTP port
 };
 
 // Hex rendering of a routing id, for names and logs.

@@ -603,6 +603,7 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
   if (order.empty()) return;
 
   writer_statements& w = *writes_;
+  const auto began = std::chrono::steady_clock::now();
   try {
     w.begin.run();
     for (std::uint64_t number : order) {
@@ -688,6 +689,10 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
     reserved_.store(reserving_, std::memory_order_release);
     if (write_failed_) log_->warn("journal {}: writing again after an error", options_.path);
     write_failed_ = false;
+    failing_.store(false, std::memory_order_relaxed);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
+    std::lock_guard lock(latency_mutex_);
+    commit_seconds_.observe(took.count());
   } catch (const journal_error& e) {
     for (sql_statement* s :
          {&w.insert, &w.dispatch, &w.finish, &w.high_water, &w.reserve, &w.commit}) {
@@ -700,7 +705,13 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
                   options_.path, batch.size(), e.what());
     }
     write_failed_ = true;
+    failing_.store(true, std::memory_order_relaxed);
   }
+}
+
+duration_histogram journal::commit_latency() const {
+  std::lock_guard lock(latency_mutex_);
+  return commit_seconds_;
 }
 
 void journal::prune() {

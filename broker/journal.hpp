@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "broker/duration_histogram.hpp"
 #include "broker/reply_cache.hpp"
 
 struct sqlite3;
@@ -148,6 +149,10 @@ class journal {
   std::uint64_t posted() const { return posted_; }
   // Blocks until everything posted so far is committed, dispatch notes included.
   void flush();
+  // For the HTTP port (broker_monitor), from any thread: the seconds each write
+  // transaction took, and whether the last one failed.
+  duration_histogram commit_latency() const;
+  bool write_failing() const { return failing_.load(std::memory_order_relaxed); }
 
   // Lookups on the committed rows (read connection; the posting thread only).
   std::optional<journal_record> find(std::uint64_t number);
@@ -198,6 +203,9 @@ class journal {
   std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
   std::uint64_t flushes_done_{0};         // flush() calls the writer has fully served
   bool write_failed_{false};              // a batch failed: logged once per failure streak
+  std::atomic<bool> failing_{false};      // write_failed_, for other threads
+  mutable std::mutex latency_mutex_;      // guards commit_seconds_
+  duration_histogram commit_seconds_;     // see commit_latency() (writer thread writes)
   std::chrono::steady_clock::time_point next_prune_;  // writer thread
   std::thread writer_;                    // runs writer_loop()
 };

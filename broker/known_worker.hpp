@@ -19,6 +19,7 @@ struct known_worker {
   worker_info info;                        // READY details (capacity, pid, host)
   load_report load;                        // the last load report
   std::vector<std::uint64_t> in_flight;    // request numbers it holds now
+  std::uint64_t answered{0};               // replies it gave (any code)
   time_point joined_at{};                  // when READY arrived
   time_point last_seen{};                  // when any message last arrived
   time_point expires_at{};                 // dead when silent past this
