@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "broker/broker.hpp"
+#include "broker/http_server.hpp"
 #include "broker/journal_report.hpp"
 #include "broker/security_flags.hpp"
 #include "shared/logging.hpp"
@@ -66,6 +67,14 @@ int main(int argc, char** argv) {
 
   carico::broker_security_flags security;
   carico::add_broker_security_options(app, security);
+  std::string http_listen;
+  app.add_option("--http", http_listen,
+                 "serve the dashboard (/), /metrics, /healthz and /api/state on ADDR:PORT, e.g. "
+                 "127.0.0.1:5557 (off unless given; another address needs --insecure)")
+      ->check([](const std::string& text) {
+        return carico::parse_listen_address(text) ? std::string()
+                                                  : "expected ADDR:PORT, e.g. 127.0.0.1:5557";
+      });
   app.add_option("--log", logging.file, "log file (rotating); empty for none")
       ->capture_default_str();
   app.add_option("--log-level", logging.level, "file log level: trace debug info warn error off")
@@ -81,6 +90,7 @@ int main(int argc, char** argv) {
   }
   if (journal_path != "none") options.journal_path = journal_path;
   options.journal_keep = *carico::parse_duration(journal_keep);
+  if (!http_listen.empty()) options.snapshot_every = std::chrono::milliseconds(250);
   try {
     carico::apply_broker_security(security, options);
   } catch (const carico::curve_error& e) {
@@ -99,6 +109,12 @@ int main(int argc, char** argv) {
   try {
     zmq::context_t context;
     carico::broker broker(context, options, log);
+    std::unique_ptr<carico::http_server> http;  // stops before the broker goes
+    if (!http_listen.empty()) {
+      http = std::make_unique<carico::http_server>(
+          broker.snapshots(), carico::http_options{.listen = http_listen, .insecure = options.insecure},
+          log);
+    }
     broker.run();
   } catch (const zmq::error_t& e) {
     log->critical("broker failed: {} (frontend {}, backend {})", e.what(), options.frontend,
@@ -113,6 +129,10 @@ int main(int argc, char** argv) {
     log->critical("cannot start: {}", e.what());
     spdlog::shutdown();
     return 2;
+  } catch (const std::runtime_error& e) {  // the HTTP port cannot be bound
+    log->critical("cannot start: {}", e.what());
+    spdlog::shutdown();
+    return 1;
   }
   log->info("broker stopped");
   spdlog::shutdown();
