@@ -1,4 +1,4 @@
-// carico-client: flags, a client, and one of send / workers / stats / service / gen;
+// carico-client: flags, a client, and one of send / workers / stats / top / service / gen;
 // with no subcommand, the REPL (client/repl.hpp).
 #include <algorithm>
 #include <chrono>
@@ -13,6 +13,7 @@
 #include "client/document.hpp"
 #include "client/mmi_report.hpp"
 #include "client/repl.hpp"
+#include "client/top.hpp"
 #include "shared/logging.hpp"
 #include "shared/peer_security.hpp"
 #include "shared/runtime.hpp"
@@ -133,6 +134,18 @@ int main(int argc, char** argv) {
   send->add_option("--seed", seed, "random seed for --count");
   CLI::App* workers = app.add_subcommand("workers", "list the broker's workers (mmi.workers)");
   CLI::App* stats = app.add_subcommand("stats", "show the broker's counters (mmi.stats)");
+  carico::top_options top_options;
+  long top_interval_ms = 1000;
+  CLI::App* top = app.add_subcommand(
+      "top", "the broker's rings, queues and rates, redrawn every second (Ctrl-C leaves)");
+  top->add_option("--http", top_options.http,
+                  "read the broker's HTTP port (ADDR:PORT, e.g. 127.0.0.1:5557) instead of mmi: "
+                  "adds p50/p99, replies by code and the latest re-dispatches and refusals");
+  top->add_option("--interval-ms", top_interval_ms, "between redraws")
+      ->capture_default_str()
+      ->check(CLI::Range(100L, 3600000L));
+  top->add_option("--iterations", top_options.iterations, "redraws, then exit (0: until Ctrl-C)")
+      ->capture_default_str();
   std::string service_name;
   CLI::App* service = app.add_subcommand("service", "is NAME served by a live worker? (mmi.service; exit 0 if so)");
   service->add_option("name", service_name, "service name, e.g. text")->required();
@@ -228,6 +241,12 @@ int main(int argc, char** argv) {
         std::cout << service_name << (served ? " is served" : " is not served") << "\n";
       }
       status = served ? 0 : exit_failed_replies;
+    } else if (*top) {
+      carico::client client(context, options, log);
+      carico::install_stop_signals();
+      top_options.interval = std::chrono::milliseconds(top_interval_ms);
+      carico::top view(client, top_options, std::cout);
+      status = view.run();
     } else if (app.get_subcommands().empty()) {
       carico::client client(context, options, log);
       shell.files_dir = dir;
