@@ -3,6 +3,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include "broker/dashboard_html.hpp"  // generated from broker/dashboard.html
@@ -78,6 +80,13 @@ http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots,
   server_->set_read_timeout(std::chrono::seconds(5));
   server_->set_write_timeout(std::chrono::seconds(5));
   server_->set_keep_alive_timeout(5);
+  // SO_REUSEADDR (a restart is not refused for the old connections' TIME-WAIT),
+  // not cpp-httplib's default SO_REUSEPORT, with which a second broker given the
+  // same --http would share the port with the first instead of being refused.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   add_routes();
   if (address_.port == 0) {
     port_ = server_->bind_to_any_port(address_.host);
@@ -90,6 +99,9 @@ http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots,
                              "choose another with --http ADDR:PORT");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // stop() does nothing until the server runs: wait for that, so that a server
+  // destroyed at once still stops (about a millisecond).
+  while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   log_->info("http: dashboard on {}, metrics on {}metrics", url(), url());
 }
 

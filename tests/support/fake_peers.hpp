@@ -70,6 +70,8 @@ class running_broker {
   const std::string& frontend() const { return options_.frontend; }
   const std::string& backend() const { return options_.backend; }
   const broker_options& options() const { return options_; }
+  // What the broker publishes for its HTTP port (options.snapshot_every).
+  std::shared_ptr<const snapshot_publisher> snapshots() const { return broker_->snapshots(); }
 
  private:
   broker_options options_;          // as given to the broker
