@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs every build and run dependency of carico from Debian packages.
 # Idempotent: when everything is present it prints nothing and exits 0.
+#   scripts/setup.sh           # to build and run (scripts/build.sh, start_cluster.sh)
+#   scripts/setup.sh --test    # and what only the tests use (scripts/test.sh)
 set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev nlohmann-json3-dev
-  catch2 libspdlog-dev libcli11-dev libsqlite3-dev libedit-dev
+  catch2 libspdlog-dev libcli11-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
   python3 procps
 )
+# Test-only: headless Chromium loads the broker's dashboard, promtool (in
+# Debian's prometheus package) checks its /metrics (tests/system/test_dashboard.sh).
+test_packages=(chromium prometheus)
+[ "${1:-}" = "--test" ] && packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -28,3 +34,8 @@ echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The prometheus package enables a Prometheus server on :9090; the tests want
+# its promtool only, so a server it just started under systemd is stopped again.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

@@ -10,7 +10,7 @@
 #   scripts/start_cluster.sh stop                      # stops what it started, nothing else
 #
 # Options (any subcommand): --run-dir DIR (default ./run). Start options:
-#   --workers N (3)  --frontend-port P (5555)  --backend-port P (5556)  --no-client
+#   --workers N (3)  --frontend-port P (5555)  --backend-port P (5556)  --http-port P (5557)  --no-client
 #   --build-dir DIR (default build/, or $CARICO_BIN)  --no-build (never run setup/build)
 #   --work-us-per-char N (simulated slowness of every worker)
 #   --worker-args "ARGS"  --broker-args "ARGS" (extra flags, split on blanks)
@@ -34,6 +34,7 @@ run_dir=./run
 workers=3
 frontend_port=5555
 backend_port=5556
+http_port=5557
 no_client=0
 no_build=${CARICO_NO_BUILD:-0}
 build_dir=${CARICO_BIN:-$root/build}
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
     --workers)          need_value "$@"; workers=$2; shift 2 ;;
     --frontend-port)    need_value "$@"; frontend_port=$2; shift 2 ;;
     --backend-port)     need_value "$@"; backend_port=$2; shift 2 ;;
+    --http-port)        need_value "$@"; http_port=$2; shift 2 ;;
     --no-client)        no_client=1; shift ;;
     --no-build)         no_build=1; shift ;;
     --build-dir)        need_value "$@"; build_dir=$2; shift 2 ;;
@@ -70,6 +72,9 @@ is_count "$frontend_port" 1 65535 || die "--frontend-port must be a port number,
 is_count "$backend_port" 1 65535 || die "--backend-port must be a port number, not '$backend_port'"
 is_count "$work_us_per_char" 0 10000000 || die "--work-us-per-char must be a number, not '$work_us_per_char'"
 [ "$frontend_port" != "$backend_port" ] || die "--frontend-port and --backend-port must differ"
+is_count "$http_port" 1 65535 || die "--http-port must be a port number, not '$http_port'"
+[ "$http_port" != "$frontend_port" ] && [ "$http_port" != "$backend_port" ] ||
+  die "--http-port must differ from --frontend-port and --backend-port"
 if [ -n "$name" ] && ! [[ $name =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
   die "--name may hold letters, digits, '.', '_' and '-' only"
 fi
@@ -245,8 +250,8 @@ cmd_start() {
     die "a cluster already runs from $run_dir (broker pid $(cat "$pid_dir/broker.pid")); use '$prog status' or '$prog stop'"
   fi
   command -v python3 >/dev/null || "$root/scripts/setup.sh"
-  for p in "$frontend_port" "$backend_port"; do
-    port_free "$p" || die "port $p on 127.0.0.1 is already in use: stop what holds it ('ss -ltnp | grep :$p') or choose another with --frontend-port/--backend-port; nothing was started"
+  for p in "$frontend_port" "$backend_port" "$http_port"; do
+    port_free "$p" || die "port $p on 127.0.0.1 is already in use: stop what holds it ('ss -ltnp | grep :$p') or choose another with --frontend-port/--backend-port/--http-port; nothing was started"
   done
 
   if [ "$no_build" != 1 ] && needs_build; then
@@ -263,6 +268,7 @@ cmd_start() {
 # Written by $prog; read by its add-worker, status and stop.
 FRONTEND_PORT=$frontend_port
 BACKEND_PORT=$backend_port
+HTTP_PORT=$http_port
 BROKER=$build_dir/broker/carico-broker
 WORKER=$build_dir/worker/carico-worker
 CLIENT=$build_dir/client/carico-client
@@ -284,7 +290,8 @@ EOF
   # shellcheck disable=SC2206
   [ -n "$broker_args" ] && extra+=($broker_args)
   (cd "$run_dir" && exec setsid "$BROKER" --frontend "tcp://127.0.0.1:$FRONTEND_PORT" \
-      --backend "tcp://127.0.0.1:$BACKEND_PORT" --log "$log_dir/loadbalancer.log" "${extra[@]}" \
+      --backend "tcp://127.0.0.1:$BACKEND_PORT" --http "127.0.0.1:$HTTP_PORT" \
+      --log "$log_dir/loadbalancer.log" "${extra[@]}" \
       </dev/null >>"$log_dir/broker.console.log" 2>&1) &
   echo $! >"$pid_dir/broker.pid"
 
@@ -314,6 +321,7 @@ EOF
 carico is running: a broker and $workers worker(s) (${names[*]:-none}), text service ready.
   clients connect to   tcp://127.0.0.1:$FRONTEND_PORT
   workers connect to   tcp://127.0.0.1:$BACKEND_PORT
+  dashboard            http://127.0.0.1:$HTTP_PORT/  (Prometheus: /metrics)
   routing log          $rel/logs/loadbalancer.log
   worker logs          $rel/logs/<name>.log
   stored documents     $rel/storage/
@@ -369,6 +377,7 @@ cmd_status() {
   local pid f w state
   echo "run dir  $run_dir"
   echo "ports    clients tcp://127.0.0.1:$FRONTEND_PORT, workers tcp://127.0.0.1:$BACKEND_PORT"
+  [ -n "${HTTP_PORT:-}" ] && echo "dashboard http://127.0.0.1:$HTTP_PORT/"
   pid=$(cat "$pid_dir/broker.pid" 2>/dev/null || true)
   if alive "$pid" carico-broker; then state=running; else state="not running"; fi
   printf '%-10s %-8s %s\n' "PROCESS" "PID" "STATE"

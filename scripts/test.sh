@@ -44,6 +44,8 @@ run_suite() {
   timed "ctest $(basename "$dir")" bash -c "cd '$dir' && ctest --output-on-failure --timeout 300 -j $jobs"
 }
 
+# The test-only packages (chromium, promtool); build.sh installs the rest.
+"$root/scripts/setup.sh" --test
 run_suite "$root/build" "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
 if [ "$fast" = 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

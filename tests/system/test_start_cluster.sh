@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 SCRIPT=$CARICO_SOURCE/scripts/start_cluster.sh
 export CARICO_NO_BUILD=1  # the binaries of $CARICO_BIN, as built
 run=$WORK/run
-fport=$(free_port); bport=$(free_port)
+fport=$(free_port); bport=$(free_port); hport=$(free_port)
 front=tcp://127.0.0.1:$fport
 cluster() { "$SCRIPT" "$@" --run-dir "$run"; }
 # Whatever happens, the cluster is stopped (by the script, by PID), then lib.sh cleans up.
@@ -36,9 +36,12 @@ stop holder
 "$CLIENT" gen --count 60 --size 2000 --out "$WORK/corpus" >/dev/null || fail "gen"
 [ "$(find "$WORK/corpus" -name '*.json' | wc -l)" -eq 60 ] || fail "gen did not write 60 documents"
 
-cluster --no-client --workers 3 --frontend-port "$fport" --backend-port "$bport" --work-us-per-char 20 \
+cluster --no-client --workers 3 --frontend-port "$fport" --backend-port "$bport" --http-port "$hport" --work-us-per-char 20 \
   >"$WORK/start.out" || fail "start_cluster.sh --no-client failed"
 grep -q "clients connect to   tcp://127.0.0.1:$fport" "$WORK/start.out" || fail "start did not say where"
+grep -q "dashboard            http://127.0.0.1:$hport/" "$WORK/start.out" || fail "start did not print the dashboard's URL"
+python3 -c "import urllib.request; assert urllib.request.urlopen('http://127.0.0.1:$hport/healthz', timeout=5).status == 200" ||
+  fail "the dashboard's port does not answer /healthz"
 [ "$(ls "$run"/pids/*.pid | wc -l)" -eq 4 ] || fail "expected 4 pid files (broker + 3 workers)"
 
 cluster add-worker >"$WORK/add.out" || fail "add-worker failed"
