@@ -1,5 +1,6 @@
 #include "broker/http_server.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 

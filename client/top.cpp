@@ -1,5 +1,7 @@
 #include "client/top.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <ostream>
 #include <thread>
 
