@@ -80,7 +80,7 @@ double sample_value(const std::string& text, const std::string& series) {
 
 }  // namespace
 
-TEST_CASE("label values escape backslash, quote and newline; bad UTF-8 becomes ?", "[metrics]") {
+TEST_CASE("label values escape backslash, quote and newline, bad UTF-8 becomes ?", "[metrics]") {
   CHECK(prometheus_text::escape_label_value("plain") == "plain");
   CHECK(prometheus_text::escape_label_value(R"(a\b)") == R"(a\\b)");
   CHECK(prometheus_text::escape_label_value(R"(say "hi")") == R"(say \"hi\")");
@@ -232,7 +232,7 @@ TEST_CASE("snapshot hand-off: readers under a publishing storm see whole snapsho
   CHECK(publisher.latest()->sequence == last);
 }
 
-TEST_CASE("listen addresses: ADDR:PORT, [v6]:PORT; anything else refused", "[metrics]") {
+TEST_CASE("listen addresses: ADDR:PORT, [v6]:PORT, anything else refused", "[metrics]") {
   auto a = parse_listen_address("127.0.0.1:5557");
   REQUIRE(a);
   CHECK(a->host == "127.0.0.1");

@@ -27,7 +27,7 @@ json three_workers() {
 
 }  // namespace
 
-TEST_CASE("state_from_mmi: each service gets its ring; totals and queue carried over", "[top]") {
+TEST_CASE("state_from_mmi: each service gets its ring, totals and queue carried over", "[top]") {
   json stats = {{"received", 10}, {"done", 9}, {"failed", 1}, {"queued", 3}, {"in_flight", 2},
                 {"uptime_ms", 5000},
                 {"services", {{"text", {{"workers", 3}, {"queued", 3}}},
@@ -52,7 +52,7 @@ TEST_CASE("state_from_mmi: nonsense in, an empty view out, no throw", "[top]") {
   CHECK(state["totals"]["done"] == 0);
 }
 
-TEST_CASE("render_top: every worker with its state, in flight and memory; cut to width",
+TEST_CASE("render_top: every worker with its state, in flight and memory, cut to width",
           "[top]") {
   json stats = {{"done", 9}, {"queued", 0}, {"services", {{"text", {{"queued", 0}}}}}};
   json state = state_from_mmi(stats, three_workers());
