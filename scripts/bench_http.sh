@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# What the broker's HTTP port costs: carico-bench's throughput with the broker
+# run as users run it with the port on (--http, its loop publishing a snapshot
+# every 250 ms) and scraped every second (/metrics and /api/state, as Prometheus
+# and an open dashboard do), against the same broker without --http. Rounds
+# alternate which goes first; the figure is the median of the per-round ratios
+# on/off. Target (issue 19): within 5 %. Not a test: run by hand, record the
+# result in docs/benchmarks.md.
+#
+#   scripts/bench_http.sh [BUILD_DIR]        # ROUNDS=5 DURATION=5 MODE=journal by default
+#   ROUNDS=7 DURATION=10 MODE=broker scripts/bench_http.sh build
+#
+# MODE is carico-bench's: journal (the broker's default, with its SQLite journal)
+# or broker (--journal none). Other carico-bench flags: BENCH_ARGS="--clients 8".
+# SCRAPE=0 leaves the port on but unscraped (the loop's share of the cost alone).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+rounds=${ROUNDS:-5}
+duration=${DURATION:-5}
+mode=${MODE:-journal}
+scrape=${SCRAPE:-1}
+bench=$build/client/bench/carico-bench
+[ -x "$bench" ] || { echo "bench_http.sh: $bench missing (cmake --build $build --target carico-bench carico-broker carico-worker)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "bench_http.sh: needs curl" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/carico-bench-http.XXXXXX")
+scraper=""
+cleanup() {
+  [ -n "$scraper" ] && kill "$scraper" 2>/dev/null && wait "$scraper" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# carico-bench puts --broker-prefix before carico-broker's command line: this
+# prefix runs the broker as given, plus --http on the port in $work/port.
+cat >"$work/with_http" <<WRAP
+#!/bin/sh
+exec "\$@" --http "127.0.0.1:\$(cat '$work/port')"
+WRAP
+chmod +x "$work/with_http"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# run on|off: one carico-bench run; prints its requests per second.
+run() {
+  local prefix=() port
+  if [ "$1" = on ]; then
+    port=$(free_port)
+    echo "$port" >"$work/port"
+    prefix=(--broker-prefix "$work/with_http")
+    if [ "$scrape" = 1 ]; then
+      # Scrapes every second while the bench runs, as Prometheus and a dashboard would.
+      ( while :; do
+          curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || true
+          curl -s -o /dev/null "http://127.0.0.1:$port/api/state" || true
+          sleep 1
+        done ) &
+      scraper=$!
+    fi
+  fi
+  # shellcheck disable=SC2086
+  "$bench" --mode "$mode" --duration "$duration" --warmup 1 --json "${prefix[@]}" ${BENCH_ARGS:-} \
+    2>"$work/bench-$1.err" >"$work/bench-$1.json"
+  if [ -n "$scraper" ]; then
+    kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true
+    scraper=""
+  fi
+  python3 - "$work/bench-$1.json" <<'PY'
+import json, sys
+print(json.load(open(sys.argv[1]))["results"][0]["requests_per_s"])
+PY
+}
+
+echo "mode $mode, $rounds rounds of $duration s each way, scrape=$scrape, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+ratios=()
+for r in $(seq 1 "$rounds"); do
+  if [ $((r % 2)) = 1 ]; then off=$(run off); on=$(run on); else on=$(run on); off=$(run off); fi
+  ratio=$(python3 -c "print(f'{$on / $off:.4f}')")
+  ratios+=("$ratio")
+  printf 'round %d: off %.0f req/s, on %.0f req/s, on/off %s\n' "$r" "$off" "$on" "$ratio"
+done
+python3 - "${ratios[@]}" <<'PY'
+import statistics, sys
+r = sorted(float(x) for x in sys.argv[1:])
+m = statistics.median(r)
+print(f"median on/off {m:.4f} ({(m - 1) * 100:+.1f} %), range {r[0]:.4f}..{r[-1]:.4f}")
+PY
