@@ -60,7 +60,11 @@ broker_monitor::broker_monitor(milliseconds every)
 
 void broker_monitor::on_finished(const request& r, std::uint64_t code, time_point now) {
   if (!enabled() || r.target == nullptr) return;
-  service_counts& c = counts_[r.target];
+  if (r.target != last_service_) {  // most replies are for the service of the last one
+    last_counts_ = &counts_[r.target];
+    last_service_ = r.target;
+  }
+  service_counts& c = *last_counts_;
   auto found = std::find_if(c.codes.begin(), c.codes.end(),
                             [code](const auto& entry) { return entry.first == code; });
   if (found == c.codes.end()) {

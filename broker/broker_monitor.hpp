@@ -88,6 +88,8 @@ class broker_monitor {
   std::uint64_t sequence_{0};                                 // snapshots published
   std::int64_t started_ms_;                                   // unix ms at construction
   std::unordered_map<const service*, service_counts> counts_; // by service
+  const service* last_service_{nullptr};                      // on_finished's last service...
+  service_counts* last_counts_{nullptr};                      // ...and its counts (nodes stay put)
   std::deque<broker_event> events_;                           // the latest, oldest first
   std::vector<finished_sample> samples_;                      // ring of the latest durations
   std::size_t next_sample_{0};                                // where the ring writes next

@@ -80,7 +80,10 @@ http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots,
   server_->set_payload_max_length(4096);  // GETs only: no request has a body
   server_->set_read_timeout(std::chrono::seconds(5));
   server_->set_write_timeout(std::chrono::seconds(5));
-  server_->set_keep_alive_timeout(5);
+  // One request per connection: a browser polling every second over keep-alive
+  // would otherwise hold a handler thread for good, and a few would starve the
+  // rest (a new loopback connection a second costs nothing).
+  server_->set_keep_alive_max_count(1);
   // SO_REUSEADDR (a restart is not refused for the old connections' TIME-WAIT),
   // not cpp-httplib's default SO_REUSEPORT, with which a second broker given the
   // same --http would share the port with the first instead of being refused.

@@ -22,7 +22,6 @@ mode=${MODE:-journal}
 scrape=${SCRAPE:-1}
 bench=$build/client/bench/carico-bench
 [ -x "$bench" ] || { echo "bench_http.sh: $bench missing (cmake --build $build --target carico-bench carico-broker carico-worker)" >&2; exit 2; }
-command -v curl >/dev/null || { echo "bench_http.sh: needs curl" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/carico-bench-http.XXXXXX")
 scraper=""
@@ -53,11 +52,22 @@ run() {
     prefix=(--broker-prefix "$work/with_http")
     if [ "$scrape" = 1 ]; then
       # Scrapes every second while the bench runs, as Prometheus and a dashboard would.
-      ( while :; do
-          curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || true
-          curl -s -o /dev/null "http://127.0.0.1:$port/api/state" || true
-          sleep 1
-        done ) &
+      # One long-lived process, as Prometheus is (a curl forked per scrape would
+      # measure curl's start-up on these shared cores, not the broker).
+      python3 - "$port" <<'PY' &
+import http.client, sys, time
+port = int(sys.argv[1])
+while True:
+    for path in ("/metrics", "/api/state"):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", path)
+            c.getresponse().read()
+            c.close()
+        except OSError:
+            pass
+    time.sleep(1)
+PY
       scraper=$!
     fi
   fi
