@@ -102,7 +102,7 @@ std::optional<nlohmann::json> top::poll_http(std::string& error) {
   http.set_read_timeout(std::chrono::seconds(2));
   httplib::Result r = http.Get("/api/state");
   if (!r) {
-    error = "GET http://" + options_.http + "/api/state: " + httplib::to_string(r.error());
+    error = "GET http://" + options_.http + "/api/state failed: " + httplib::to_string(r.error());
     return std::nullopt;
   }
   nlohmann::json state = nlohmann::json::parse(r->body, nullptr, false);
