@@ -97,6 +97,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_flag("--json", json, "print one JSON object per reply");
+  std::string protocol = "carico";
+  app.add_option("--protocol", protocol,
+                 "carico: a carico broker (MDPCX1); mdp: a stock MDP/0.1 broker (MDPC01: one "
+                 "request in flight per connection, --window connections, no resends)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"carico", "mdp"}));
   carico::peer_security_flags security;
   carico::add_peer_security_options(app, security);
   app.add_option("--log-level", logging.console_level, "stderr log level")
@@ -159,6 +165,14 @@ int main(int argc, char** argv) {
     return exit_bad_input;
   }
   options.limits.max_message_bytes = security.max_message_bytes;
+  if (protocol == "mdp") {
+    options.protocol = carico::dialect::mdp;
+    if (!*send && !*service) {
+      std::cerr << "carico-client: --protocol mdp serves `send` and `service` only: a stock "
+                   "broker has no mmi.workers, mmi.stats or request numbers\n";
+      return exit_bad_input;
+    }
+  }
   if (*send) {
     if (files.empty() == (count == 0)) {
       std::cerr << "carico-client send: give FILE... or --count N (not both)\n";
@@ -194,6 +208,11 @@ int main(int argc, char** argv) {
     if (*send) {
       std::vector<std::shared_ptr<const carico::document>> documents;
       if (!gather(files, count, dir, seed, documents)) return exit_bad_input;
+      if (options.protocol == carico::dialect::mdp) {
+        // One request in flight per connection: the window is the connections.
+        const std::size_t window = batch.window > 0 ? batch.window : documents.size();
+        options.connections = static_cast<int>(std::clamp<std::size_t>(window, 1, 256));
+      }
       carico::client client(context, options, log);
       batch.json = json;
       // Ctrl-C / SIGTERM: send nothing more, give replies in flight up to the

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string sig_c(client_signature);
+const std::string sig_c(client_ext_signature);
 
 std::string msgpack_of(const json& j) {
   header_result h = header::from_json(j);
@@ -71,7 +71,7 @@ class fake_broker {
     while (!frames.empty()) rest.add(frames.pop());
     auto decoded = decode_client_request(std::move(rest));
     REQUIRE(decoded);
-    REQUIRE(decoded->had_header);
+    REQUIRE(decoded->from == dialect::carico);
     r.service = decoded->service;
     r.head = decoded->head.to_json();
     r.payload = decoded->payload.to_string();
@@ -286,6 +286,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
       {"", sig_c, "text", trailing},                         // trailing bytes
       {"", sig_c, "text", std::string("\x92\x01\x02", 3)},   // an array, not a map
       {"", sig_c, "text", msgpack_of({{"code", 200}})},      // no id: cannot be matched
+      {"", std::string(client_signature), "text", good_head},  // a stock reply: not ours
   };
   for (const auto& frames : malformed) broker.send_raw(r->routing_id, frames);
   broker.send_raw(r->routing_id, {"", sig_c, "text", msgpack_of({{"id", 999999}, {"code", 200}})});
