@@ -632,7 +632,7 @@ TEST_CASE("status N: the journal's times as local date and time, durations in wo
   INFO(text);
   CHECK(text.find("_ms") == std::string::npos);
   CHECK(text.find("1700000000") == std::string::npos);
-  CHECK(text.find("received   " + format_epoch_ms(received) + "\n") != std::string::npos);
+  CHECK(text.find("received    " + format_epoch_ms(received) + "\n") != std::string::npos);
   CHECK(text.find("dispatched  " + format_epoch_ms(received + 2) + " (+2.0 ms)\n") != std::string::npos);
   CHECK(text.find("completed   " + format_epoch_ms(received + 1500) + " (+1.50 s)\n") != std::string::npos);
   CHECK(text.find("age         4 min\n") != std::string::npos);
