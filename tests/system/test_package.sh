@@ -3,8 +3,10 @@
 # second build): cpack -G DEB; its metadata (dpkg-deb -f/-I: version from
 # project(VERSION), Depends, maintainer scripts, conffiles) and contents
 # (dpkg-deb -c); installed into a temporary root (dpkg-deb -x): every
-# program's --version, and a broker, a worker and a client from there with the
-# packaged config files answering a document; a misspelled config key refused
+# program's --version, and a broker, a worker and a client from there run as
+# the units run them, with the packaged config files (paths and ports moved
+# into the scratch folder), answering a document, the journal, storage and
+# logs where the configs put them; a misspelled config key refused
 # by name; the units pass `systemd-analyze verify` and score under a threshold
 # in `systemd-analyze security --offline`; `cmake --install --prefix` with
 # DESTDIR names the prefix in the units.
@@ -81,21 +83,34 @@ grep -qx "ExecStart=/usr/bin/carico-broker --config /etc/carico/broker.conf" \
 grep -q "^ExecStart=/usr/bin/carico-worker --config /etc/carico/worker.conf --name %i " \
   "$root$unitdir/carico-worker@.service" || fail "the worker unit's ExecStart"
 
-# The packaged programs with the packaged configs (paths of the machine's
-# /var/lib/carico and /var/log/carico overridden by flags, which win).
+# The packaged programs run as the units run them, with the packaged configs,
+# only the machine's paths and ports moved into the scratch folder.
 fport=$(free_port); bport=$(free_port)
 front=tcp://127.0.0.1:$fport
-start broker "$root/usr/bin/carico-broker" --config "$root/etc/carico/broker.conf" \
-  --frontend "$front" --backend "tcp://127.0.0.1:$bport" --journal "$WORK/journal.db" --log "$WORK/lb.log"
-start worker "$root/usr/bin/carico-worker" --config "$root/etc/carico/worker.conf" \
-  --connect "tcp://127.0.0.1:$bport" --name pkg-w1 --storage "$WORK/storage" --log ""
+mkdir -p "$WORK/var/lib/carico" "$WORK/var/log/carico"  # StateDirectory=, LogsDirectory=
+for conf in broker worker; do
+  sed -e "s|/var/lib/carico|$WORK/var/lib/carico|g; s|/var/log/carico|$WORK/var/log/carico|g" \
+      -e "s|tcp://127.0.0.1:5555|$front|; s|tcp://127.0.0.1:5556|tcp://127.0.0.1:$bport|" \
+      "$root/etc/carico/$conf.conf" >"$WORK/$conf.conf"
+  ! grep -q ':555[56]"' "$WORK/$conf.conf" || fail "$conf.conf: the default ports were not found to move"
+done
+start broker "$root/usr/bin/carico-broker" --config "$WORK/broker.conf"
+start worker "$root/usr/bin/carico-worker" --config "$WORK/worker.conf" --name pkg-w1 \
+  --log "$WORK/var/log/carico/worker-pkg-w1.log"
 wait_until 10 workers_ready "$front" 1 || fail "the packaged worker did not join the packaged broker"
 "$root/usr/bin/carico-client" --connect "$front" send "$CARICO_SOURCE/files/hello.json" >"$WORK/send.out" ||
   fail "the packaged client's send failed"
-grep -q '^200 request=1 worker=pkg-w1 ' "$WORK/send.out" || fail "no 200 from the packaged programs"
+grep -q '^200 request=1 worker=pkg-w1 .* stored_as=1-Hello.json ' "$WORK/send.out" ||
+  fail "no 200 from the packaged programs: $(cat "$WORK/send.out")"
 stop worker
 stop broker  # flushes its log
-grep -q "broker listening: clients on $front" "$WORK/lb.log" || fail "the broker did not log to --log"
+# Where the configs say: the journal, the shared storage, the logs.
+[ -s "$WORK/var/lib/carico/carico-journal.db" ] || fail "no journal in /var/lib/carico"
+[ -f "$WORK/var/lib/carico/storage/1-Hello.json" ] || fail "the document is not in /var/lib/carico/storage"
+grep -q "broker listening: clients on $front" "$WORK/var/log/carico/loadbalancer.log" ||
+  fail "the broker did not log to /var/log/carico/loadbalancer.log"
+grep -q "worker pkg-w1 connecting" "$WORK/var/log/carico/worker-pkg-w1.log" ||
+  fail "the worker did not log to /var/log/carico/worker-NAME.log"
 
 # A misspelled key in a config file is an error that names it; nothing starts.
 sed 's/^journal-keep = /journal-kep = /' "$root/etc/carico/broker.conf" >"$WORK/typo.conf"
