@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-broker: load-balancing broker for carico workers and clients"};
   carico::add_config_option(app);
+  carico::add_version_flag(app, "carico-broker");
   app.add_option("--frontend", options.frontend, "endpoint clients connect to")
       ->capture_default_str();
   app.add_option("--backend", options.backend, "endpoint workers connect to")

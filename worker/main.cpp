@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-worker: runs a carico service (text, echo) for a broker"};
   carico::add_config_option(app);
+  carico::add_version_flag(app, "carico-worker");
   app.add_option("--connect", options.connect, "broker backend endpoint")->capture_default_str();
   app.add_option("--service", options.service, "service to run: text or echo")
       ->capture_default_str()

@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   options.bin_dir = default_bin_dir();
 
   CLI::App app{"carico-bench: carico-broker against a raw zmq::proxy, same clients, same run"};
+  carico::add_version_flag(app, "carico-bench");
   app.add_option("--mode", modes,
                  "comma-separated: proxy floor broker journal text queue failover")
       ->capture_default_str();
