@@ -22,7 +22,7 @@ double seconds_between(time_point from, time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-std::int64_t ms_between(time_point from, time_point to) {
+std::int64_t ms_from_to(time_point from, time_point to) {
   return std::chrono::duration_cast<milliseconds>(to - from).count();
 }
 
@@ -74,7 +74,7 @@ void broker_monitor::on_finished(const request& r, std::uint64_t code, time_poin
   }
   const double total = seconds_between(r.received_at, now);
   c.total.observe(total);
-  // A request answered without a dispatch (never happens today) counts as queued throughout.
+  // A request answered without a dispatch (expired waiting) was queued throughout.
   const time_point dispatched = r.dispatched_at == time_point{} ? now : r.dispatched_at;
   c.queued_time.observe(seconds_between(r.received_at, dispatched));
   c.worker_time.observe(seconds_between(dispatched, now));
@@ -94,11 +94,11 @@ void broker_monitor::on_redispatch(std::uint64_t number, std::string_view worker
                          ") re-dispatched: worker " + std::string(worker) + " was lost");
 }
 
-void broker_monitor::on_expiry(std::uint64_t number, std::string_view worker,
-                               std::string_view service) {
+void broker_monitor::on_expiry(std::uint64_t number, std::string_view service,
+                               std::string_view why) {
   if (!enabled()) return;
   note("expiry", "request " + std::to_string(number) + " (" + std::string(service) +
-                     ") failed 504: out of attempts, last lost by " + std::string(worker));
+                     ") answered 504: " + std::string(why));
 }
 
 void broker_monitor::on_refusal(std::string_view service, std::string_view reason) {
@@ -162,8 +162,8 @@ void broker_monitor::publish(const broker_view& view, time_point now) {
       ws.rss_bytes = w->load.rss_bytes;
       ws.mem_percent = w->load.mem_percent;
       ws.cpu_percent = w->load.cpu_percent;
-      ws.last_seen_ms = ms_between(w->last_seen, now);
-      ws.uptime_ms = ms_between(w->joined_at, now);
+      ws.last_seen_ms = ms_from_to(w->last_seen, now);
+      ws.uptime_ms = ms_from_to(w->joined_at, now);
       // Since when it is in this state, as the snapshots saw it.
       std::string key = name + '\0' + w->name;
       seen_state seen{ws.state, now_ms};

@@ -50,13 +50,13 @@ class broker_monitor {
   // When publish() is next due; time_point::max() when never.
   time_point next_publish() const { return next_publish_; }
 
-  // A request answered (by a worker, or 504 after its last attempt): its code
+  // A request answered (by a worker, or 504: out of attempts or past its deadline): its code
   // and its time queued, at the worker and in all. r.target must outlive the
   // monitor (the broker never forgets a service).
   void on_finished(const request& r, std::uint64_t code, time_point now);
   // Events for the dashboard's list of the latest ones.
   void on_redispatch(std::uint64_t number, std::string_view worker, std::string_view service);
-  void on_expiry(std::uint64_t number, std::string_view worker, std::string_view service);
+  void on_expiry(std::uint64_t number, std::string_view service, std::string_view why);
   void on_refusal(std::string_view service, std::string_view reason);
 
   // Builds a snapshot of view and of what this monitor counted, and publishes it.

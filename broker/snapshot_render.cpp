@@ -33,8 +33,8 @@ std::string metrics_text(const broker_snapshot& s) {
   prometheus_text out;
   // Requests, by service and the code of their final reply.
   out.family("carico_requests_total", "counter",
-             "Requests answered after a worker took them (any reply code, 504 after the last "
-             "attempt), by service and code. Refused and malformed ones are counted apart.");
+             "Requests accepted and answered, by service and the final reply's code (a worker's "
+             "code, or 504 when expired). Refused and malformed ones are counted apart.");
   for (const service_snapshot& svc : s.services) {
     for (const auto& [code, n] : svc.codes) {
       const std::string text = std::to_string(code);
@@ -47,7 +47,7 @@ std::string metrics_text(const broker_snapshot& s) {
           "Requests given back to their queue because the worker holding them was lost.",
           s.redispatched);
   counter(out, "carico_expiries_total",
-          "Requests answered 504 after max attempts: every worker given them was lost.",
+          "Requests answered 504: out of attempts, or their deadline passed while queued.",
           s.expired);
   counter(out, "carico_refusals_total",
           "Requests refused 503: queue full, client over its in-flight cap or the byte budget.",

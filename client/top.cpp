@@ -22,7 +22,7 @@ std::int64_t now_unix_ms() {
       .count();
 }
 
-double number(const nlohmann::json& j, const char* key) {
+double num_of(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : 0;
 }
@@ -67,8 +67,8 @@ std::optional<nlohmann::json> top::poll_mmi(std::string& error) {
   nlohmann::json s = stats.head.value("result", nlohmann::json::object());
   nlohmann::json state = state_from_mmi(s, workers.head.value("result", nlohmann::json::object()));
   // req/s from the last polls (up to ten seconds back), history from all of them.
-  const point now{now_unix_ms(), number(s, "done") + number(s, "failed") + number(s, "expired"),
-                  number(s, "queued")};
+  const point now{now_unix_ms(), num_of(s, "done") + num_of(s, "failed") + num_of(s, "expired"),
+                  num_of(s, "queued")};
   if (!polls_.empty() && now.finished < polls_.back().finished) polls_.clear();  // a new broker
   polls_.push_back(now);
   while (polls_.size() > 1 && now.unix_ms - polls_.front().unix_ms > 5 * 60 * 1000) {

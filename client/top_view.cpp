@@ -13,7 +13,7 @@ namespace {
 using json = nlohmann::json;
 
 // A value of j as text: strings without control characters, numbers as given.
-std::string text(const json& j, const char* key, const std::string& missing = "-") {
+std::string text_of(const json& j, const char* key, const std::string& missing = "-") {
   if (!j.is_object()) return missing;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return missing;
@@ -21,39 +21,39 @@ std::string text(const json& j, const char* key, const std::string& missing = "-
   return it->dump();
 }
 
-double number(const json& j, const char* key) {
+double num_of(const json& j, const char* key) {
   if (!j.is_object()) return 0;
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : 0;
 }
 
-std::string fixed(double v, int digits) {
+std::string fixed_text(double v, int digits) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
 }
 
-std::string bytes(double n) {
+std::string bytes_text(double n) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int i = 0;
   while (n >= 1024 && i < 4) {
     n /= 1024;
     ++i;
   }
-  return fixed(n, i == 0 ? 0 : 1) + " " + units[i];
+  return fixed_text(n, i == 0 ? 0 : 1) + " " + units[i];
 }
 
-std::string duration(double ms) {
-  if (ms < 1000) return fixed(ms, 0) + " ms";
-  if (ms < 60000) return fixed(ms / 1000, 1) + " s";
-  if (ms < 3600000) return fixed(ms / 60000, 0) + " min";
-  return fixed(ms / 3600000, 1) + " h";
+std::string duration_text(double ms) {
+  if (ms < 1000) return fixed_text(ms, 0) + " ms";
+  if (ms < 60000) return fixed_text(ms / 1000, 1) + " s";
+  if (ms < 3600000) return fixed_text(ms / 60000, 0) + " min";
+  return fixed_text(ms / 3600000, 1) + " h";
 }
 
-std::string latency(double ms) { return ms >= 100 ? fixed(ms, 0) + " ms" : fixed(ms, 1) + " ms"; }
+std::string latency_text(double ms) { return ms >= 100 ? fixed_text(ms, 0) + " ms" : fixed_text(ms, 1) + " ms"; }
 
 // A bar of `width` cells, filled for share (0..1).
-std::string bar(double share, std::size_t width) {
+std::string bar_text(double share, std::size_t width) {
   share = std::clamp(share, 0.0, 1.0);
   const auto full = static_cast<std::size_t>(share * static_cast<double>(width) + 0.5);
   std::string out;
@@ -61,7 +61,7 @@ std::string bar(double share, std::size_t width) {
   return out;
 }
 
-std::string local_time(std::int64_t unix_ms) {
+std::string clock_text(std::int64_t unix_ms) {
   const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   localtime_r(&t, &tm);
@@ -71,7 +71,7 @@ std::string local_time(std::int64_t unix_ms) {
 }
 
 // The first `width` code points of line (UTF-8).
-std::string cut(const std::string& line, std::size_t width) {
+std::string cut_to(const std::string& line, std::size_t width) {
   std::size_t points = 0;
   for (std::size_t i = 0; i < line.size(); ++i) {
     if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) {
@@ -110,7 +110,7 @@ json state_from_mmi(const json& stats, const json& workers) {
         }
       }
       services.push_back({{"name", name},
-                          {"queued", number(s, "queued")},
+                          {"queued", num_of(s, "queued")},
                           {"ring", ring},
                           {"codes", json::object()}});
     }
@@ -119,13 +119,13 @@ json state_from_mmi(const json& stats, const json& workers) {
   for (const char* key : {"received", "done", "failed", "expired", "redispatched", "refused",
                           "malformed", "late_replies", "unread_dropped", "resends",
                           "workers_joined", "workers_lost"}) {
-    totals[key] = number(stats, key);
+    totals[key] = num_of(stats, key);
   }
   return {{"health", {{"ok", true}, {"reason", ""}}},
-          {"uptime_ms", number(stats, "uptime_ms")},
+          {"uptime_ms", num_of(stats, "uptime_ms")},
           {"totals", totals},
-          {"queued", number(stats, "queued")},
-          {"unanswered", number(stats, "queued") + number(stats, "in_flight")},
+          {"queued", num_of(stats, "queued")},
+          {"unanswered", num_of(stats, "queued") + num_of(stats, "in_flight")},
           {"rate_per_s", 0.0},
           {"latency", {{"samples", 0}, {"p50_ms", 0}, {"p99_ms", 0}}},
           {"services", services},
@@ -139,25 +139,25 @@ std::string render_top(const json& state, const std::string& source, std::size_t
   const bool ok = health.value("ok", false);
   const std::int64_t now_ms = static_cast<std::int64_t>(std::time(nullptr)) * 1000;
   lines.push_back("carico top  " + without_controls(source, '?') + "  up " +
-                  duration(number(state, "uptime_ms")) + "  " +
-                  (ok ? std::string("serving") : "NOT SERVING: " + text(health, "reason")) + "  " +
-                  local_time(now_ms));
+                  duration_text(num_of(state, "uptime_ms")) + "  " +
+                  (ok ? std::string("serving") : "NOT SERVING: " + text_of(health, "reason")) + "  " +
+                  clock_text(now_ms));
   const json& lat = state.value("latency", json::object());
-  const bool have_latency = number(lat, "samples") > 0;
-  lines.push_back("req/s " + fixed(number(state, "rate_per_s"), 1) + "   p50 " +
-                  (have_latency ? latency(number(lat, "p50_ms")) : std::string("-")) + "   p99 " +
-                  (have_latency ? latency(number(lat, "p99_ms")) : std::string("-")) +
-                  "   queued " + fixed(number(state, "queued"), 0) + "   unanswered " +
-                  fixed(number(state, "unanswered"), 0));
+  const bool have_latency = num_of(lat, "samples") > 0;
+  lines.push_back("req/s " + fixed_text(num_of(state, "rate_per_s"), 1) + "   p50 " +
+                  (have_latency ? latency_text(num_of(lat, "p50_ms")) : std::string("-")) + "   p99 " +
+                  (have_latency ? latency_text(num_of(lat, "p99_ms")) : std::string("-")) +
+                  "   queued " + fixed_text(num_of(state, "queued"), 0) + "   unanswered " +
+                  fixed_text(num_of(state, "unanswered"), 0));
   const json& t = state.value("totals", json::object());
-  lines.push_back("done " + fixed(number(t, "done"), 0) + "   failed " +
-                  fixed(number(t, "failed"), 0) + "   refused " + fixed(number(t, "refused"), 0) +
-                  "   re-dispatched " + fixed(number(t, "redispatched"), 0) + "   expired " +
-                  fixed(number(t, "expired"), 0));
+  lines.push_back("done " + fixed_text(num_of(t, "done"), 0) + "   failed " +
+                  fixed_text(num_of(t, "failed"), 0) + "   refused " + fixed_text(num_of(t, "refused"), 0) +
+                  "   re-dispatched " + fixed_text(num_of(t, "redispatched"), 0) + "   expired " +
+                  fixed_text(num_of(t, "expired"), 0));
   std::vector<double> rates, queued;
   for (const json& p : state.value("history", json::array())) {
-    rates.push_back(number(p, "finished"));
-    queued.push_back(number(p, "queued"));
+    rates.push_back(num_of(p, "finished"));
+    queued.push_back(num_of(p, "queued"));
   }
   const std::size_t spark = width > 30 ? std::min<std::size_t>(width - 20, 120) : 10;
   lines.push_back("req/s  " + sparkline(rates, spark));
@@ -173,19 +173,19 @@ std::string render_top(const json& state, const std::string& source, std::size_t
       codes += (codes.empty() ? "   " : ", ") + code + ": " + n.dump();
     }
     lines.emplace_back();
-    lines.push_back("service " + text(svc, "name") + "   " + std::to_string(ready) + " of " +
+    lines.push_back("service " + text_of(svc, "name") + "   " + std::to_string(ready) + " of " +
                     std::to_string(ring.size()) + " ready   queued " +
-                    fixed(number(svc, "queued"), 0) + codes);
+                    fixed_text(num_of(svc, "queued"), 0) + codes);
     std::vector<std::vector<std::string>> rows = {
         {"  WORKER", "STATE", "IN FLIGHT", "", "MEM", "MEM%", "HEARTBEAT", "DONE", "HOST:PID"}};
     for (const json& w : ring) {
-      const double cap = number(w, "capacity");
-      rows.push_back({"  " + text(w, "name"), text(w, "state"),
-                      fixed(number(w, "in_flight"), 0) + "/" + fixed(cap, 0),
-                      bar(cap > 0 ? number(w, "in_flight") / cap : 0, 8),
-                      bytes(number(w, "rss_bytes")), fixed(number(w, "mem_percent"), 1),
-                      duration(number(w, "last_seen_ms")) + " ago", text(w, "answered"),
-                      text(w, "host") + ":" + text(w, "pid")});
+      const double cap = num_of(w, "capacity");
+      rows.push_back({"  " + text_of(w, "name"), text_of(w, "state"),
+                      fixed_text(num_of(w, "in_flight"), 0) + "/" + fixed_text(cap, 0),
+                      bar_text(cap > 0 ? num_of(w, "in_flight") / cap : 0, 8),
+                      bytes_text(num_of(w, "rss_bytes")), fixed_text(num_of(w, "mem_percent"), 1),
+                      duration_text(num_of(w, "last_seen_ms")) + " ago", text_of(w, "answered"),
+                      text_of(w, "host") + ":" + text_of(w, "pid")});
     }
     std::string table = render_table(rows);
     for (std::size_t at = 0, end; (end = table.find('\n', at)) != std::string::npos; at = end + 1) {
@@ -198,12 +198,12 @@ std::string render_top(const json& state, const std::string& source, std::size_t
     lines.emplace_back("latest re-dispatches, refusals, expiries");
     const std::size_t from = events.size() > 8 ? events.size() - 8 : 0;
     for (std::size_t i = events.size(); i-- > from;) {
-      lines.push_back("  " + local_time(static_cast<std::int64_t>(number(events[i], "t"))) + "  " +
-                      text(events[i], "text"));
+      lines.push_back("  " + clock_text(static_cast<std::int64_t>(num_of(events[i], "t"))) + "  " +
+                      text_of(events[i], "text"));
     }
   }
   std::string out;
-  for (const std::string& line : lines) out += cut(line, width) + "\n";
+  for (const std::string& line : lines) out += cut_to(line, width) + "\n";
   return out;
 }
 

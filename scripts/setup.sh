@@ -9,7 +9,10 @@ packages=(
   cmake g++ make pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev nlohmann-json3-dev
   catch2 libspdlog-dev libcli11-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
-  python3 procps
+  python3 procps iproute2
+  # The Debian package (cpack -G DEB: dpkg-shlibdeps, file) and its tests
+  # (dpkg-deb, systemd-analyze verify/security on the units).
+  dpkg-dev file systemd
 )
 # Test-only: headless Chromium loads the broker's dashboard, promtool (in
 # Debian's prometheus package) checks its /metrics (tests/system/test_dashboard.sh).

@@ -22,34 +22,42 @@ void round_trip(carico::worker_message& m) {
       check(!m.service.empty() && m.service.size() <= 255);
       const worker_info info = m.info.value_or(worker_info{});
       check(info.capacity >= 1 && info.capacity <= 65536);
-      decoded<worker_message> again = decode_worker_message(encode_ready(m.service, info));
+      check(m.from == dialect::carico || !m.info);  // a stock READY has no info
+      decoded<worker_message> again = decode_worker_message(encode_ready(m.from, m.service, info));
       check(static_cast<bool>(again));
-      check(again->cmd == command::ready && again->service == m.service);
+      check(again->cmd == command::ready && again->service == m.service && again->from == m.from);
+      if (m.from == dialect::mdp) break;
       check(again->info && again->info->name == info.name && again->info->host == info.host &&
-            again->info->capacity == info.capacity && again->info->pid == info.pid);
+            again->info->capacity == info.capacity && again->info->pid == info.pid &&
+            again->info->heartbeat_ms == info.heartbeat_ms);
       break;
     }
     case command::heartbeat: {
       if (!m.load) break;
-      decoded<worker_message> again = decode_worker_message(encode_heartbeat(&*m.load));
+      check(m.from == dialect::carico);  // a stock HEARTBEAT is bare
+      decoded<worker_message> again =
+          decode_worker_message(encode_heartbeat(dialect::carico, &*m.load));
       check(static_cast<bool>(again) && again->load);
       check(again->load->state == m.load->state && again->load->in_flight == m.load->in_flight &&
             again->load->rss_bytes == m.load->rss_bytes);
       break;
     }
     case command::request: {
-      check(m.head.has_value() && m.body.size() == 1);
-      decoded<worker_message> again =
-          decode_worker_message(encode_request(std::move(m.address), *m.head, std::move(m.body[0])));
+      check(m.head.has_value() == (m.from == dialect::carico));
+      const std::size_t body = m.body.size();
+      decoded<worker_message> again = decode_worker_message(
+          encode_request(m.from, std::move(m.address), m.head ? *m.head : header(), std::move(m.body)));
       check(static_cast<bool>(again) && again->cmd == command::request);
+      check(again->body.size() == body);
       break;
     }
     case command::reply: {
-      if (!m.head) break;  // a plain MDP reply has no header to re-encode
+      check(m.head.has_value() == (m.from == dialect::carico));
       const std::size_t body = m.body.size();
-      decoded<worker_message> again =
-          decode_worker_message(encode_reply(std::move(m.address), *m.head, std::move(m.body)));
-      check(static_cast<bool>(again) && again->cmd == command::reply && again->head);
+      decoded<worker_message> again = decode_worker_message(
+          encode_reply(m.from, std::move(m.address), m.head ? *m.head : header(), std::move(m.body)));
+      check(static_cast<bool>(again) && again->cmd == command::reply);
+      check(again->head.has_value() == (m.from == dialect::carico));
       check(again->body.size() == body);
       break;
     }
