@@ -227,3 +227,307 @@ TEST_CASE("the strict checks catch every extra or missing frame") {
     CHECK(w.events().readies >= 2);
   }
 }
+
+// ================================================================ carico's broker
+// Contract version 2: MDPC01/MDPW01 are plain MDP/0.1, whatever the other side speaks.
+
+namespace {
+
+// A carico worker on its own thread.
+struct running_worker {
+  running_worker(zmq::context_t& context, carico::worker_options options,
+                 carico::service_handler handler)
+      : w(context, std::move(options), std::move(handler)), thread([this] { w.run(); }) {}
+  ~running_worker() {
+    w.stop();
+    thread.join();
+  }
+  carico::worker w;
+  std::thread thread;
+};
+
+carico::worker_options carico_worker_options(const std::string& backend, const std::string& service,
+                                             const std::string& name) {
+  return {.connect = backend, .service = service, .name = name, .capacity = 1, .threads = 0,
+          .heartbeat_ms = 50, .liveness = 3};
+}
+
+// Asks mmi.service (as a stock client) until the answer is exactly [want];
+// returns the last answer seen, printed by describe() (or why there was none).
+std::string mmi_service_until(stock_client& c, const std::string& service, const std::string& want) {
+  std::string last;
+  carico::test::eventually([&] {
+    try {
+      const frames body = c.call("mmi.service", {service}, std::nullopt, 1s);
+      last = carico::test::describe(body);
+      return body == frames{want};
+    } catch (const mdp_violation& e) {
+      last = e.what();
+      return false;
+    }
+  }, 3s);
+  return last;
+}
+
+fs::path temp_dir(const std::string& tag) {
+  static std::atomic<int> n{0};
+  fs::path dir = fs::temp_directory_path() /
+                 ("carico-stock-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  fs::remove_all(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("stock client and stock worker through carico's broker: bodies byte for byte",
+          "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_worker w(context, {.endpoint = broker.backend(), .service = "stock"});
+  stock_client c(context, broker.frontend());
+  REQUIRE(mmi_service_until(c, "stock", "200") == R"(["200"])");
+
+  SECTION("the worker gets the client's body; the client gets the worker's body") {
+    const std::vector<frames> bodies = {{"one"},
+                                        {"part1", "part2"},
+                                        {msgpack_code_404, "x", ""},
+                                        {msgpack_empty_map},
+                                        {"", binary_bytes, msgpack_code_404}};
+    for (const frames& body : bodies) {
+      INFO("body " << carico::test::describe(body));
+      CHECK(c.call("stock", body, body) == body);  // echoed: nothing added on either leg
+      CHECK(w.events().requests.back().body == body);
+    }
+    CHECK(w.events().requests.size() == bodies.size());
+  }
+
+  SECTION("a reply body that looks like a carico header is still just a body") {
+    stock_worker_options options{.endpoint = broker.backend(), .service = "looks-like-header"};
+    options.handler = [](const frames&) { return frames{msgpack_code_404, "x"}; };
+    stock_worker h(context, options);
+    REQUIRE(mmi_service_until(c, "looks-like-header", "200") == R"(["200"])");
+    CHECK(c.call("looks-like-header", {"q"}, frames{msgpack_code_404, "x"}).size() == 2);
+    CHECK(h.events().requests.back().body == frames{"q"});
+    require_clean(h);
+  }
+  require_clean(w);
+}
+
+TEST_CASE("a stock client served by a carico worker", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_client c(context, broker.frontend());
+
+  SECTION("echo: the payload frame comes back alone") {
+    running_worker cw(context, carico_worker_options(broker.backend(), "echo", "cw-echo"),
+                      carico::echo_handler());
+    REQUIRE(mmi_service_until(c, "echo", "200") == R"(["200"])");
+    CHECK(c.call("echo", {"hello"}, frames{"hello"}) == frames{"hello"});
+    CHECK(c.call("echo", {msgpack_code_404}, frames{msgpack_code_404}) == frames{msgpack_code_404});
+  }
+
+  SECTION("the carico worker sees a header of just request and attempt, and the body") {
+    std::mutex mutex;
+    nlohmann::json seen_head;
+    std::string seen_payload;
+    running_worker cw(context, carico_worker_options(broker.backend(), "peek", "cw-peek"),
+                      [&](carico::job& j) {
+                        std::lock_guard lock(mutex);
+                        seen_head = j.head().to_json();
+                        seen_payload = j.payload.to_string();
+                        carico::job_result r;
+                        r.body.emplace_back(std::string_view("seen"));
+                        return r;
+                      });
+    REQUIRE(mmi_service_until(c, "peek", "200") == R"(["200"])");
+    CHECK(c.call("peek", {msgpack_code_404}, frames{"seen"}) == frames{"seen"});
+    std::lock_guard lock(mutex);
+    INFO("header " << seen_head.dump());
+    REQUIRE(seen_head.is_object());
+    CHECK(seen_head.size() == 2);
+    CHECK(seen_head.value("attempt", 0) == 1);
+    CHECK(seen_head.contains("request"));
+    CHECK(seen_payload == msgpack_code_404);
+  }
+
+  SECTION("text: the result as one frame of JSON text") {
+    const fs::path dir = temp_dir("text");
+    running_worker cw(context, carico_worker_options(broker.backend(), "text", "cw-text"),
+                      carico::text_handler(std::make_shared<carico::document_store>(dir, true), 0));
+    REQUIRE(mmi_service_until(c, "text", "200") == R"(["200"])");
+    const frames body = c.call("text", {R"({"title": "Banana", "content": "banana bread"})"});
+    REQUIRE(body.size() == 1);
+    const nlohmann::json result = nlohmann::json::parse(body[0], nullptr, false);
+    INFO("body " << body[0]);
+    REQUIRE(result.is_object());
+    CHECK(result.value("title", "") == "Banana");
+    CHECK(result.value("count_a", 0) == 4);
+    CHECK(result.value("bytes", 0) > 0);
+    CHECK(fs::exists(dir / result.value("stored_as", "missing")));
+    fs::remove_all(dir);
+  }
+
+  SECTION("no payload and no result: one empty frame") {
+    running_worker cw(context, carico_worker_options(broker.backend(), "nothing", "cw-nothing"),
+                      [](carico::job&) { return carico::job_result{}; });
+    REQUIRE(mmi_service_until(c, "nothing", "200") == R"(["200"])");
+    CHECK(c.call("nothing", {"x"}, frames{""}) == frames{""});
+  }
+
+  SECTION("a failed request is not sent to a stock client") {
+    running_worker cw(context, carico_worker_options(broker.backend(), "fails", "cw-fails"),
+                      [](carico::job& j) {
+                        carico::job_result r;
+                        if (j.payload.to_string() == "fail") {
+                          r.code = 500;
+                          r.error = "asked to fail";
+                        } else {
+                          r.body.push_back(std::move(j.payload));
+                        }
+                        return r;
+                      });
+    REQUIRE(mmi_service_until(c, "fails", "200") == R"(["200"])");
+    c.send("fails", {"fail"});
+    CHECK_NOTHROW(c.expect_silence(300ms));
+    CHECK(c.call("fails", {"fine"}, frames{"fine"}) == frames{"fine"});
+  }
+}
+
+TEST_CASE("a carico client served by a stock worker", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_worker_options options{.endpoint = broker.backend(), .service = "stock"};
+  options.handler = [](const frames&) { return frames{msgpack_code_404, "x", ""}; };
+  stock_worker w(context, options);
+  stock_client probe(context, broker.frontend());
+  REQUIRE(mmi_service_until(probe, "stock", "200") == R"(["200"])");
+  carico::client_options client_options;
+  client_options.endpoint = broker.frontend();
+  client_options.timeout_ms = 3000;
+  carico::client client(context, client_options);
+
+  SECTION("a reply header with code 200, then the worker's body frames") {
+    const carico::reply r = client.call("stock", {{"title", "t"}}, msgpack_code_404);
+    INFO("head " << r.head.dump());
+    CHECK(r.code == 200);
+    CHECK(r.head.value("status", "") == "ok");
+    CHECK(r.head.contains("id"));
+    CHECK(r.head.contains("request"));
+    CHECK(r.head.value("attempts", 0) == 1);
+    CHECK(r.head.value("worker", "") != "");
+    CHECK(r.body == frames{msgpack_code_404, "x", ""});
+    REQUIRE(has_requests(w, 1));
+    CHECK(w.events().requests.back().body == frames{msgpack_code_404});  // header stays at the broker
+  }
+
+  SECTION("no payload reaches the stock worker as one empty frame") {
+    const carico::reply r = client.call("stock", nlohmann::json::object(), "");
+    CHECK(r.code == 200);
+    REQUIRE(has_requests(w, 1));
+    CHECK(w.events().requests.back().body == frames{""});
+  }
+  require_clean(w);
+}
+
+TEST_CASE("mmi from a stock client gets one frame (RFC 8)", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_worker w(context, {.endpoint = broker.backend(), .service = "stock"});
+  stock_client c(context, broker.frontend());
+  REQUIRE(mmi_service_until(c, "stock", "200") == R"(["200"])");
+  CHECK(c.call("mmi.service", {"stock"}, frames{"200"}) == frames{"200"});
+  CHECK(c.call("mmi.service", {"nobody-serves-this"}, frames{"404"}) == frames{"404"});
+  CHECK(c.call("mmi.foo", {"x"}, frames{"501"}) == frames{"501"});
+  CHECK(c.call("mmi.workers", {"x"}, frames{"501"}) == frames{"501"});  // carico's, not a stock client's
+  require_clean(w);
+}
+
+TEST_CASE("a stock worker at the reference 2500 ms heartbeat stays for 10 s", "[contract-v2]") {
+  zmq::context_t context;
+  // The broker's defaults (what users run), on fresh inproc endpoints.
+  carico::broker_options options;
+  options.frontend = carico::test::unique_endpoint("frontend");
+  options.backend = carico::test::unique_endpoint("backend");
+  carico::test::running_broker broker(context, options);
+  stock_worker w(context, {.endpoint = broker.backend(), .service = "slow-beat"});
+  stock_client c(context, broker.frontend());
+  REQUIRE(mmi_service_until(c, "slow-beat", "200") == R"(["200"])");
+  CHECK_FALSE(w.wait_for([](const stock_worker_events& e) {
+    return e.disconnects > 0 || e.broker_deaths > 0 || e.readies > 1;
+  }, 10s));
+  CHECK(w.events().heartbeats >= 3);  // the broker heartbeats it too (RFC 7)
+  CHECK(c.call("slow-beat", {"still here"}, frames{"still here"}) == frames{"still here"});
+  require_clean(w);
+}
+
+TEST_CASE("a stock worker has capacity 1", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_worker w(context, {.endpoint = broker.backend(), .service = "one", .auto_reply = false});
+  stock_client a(context, broker.frontend());
+  stock_client b(context, broker.frontend());
+  REQUIRE(mmi_service_until(a, "one", "200") == R"(["200"])");
+  a.send("one", {"a"});
+  b.send("one", {"b"});
+  REQUIRE(has_requests(w, 1));
+  CHECK_FALSE(has_requests(w, 2));  // waits 3 s: the second must stay queued
+  REQUIRE(w.release());
+  REQUIRE(has_requests(w, 2));
+  REQUIRE(w.release());
+  std::optional<frames> ra = a.receive();
+  std::optional<frames> rb = b.receive();
+  REQUIRE(ra);
+  REQUIRE(rb);
+  CHECK(carico::test::check_client_reply(*ra, "one", frames{"a"}) == "");
+  CHECK(carico::test::check_client_reply(*rb, "one", frames{"b"}) == "");
+  require_clean(w);
+}
+
+TEST_CASE("RFC 7/8 violations by a stock worker get DISCONNECT", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_client c(context, broker.frontend());
+
+  SECTION("READY for mmi.x") {
+    stock_worker w(context, {.endpoint = broker.backend(), .service = "mmi.x", .reconnect = false});
+    CHECK(has_disconnect(w));
+  }
+
+  SECTION("a REPLY for a request the worker does not hold") {
+    stock_worker w(context, {.endpoint = broker.backend(), .service = "stock", .reconnect = false});
+    REQUIRE(mmi_service_until(c, "stock", "200") == R"(["200"])");
+    REQUIRE(w.send_raw({"", "MDPW01", command_byte(3), "no-such-client", "", "x"}));
+    CHECK(has_disconnect(w));
+    CHECK(mmi_service_until(c, "stock", "404") == R"(["404"])");  // forgotten
+  }
+
+  SECTION("a second READY") {
+    stock_worker w(context, {.endpoint = broker.backend(), .service = "stock", .reconnect = false});
+    REQUIRE(mmi_service_until(c, "stock", "200") == R"(["200"])");
+    REQUIRE(w.send_raw({"", "MDPW01", command_byte(1), "stock"}));
+    CHECK(has_disconnect(w));
+  }
+
+  SECTION("a HEARTBEAT from a worker that never said READY") {
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    raw.set(zmq::sockopt::linger, 0);
+    raw.connect(broker.backend());
+    carico::test::send_frames(raw, {"", "MDPW01", command_byte(4)});
+    std::optional<frames> answer = carico::test::receive_frames(raw, 3s);
+    REQUIRE(answer);
+    CHECK(*answer == frames{"", "MDPW01", command_byte(5)});
+  }
+}
+
+TEST_CASE("a malformed stock request is dropped and the broker goes on", "[contract-v2]") {
+  zmq::context_t context;
+  carico::test::running_broker broker(context);
+  stock_worker w(context, {.endpoint = broker.backend(), .service = "stock"});
+  stock_client c(context, broker.frontend());
+  REQUIRE(mmi_service_until(c, "stock", "200") == R"(["200"])");
+  c.send_raw({"", "MDPC01", "stock"});  // no body frame
+  CHECK_NOTHROW(c.expect_silence(300ms));
+  CHECK(c.call("stock", {"after"}, frames{"after"}) == frames{"after"});
+  CHECK(w.events().requests.size() == 1);
+  require_clean(w);
+}
