@@ -247,13 +247,13 @@ void stock_broker::handle_reply(const std::string& identity, frames&& message) {
 void stock_broker::delete_worker(const std::string& identity, bool disconnect) {
   auto it = workers_.find(identity);
   if (it == workers_.end()) return;
-  if (disconnect) send_to_worker(identity, mdp::command::disconnect);
   const std::string name = it->second.service;
   service& s = services_[name];
   s.idle.erase(std::remove(s.idle.begin(), s.idle.end(), identity), s.idle.end());
   if (it->second.holding) s.requests.push_front(std::move(*it->second.holding));
   workers_.erase(it);
-  worker_count_ = workers_.size();
+  worker_count_ = workers_.size();  // before the DISCONNECT: whoever sees it sees the count
+  if (disconnect) send_to_worker(identity, mdp::command::disconnect);
   dispatch(name);
 }
 
