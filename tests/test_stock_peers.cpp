@@ -30,12 +30,18 @@ using carico::test::stock_worker_options;
 namespace {
 
 // {"code": 404} as MessagePack: a body frame that looks like a carico header.
-const std::string msgpack_code_404("\x81\xa4" "code" "\xcd\x01\x94", 9);
+const std::string msgpack_code_404(
+    "\x81\xa4"
+    "code"
+    "\xcd\x01\x94",
+    9);
 // {} and a frame of bytes that are no valid anything.
 const std::string msgpack_empty_map("\x80", 1);
 const std::string binary_bytes("\x00\xff\x01\xc1", 4);
 
-std::string command_byte(int c) { return std::string(1, static_cast<char>(c)); }
+std::string command_byte(int c) {
+  return std::string(1, static_cast<char>(c));
+}
 
 // The worker has had no DISCONNECT, no broker death, no second READY, and every
 // broker message had the RFC 7 shape.
@@ -65,8 +71,8 @@ bool has_disconnect(const stock_worker& w, std::chrono::milliseconds timeout = 3
 
 TEST_CASE("stock peers against the minimal stock broker") {
   zmq::context_t context;
-  carico::test::stock_broker broker(context, {.endpoint = carico::test::unique_endpoint("stock"),
-                                              .heartbeat = 100ms});
+  carico::test::stock_broker broker(
+      context, {.endpoint = carico::test::unique_endpoint("stock"), .heartbeat = 100ms});
   broker.start();
   const stock_worker_options fast{.endpoint = broker.endpoint(),
                                   .service = "echo",
@@ -179,7 +185,8 @@ TEST_CASE("the strict checks catch every extra or missing frame") {
     std::optional<frames> request = carico::test::receive_frames(router, 2s);
     REQUIRE(request);
     CHECK(frames(request->begin() + 1, request->end()) == frames{"", "MDPC01", "echo", "body"});
-    carico::test::send_frames(router, {(*request)[0], "", "MDPC01", "echo", msgpack_code_404, "body"});
+    carico::test::send_frames(router,
+                              {(*request)[0], "", "MDPC01", "echo", msgpack_code_404, "body"});
     std::optional<frames> reply = c.receive(2s);
     REQUIRE(reply);
     CHECK(check_client_reply(*reply, "echo", frames{"body"}) != "");
@@ -197,18 +204,19 @@ TEST_CASE("the strict checks catch every extra or missing frame") {
     CHECK(frames(ready->begin() + 1, ready->end()) == frames{"", "MDPW01", command_byte(1), "svc"});
 
     const std::vector<frames> malformed = {
-        {id, "", "MDPW01", command_byte(2), "client", "", msgpack_code_404},  // fine: body is opaque
-        {id, "", "MDPW01", command_byte(2), "client", msgpack_code_404, "", "body"},  // header before ""
-        {id, "", "MDPW01", command_byte(2), "client", ""},                  // no body
-        {id, "", "MDPWX1", command_byte(4)},                                // carico's signature
-        {id, "", "MDPW01", command_byte(4), msgpack_code_404},              // heartbeat with a load report
-        {id, "", "MDPW01", command_byte(9)},                                // no such command
-        {id, "MDPW01", command_byte(4)},                                    // no empty frame 0
+        {id, "", "MDPW01", command_byte(2), "client", "",
+         msgpack_code_404},  // fine: body is opaque
+        {id, "", "MDPW01", command_byte(2), "client", msgpack_code_404, "",
+         "body"},                                               // header before ""
+        {id, "", "MDPW01", command_byte(2), "client", ""},      // no body
+        {id, "", "MDPWX1", command_byte(4)},                    // carico's signature
+        {id, "", "MDPW01", command_byte(4), msgpack_code_404},  // heartbeat with a load report
+        {id, "", "MDPW01", command_byte(9)},                    // no such command
+        {id, "MDPW01", command_byte(4)},                        // no empty frame 0
     };
     for (const frames& m : malformed) carico::test::send_frames(router, m);
-    CHECK(w.wait_for([&](const stock_worker_events& e) {
-      return e.violations.size() == malformed.size() - 1;
-    }));
+    CHECK(w.wait_for(
+        [&](const stock_worker_events& e) { return e.violations.size() == malformed.size() - 1; }));
     // The well-formed one was answered exactly.
     std::optional<frames> reply = carico::test::receive_frames(router, 2s);
     REQUIRE(reply);
@@ -248,31 +256,40 @@ struct running_worker {
 
 carico::worker_options carico_worker_options(const std::string& backend, const std::string& service,
                                              const std::string& name) {
-  return {.connect = backend, .service = service, .name = name, .capacity = 1, .threads = 0,
-          .heartbeat_ms = 50, .liveness = 3};
+  return {.connect = backend,
+          .service = service,
+          .name = name,
+          .capacity = 1,
+          .threads = 0,
+          .heartbeat_ms = 50,
+          .liveness = 3};
 }
 
 // Asks mmi.service (as a stock client) until the answer is exactly [want];
 // returns the last answer seen, printed by describe() (or why there was none).
-std::string mmi_service_until(stock_client& c, const std::string& service, const std::string& want) {
+std::string mmi_service_until(stock_client& c, const std::string& service,
+                              const std::string& want) {
   std::string last;
-  carico::test::eventually([&] {
-    try {
-      const frames body = c.call("mmi.service", {service}, std::nullopt, 1s);
-      last = carico::test::describe(body);
-      return body == frames{want};
-    } catch (const mdp_violation& e) {
-      last = e.what();
-      return false;
-    }
-  }, 3s);
+  carico::test::eventually(
+      [&] {
+        try {
+          const frames body = c.call("mmi.service", {service}, std::nullopt, 1s);
+          last = carico::test::describe(body);
+          return body == frames{want};
+        } catch (const mdp_violation& e) {
+          last = e.what();
+          return false;
+        }
+      },
+      3s);
   return last;
 }
 
 fs::path temp_dir(const std::string& tag) {
   static std::atomic<int> n{0};
-  fs::path dir = fs::temp_directory_path() /
-                 ("carico-stock-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  fs::path dir =
+      fs::temp_directory_path() /
+      ("carico-stock-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
   fs::remove_all(dir);
   return dir;
 }
@@ -417,7 +434,8 @@ TEST_CASE("a carico client served by a stock worker", "[contract-v2]") {
     CHECK(r.head.value("worker", "") != "");
     CHECK(r.body == frames{msgpack_code_404, "x", ""});
     REQUIRE(has_requests(w, 1));
-    CHECK(w.events().requests.back().body == frames{msgpack_code_404});  // header stays at the broker
+    CHECK(w.events().requests.back().body ==
+          frames{msgpack_code_404});  // header stays at the broker
   }
 
   SECTION("no payload reaches the stock worker as one empty frame") {
@@ -438,7 +456,8 @@ TEST_CASE("mmi from a stock client gets one frame (RFC 8)", "[contract-v2]") {
   CHECK(c.call("mmi.service", {"stock"}, frames{"200"}) == frames{"200"});
   CHECK(c.call("mmi.service", {"nobody-serves-this"}, frames{"404"}) == frames{"404"});
   CHECK(c.call("mmi.foo", {"x"}, frames{"501"}) == frames{"501"});
-  CHECK(c.call("mmi.workers", {"x"}, frames{"501"}) == frames{"501"});  // carico's, not a stock client's
+  CHECK(c.call("mmi.workers", {"x"}, frames{"501"}) ==
+        frames{"501"});  // carico's, not a stock client's
   require_clean(w);
 }
 
@@ -452,9 +471,11 @@ TEST_CASE("a stock worker at the reference 2500 ms heartbeat stays for 10 s", "[
   stock_worker w(context, {.endpoint = broker.backend(), .service = "slow-beat"});
   stock_client c(context, broker.frontend());
   REQUIRE(mmi_service_until(c, "slow-beat", "200") == R"(["200"])");
-  CHECK_FALSE(w.wait_for([](const stock_worker_events& e) {
-    return e.disconnects > 0 || e.broker_deaths > 0 || e.readies > 1;
-  }, 10s));
+  CHECK_FALSE(w.wait_for(
+      [](const stock_worker_events& e) {
+        return e.disconnects > 0 || e.broker_deaths > 0 || e.readies > 1;
+      },
+      10s));
   CHECK(w.events().heartbeats >= 3);  // the broker heartbeats it too (RFC 7)
   CHECK(c.call("slow-beat", {"still here"}, frames{"still here"}) == frames{"still here"});
   require_clean(w);

@@ -24,7 +24,8 @@ stock_broker::stock_broker(zmq::context_t& context, stock_broker_options options
       control_(context, zmq::socket_type::pair),
       control_sender_(context, zmq::socket_type::pair) {
   router_.set(zmq::sockopt::linger, 0);
-  router_.set(zmq::sockopt::router_mandatory, 1);  // a reply to a client gone is an error, not lost silently
+  router_.set(zmq::sockopt::router_mandatory,
+              1);  // a reply to a client gone is an error, not lost silently
   router_.bind(options_.endpoint);
   endpoint_ = router_.get(zmq::sockopt::last_endpoint);
   const std::string control = broker_control_endpoint();
@@ -70,8 +71,9 @@ void stock_broker::violation(const std::string& what, const frames& message) {
 void stock_broker::run() {
   log("serving MDP/0.1 on " + endpoint_);
   while (!stopping_) {
-    const auto wait = std::max(std::chrono::milliseconds(0),
-                               std::chrono::ceil<std::chrono::milliseconds>(next_deadline() - clock::now()));
+    const auto wait =
+        std::max(std::chrono::milliseconds(0),
+                 std::chrono::ceil<std::chrono::milliseconds>(next_deadline() - clock::now()));
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                {control_.handle(), 0, ZMQ_POLLIN, 0}};
     try {

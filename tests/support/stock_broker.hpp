@@ -74,14 +74,14 @@ class stock_broker {
   };
   // A registered worker.
   struct worker {
-    std::string service;               // from its READY
-    clock::time_point expires;         // dead when silent past this
-    std::optional<request> holding;    // the request it is working on (capacity 1)
+    std::string service;             // from its READY
+    clock::time_point expires;       // dead when silent past this
+    std::optional<request> holding;  // the request it is working on (capacity 1)
   };
   // A service: requests in arrival order, idle workers in round-robin order.
   struct service {
-    std::deque<request> requests;      // waiting for a worker
-    std::deque<std::string> idle;      // routing ids of workers holding nothing
+    std::deque<request> requests;  // waiting for a worker
+    std::deque<std::string> idle;  // routing ids of workers holding nothing
   };
 
   // Broker functions.
@@ -101,20 +101,20 @@ class stock_broker {
   // Service functions.
   void dispatch(const std::string& name);
 
-  stock_broker_options options_;            // as given
-  zmq::socket_t router_;                    // clients and workers; used by run() only
-  zmq::socket_t control_;                   // PAIR: stop() wakes run()
-  zmq::socket_t control_sender_;            // PAIR: stop()'s side, under mutex_
-  std::string endpoint_;                    // the endpoint bound
-  std::map<std::string, worker> workers_;   // by routing id
-  std::map<std::string, service> services_; // by name
-  clock::time_point next_heartbeat_{};      // when to heartbeat every worker
+  stock_broker_options options_;             // as given
+  zmq::socket_t router_;                     // clients and workers; used by run() only
+  zmq::socket_t control_;                    // PAIR: stop() wakes run()
+  zmq::socket_t control_sender_;             // PAIR: stop()'s side, under mutex_
+  std::string endpoint_;                     // the endpoint bound
+  std::map<std::string, worker> workers_;    // by routing id
+  std::map<std::string, service> services_;  // by name
+  clock::time_point next_heartbeat_{};       // when to heartbeat every worker
 
-  mutable std::mutex mutex_;                // guards control_sender_ and violations_
-  std::vector<std::string> violations_;     // see violations()
-  std::atomic<std::size_t> worker_count_{0};// workers_.size(), for other threads
-  std::atomic<bool> stopping_{false};       // run() returns when set
-  std::thread thread_;                      // made by start()
+  mutable std::mutex mutex_;                  // guards control_sender_ and violations_
+  std::vector<std::string> violations_;       // see violations()
+  std::atomic<std::size_t> worker_count_{0};  // workers_.size(), for other threads
+  std::atomic<bool> stopping_{false};         // run() returns when set
+  std::thread thread_;                        // made by start()
 };
 
 }  // namespace carico::test

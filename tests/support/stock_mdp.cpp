@@ -7,7 +7,9 @@ namespace carico::test {
 
 namespace mdp {
 
-std::string frame_of(command c) { return std::string(1, static_cast<char>(c)); }
+std::string frame_of(command c) {
+  return std::string(1, static_cast<char>(c));
+}
 
 std::optional<command> command_of(std::string_view frame) {
   if (frame.size() != 1) return std::nullopt;
@@ -18,11 +20,16 @@ std::optional<command> command_of(std::string_view frame) {
 
 const char* name_of(command c) {
   switch (c) {
-    case command::ready: return "READY";
-    case command::request: return "REQUEST";
-    case command::reply: return "REPLY";
-    case command::heartbeat: return "HEARTBEAT";
-    case command::disconnect: return "DISCONNECT";
+    case command::ready:
+      return "READY";
+    case command::request:
+      return "REQUEST";
+    case command::reply:
+      return "REPLY";
+    case command::heartbeat:
+      return "HEARTBEAT";
+    case command::disconnect:
+      return "DISCONNECT";
   }
   return "?";
 }
@@ -97,10 +104,12 @@ std::optional<frames> receive_frames(zmq::socket_t& socket, std::chrono::millise
 std::string check_client_reply(const frames& reply, std::string_view service,
                                const std::optional<frames>& expected_body) {
   const std::string sample = ": " + describe(reply);
-  if (reply.size() < 4) return "a REPLY has at least 4 frames, got " + std::to_string(reply.size()) + sample;
+  if (reply.size() < 4)
+    return "a REPLY has at least 4 frames, got " + std::to_string(reply.size()) + sample;
   if (!reply[0].empty()) return "frame 0 of a REPLY must be empty" + sample;
   if (reply[1] != mdp::client_signature) return "frame 1 of a REPLY must be MDPC01" + sample;
-  if (reply[2] != service) return "frame 2 must be the service \"" + std::string(service) + "\"" + sample;
+  if (reply[2] != service)
+    return "frame 2 must be the service \"" + std::string(service) + "\"" + sample;
   if (expected_body) {
     const frames body(reply.begin() + 3, reply.end());
     if (body != *expected_body) {
@@ -125,7 +134,9 @@ void stock_client::send(std::string_view service, const frames& body) {
   send_frames(socket_, message);
 }
 
-void stock_client::send_raw(const frames& message) { send_frames(socket_, message); }
+void stock_client::send_raw(const frames& message) {
+  send_frames(socket_, message);
+}
 
 std::optional<frames> stock_client::receive(std::chrono::milliseconds timeout) {
   return receive_frames(socket_, timeout);

@@ -29,7 +29,13 @@ inline constexpr std::string_view worker_signature = "MDPW01";  // MDP/Worker v0
 inline constexpr std::string_view mmi_prefix = "mmi.";          // RFC 8 namespace
 
 // The one-byte command frame of MDP/Worker.
-enum class command : unsigned char { ready = 1, request = 2, reply = 3, heartbeat = 4, disconnect = 5 };
+enum class command : unsigned char {
+  ready = 1,
+  request = 2,
+  reply = 3,
+  heartbeat = 4,
+  disconnect = 5
+};
 
 // The command as its frame: one byte.
 std::string frame_of(command c);

@@ -82,8 +82,9 @@ void stock_worker::run() {
     } else if (!down_) {
       deadline = reconnect_at_;
     }
-    const auto wait = std::max(std::chrono::milliseconds(0),
-                               std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()));
+    const auto wait =
+        std::max(std::chrono::milliseconds(0),
+                 std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()));
     zmq::pollitem_t items[] = {{control_.handle(), 0, ZMQ_POLLIN, 0},
                                {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     zmq::poll(items, socket_ ? 2 : 1, wait);
@@ -115,8 +116,8 @@ void stock_worker::run() {
       close_socket(now);
     }
     if (socket_ && now >= next_heartbeat_) {
-      send_frames(*socket_, {"", std::string(mdp::worker_signature),
-                             mdp::frame_of(mdp::command::heartbeat)});
+      send_frames(*socket_,
+                  {"", std::string(mdp::worker_signature), mdp::frame_of(mdp::command::heartbeat)});
       next_heartbeat_ = now + options_.heartbeat;
     }
     if (!socket_ && !down_ && now >= reconnect_at_) {

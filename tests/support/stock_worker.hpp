@@ -35,14 +35,14 @@
 namespace carico::test {
 
 struct stock_worker_options {
-  std::string endpoint;                                // the broker's worker socket
-  std::string service = "echo";                        // READY service
-  std::chrono::milliseconds heartbeat{2500};           // HEARTBEAT interval (the RFC 7 reference's)
-  int liveness = 3;                                    // silent intervals before the broker is dead
-  std::chrono::milliseconds reconnect_delay{2500};     // pause before a new socket
-  bool reconnect = true;                               // false: stay down after DISCONNECT/broker death
-  bool auto_reply = true;                              // false: hold requests until release()
-  std::function<frames(const frames&)> handler{};      // reply body from request body; empty: echo
+  std::string endpoint;                             // the broker's worker socket
+  std::string service = "echo";                     // READY service
+  std::chrono::milliseconds heartbeat{2500};        // HEARTBEAT interval (the RFC 7 reference's)
+  int liveness = 3;                                 // silent intervals before the broker is dead
+  std::chrono::milliseconds reconnect_delay{2500};  // pause before a new socket
+  bool reconnect = true;                           // false: stay down after DISCONNECT/broker death
+  bool auto_reply = true;                          // false: hold requests until release()
+  std::function<frames(const frames&)> handler{};  // reply body from request body; empty: echo
 };
 
 // A REQUEST as the worker received it.
@@ -94,27 +94,27 @@ class stock_worker {
   template <class Change>
   void record(Change change);
 
-  stock_worker_options options_;         // as given
-  zmq::context_t& context_;              // for each new socket
-  zmq::socket_t control_;                // PAIR: wakes the thread (thread side)
-  zmq::socket_t control_sender_;         // PAIR: other threads wake it, under mutex_
+  stock_worker_options options_;  // as given
+  zmq::context_t& context_;       // for each new socket
+  zmq::socket_t control_;         // PAIR: wakes the thread (thread side)
+  zmq::socket_t control_sender_;  // PAIR: other threads wake it, under mutex_
 
   // Thread-only state.
-  std::unique_ptr<zmq::socket_t> socket_;    // DEALER to the broker; null while down
-  std::deque<stock_request> held_;           // requests not answered yet
-  clock::time_point broker_expires_{};       // the broker is dead when silent past this
-  clock::time_point next_heartbeat_{};       // when to send the next HEARTBEAT
-  clock::time_point reconnect_at_{};         // when to open a new socket (socket_ null)
-  bool down_{false};                         // socket closed and no reconnect wanted
+  std::unique_ptr<zmq::socket_t> socket_;  // DEALER to the broker; null while down
+  std::deque<stock_request> held_;         // requests not answered yet
+  clock::time_point broker_expires_{};     // the broker is dead when silent past this
+  clock::time_point next_heartbeat_{};     // when to send the next HEARTBEAT
+  clock::time_point reconnect_at_{};       // when to open a new socket (socket_ null)
+  bool down_{false};                       // socket closed and no reconnect wanted
 
   // Shared with other threads, under mutex_.
-  mutable std::mutex mutex_;                     // guards everything below
-  mutable std::condition_variable changed_;      // signalled on every change below
-  stock_worker_events events_;                   // see stock_worker_events
-  std::deque<std::function<void()>> jobs_;       // controls to run on the thread
-  std::size_t jobs_queued_{0};                   // jobs queued so far
-  std::size_t jobs_done_{0};                     // jobs finished so far
-  bool stopping_{false};                         // set by the destructor
+  mutable std::mutex mutex_;                 // guards everything below
+  mutable std::condition_variable changed_;  // signalled on every change below
+  stock_worker_events events_;               // see stock_worker_events
+  std::deque<std::function<void()>> jobs_;   // controls to run on the thread
+  std::size_t jobs_queued_{0};               // jobs queued so far
+  std::size_t jobs_done_{0};                 // jobs finished so far
+  bool stopping_{false};                     // set by the destructor
 
   std::thread thread_;  // last: starts once everything above exists
 };
