@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <charconv>
 
 #ifdef __GLIBC__
 #include <malloc.h>  // malloc_trim
@@ -88,6 +89,46 @@ zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, co
   return out.to_message();
 }
 
+// The broker's token for a request (send_request's address): its number.
+std::optional<std::uint64_t> parse_token(std::string_view token) {
+  std::uint64_t number = 0;
+  const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), number);
+  if (ec != std::errc() || end != token.data() + token.size() || token.empty()) return std::nullopt;
+  return number;
+}
+
+// The dialect frame 1 of a worker message names, if any (for a DISCONNECT in kind).
+std::optional<dialect> worker_dialect_of(const zmq::multipart_t& frames) {
+  if (frames.size() < 2) return std::nullopt;
+  if (frame_equals(frames[1], worker_signature)) return dialect::mdp;
+  if (frame_equals(frames[1], worker_ext_signature)) return dialect::carico;
+  return std::nullopt;
+}
+
+// A carico client's reply header for a stock worker's reply (which has none):
+// the request's `id`, then `request`, `code` 200, `status`, `worker`, `attempts`.
+zmq::message_t stock_reply_head(map_writer& out, const request& r, std::string_view worker) {
+  out.begin(r.id.empty() ? 5 : 6);
+  if (!r.id.empty()) out.add_raw("id", r.id);
+  out.add("request", r.number);
+  out.add("code", code::ok);
+  out.add("status", "ok");
+  out.add("worker", worker);
+  out.add("attempts", r.attempts);
+  return out.to_message();
+}
+
+// The body a stock client gets for a carico worker's reply that has no
+// payload frames: its `result` as one frame of JSON text, else one empty frame.
+zmq::message_t result_as_json(const zmq::message_t& worker_head) {
+  header_result h = header::decode(worker_head);
+  if (!h) return zmq::message_t();
+  const msgpack::object* result = h.value->find("result");
+  if (result == nullptr) return zmq::message_t();
+  const std::string text = to_json(*result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return zmq::message_t(text.data(), text.size());
+}
+
 // A worker's `code` as the broker reports it: a 3-digit number, else 500.
 std::uint64_t reported_code(std::optional<std::uint64_t> code) {
   return code && *code >= 100 && *code < 1000 ? *code : code::worker_failed;
@@ -165,8 +206,7 @@ broker::broker(zmq::context_t& context, broker_options options,
   backend_.bind(options_.backend);
   started_at_ = clock::now();
   mark_batch();
-  next_heartbeat_ = started_at_ + milliseconds(options_.heartbeat_ms);
-  next_tick_ = next_heartbeat_;
+  next_tick_ = started_at_ + milliseconds(options_.heartbeat_ms);
   if (!options_.journal_path.empty()) open_journal();
   log_->info("broker listening: clients on {}, workers on {}", frontend_endpoint(),
              backend_endpoint());
@@ -262,7 +302,7 @@ void broker::run() {
     journal_->flush();  // the replies already earned go out before we leave
     on_journal_commit();
   }
-  for (auto& [identity, w] : workers_) send_to_worker(identity, encode_disconnect());
+  for (auto& [identity, w] : workers_) send_to_worker(identity, encode_disconnect(w->from));
   flush_sends();
   log_->flush();
 }
@@ -291,10 +331,11 @@ std::size_t broker::handle_frontend() {
 void broker::on_oversized_client_message(const std::string& client, zmq::multipart_t& frames,
                                          receive_status status, std::size_t seen) {
   if (client.empty()) return;
+  std::optional<dialect> from;
+  if (frames.size() > 1 && frame_equals(frames[1], client_signature)) from = dialect::mdp;
+  if (frames.size() > 1 && frame_equals(frames[1], client_ext_signature)) from = dialect::carico;
   std::string service_name;
-  if (frames.size() > 2 && frame_equals(frames[1], client_signature)) {
-    service_name = frames[2].to_string();
-  }
+  if (from && frames.size() > 2) service_name = frames[2].to_string();
   ++stats_.malformed;
   const bool too_many = status == receive_status::too_many_frames;
   const std::string reason =
@@ -304,35 +345,47 @@ void broker::on_oversized_client_message(const std::string& client, zmq::multipa
                      " bytes";
   log_->warn("{} client message from {}: {} (service [{}])", too_many ? "malformed" : "oversized",
              hex_id(client), reason, sample(service_name.data(), service_name.size(), 24));
-  reply_error(client, service_name, too_many ? code::bad_request : code::too_large, reason);
+  if (from) {
+    reply_error(client, *from, service_name, too_many ? code::bad_request : code::too_large,
+                reason);
+  }
 }
 
 void broker::on_client_message(std::string&& client, zmq::multipart_t&& frames) {
-  std::string service_name;
+  client_envelope envelope;
   // The header stays encoded where raw_map reads it: accept_request reads the
   // few entries it needs in place, and decodes it only off the common path.
   decoded<client_request> message =
-      decode_client_request(std::move(frames), &service_name, header_mode::keep_raw, &client_head_);
+      decode_client_request(std::move(frames), &envelope, header_mode::keep_raw, &client_head_);
   if (message && message->head_raw) client_head_.rebase(message->head_frame.data());
   if (!message) {
     ++stats_.malformed;
     log_->warn("malformed client message from {}: {} ({})", hex_id(client), message.error,
                describe(frames));
-    reply_error(client, service_name, code::bad_request, message.error);
+    // Neither client signature: not a client of ours; nothing to answer.
+    if (envelope.from) {
+      reply_error(client, *envelope.from, envelope.service, code::bad_request, message.error);
+    }
     return;
   }
-  if (message->payload.size() > options_.max_payload_bytes) {
+  std::size_t payload_bytes = message->payload.size();
+  for (const zmq::message_t& f : message->more) payload_bytes += f.size();
+  if (payload_bytes > options_.max_payload_bytes) {
     ++stats_.malformed;
     log_->warn("request too large from {}: service={} payload {} bytes > {}", hex_id(client),
-               message->service, message->payload.size(), options_.max_payload_bytes);
-    reply_error(client, message->service, code::too_large,
-                "payload of " + std::to_string(message->payload.size()) +
-                    " bytes is over the limit of " + std::to_string(options_.max_payload_bytes),
+               message->service, payload_bytes, options_.max_payload_bytes);
+    reply_error(client, message->from, message->service, code::too_large,
+                "payload of " + std::to_string(payload_bytes) + " bytes is over the limit of " +
+                    std::to_string(options_.max_payload_bytes),
                 &decode_head(*message));
     return;
   }
   if (starts_with_mmi(message->service)) {
-    answer_mmi(client, *message);
+    if (message->from == dialect::mdp) {
+      answer_stock_mmi(client, *message);
+    } else {
+      answer_mmi(client, *message);
+    }
     return;
   }
   accept_request(std::move(client), std::move(*message));
@@ -344,7 +397,9 @@ std::string broker::client_label(std::string_view client) const { return hex_id(
 // (the request record, its map node, its key; docs/benchmarks.md measures it).
 std::size_t broker::held_bytes(const client_request& message) {
   constexpr std::size_t bookkeeping = 512;
-  return message.payload.size() + message.head_frame.size() + bookkeeping;
+  std::size_t bytes = message.payload.size() + message.head_frame.size() + bookkeeping;
+  for (const zmq::message_t& f : message.more) bytes += f.size();
+  return bytes;
 }
 
 // Answers 503 when the client already has its cap of requests in flight, the
@@ -365,7 +420,8 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
   ++stats_.refused;
   log_->warn("request refused: {} client={} service={}", reason, client_label(client),
              sample(message.service.data(), message.service.size(), 32));
-  reply_error(client, message.service, code::queue_full, reason, &decode_head(message));
+  reply_error(client, message.from, message.service, code::queue_full, reason,
+              &decode_head(message));
   return true;
 }
 
@@ -379,6 +435,8 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   const raw_map::entry* raw_id = nullptr;
   bool raw_client = false;
   bool raw_reserved = false;
+  std::optional<std::uint64_t> timeout_ms;  // the header's, when it has one
+  const bool was_raw = message.head_raw;
   if (message.head_raw) {
     for (const raw_map::entry& e : client_head_) {
       if (e.key == "id") {
@@ -387,10 +445,13 @@ void broker::accept_request(std::string&& client, client_request&& message) {
         raw_client = true;
       } else if (e.key == "request" || e.key == "attempt") {
         raw_reserved = true;
+      } else if (e.key == "timeout_ms") {
+        timeout_ms = raw_map::as_uint(e.value);
       }
     }
   }
   if (message.head_raw && (journal_ || log_info || raw_client)) decode_head(message);
+  if (!was_raw) timeout_ms = message.head.get_uint("timeout_ms");
   std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
   if (key && answer_resend(client, *key)) return;
@@ -417,7 +478,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
       e.row.code = code::queue_full;
       journal_->post(std::move(e));
     }
-    reply_error(client, s.name, code::queue_full,
+    reply_error(client, message.from, s.name, code::queue_full,
                 "queue full: " + std::to_string(waiting(s)) + " requests waiting for " + s.name,
                 &decode_head(message));
     return;
@@ -430,6 +491,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.client = std::move(client);
   r.target = &s;
   r.quota_bytes = bytes;
+  r.from = message.from;
   if (message.head_raw && !raw_reserved) {
     // As keep_header does, from the entries raw read in place (in the frame).
     // r.id is the id as the client encoded it (keep_header re-encodes it): the
@@ -439,9 +501,23 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   } else {
     keep_header(r, decode_head(message), std::move(message.head_frame));
   }
-  r.payload = std::move(message.payload);
+  if (message.from == dialect::mdp) {
+    // A stock body is any number of opaque frames: kept packed in one frame,
+    // as the journal keeps it, and unpacked for each dispatch.
+    std::vector<zmq::message_t> body;
+    body.reserve(message.body_frames);
+    if (message.body_frames > 0) body.push_back(std::move(message.payload));
+    for (zmq::message_t& f : message.more) body.push_back(std::move(f));
+    const std::string packed = encode_frames(body);
+    r.payload = zmq::message_t(packed.data(), packed.size());
+    r.framed = true;
+  } else {
+    r.payload = std::move(message.payload);
+  }
   r.received_at = batch_now_;
   r.received_ms = batch_unix_ms_;
+  r.timeout_ms = effective_timeout(timeout_ms);
+  r.deadline = r.received_at + milliseconds(r.timeout_ms);
   if (key) {
     r.key = std::move(key->text);  // key's client and client_id are still used below
     keyed_[r.key] = number;
@@ -457,7 +533,10 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     journal_event e;
     e.what = journal_event::kind::received;
     e.row = record_of(r, message.head, key ? &*key : nullptr);
-    e.head = r.head.size() > 0 ? r.head.to_string() : header().encode_string();
+    // A stock request is kept with no header: that is how a reload tells it.
+    e.head = r.from == dialect::mdp ? std::string()
+             : r.head.size() > 0    ? r.head.to_string()
+                                    : header().encode_string();
     e.payload.copy(r.payload);  // shares the buffer (reference counted)
     const std::uint64_t seq = journal_->post(std::move(e));
     // A keyed request is written ahead: no worker sees it before its row (with
@@ -468,10 +547,12 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     // still waits for the outcome's commit like every reply.
     if (key || number > journal_->reserved()) {
       uncommitted_.emplace_back(seq, number);
+      note_deadline(r);
       requests_.emplace(number, std::move(r));
       return;
     }
   }
+  note_deadline(r);
   queue_back(s, std::move(r));
   dispatch(s);
   if (log_->should_log(spdlog::level::info) &&
@@ -482,8 +563,14 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   }
 }
 
-void broker::reply_error(const std::string& client, std::string_view service, std::uint64_t code,
-                         std::string_view reason, const header* request_head) {
+void broker::reply_error(const std::string& client, dialect to, std::string_view service,
+                         std::uint64_t code, std::string_view reason, const header* request_head) {
+  if (to == dialect::mdp) {
+    ++stats_.mdp_dropped;
+    log_->info("no reply to stock client={} service={}: {} {} (MDP/0.1 has no error reply)",
+               client_label(client), sample(service.data(), service.size(), 32), code, reason);
+    return;
+  }
   header head;
   if (request_head != nullptr) {
     if (const msgpack::object* id = request_head->find("id")) head.set("id", *id);
@@ -496,12 +583,14 @@ void broker::reply_error(const std::string& client, std::string_view service, st
 
 void broker::send_to_client(const std::string& client, std::string_view service,
                             const header& head, std::vector<zmq::message_t>&& body) {
-  send_to_client(client, service, head.encode(), std::move(body));
+  send_to_client(client, dialect::carico, service, head.encode(), std::move(body));
 }
 
-// [client, "", MDPC01, service, header, body...] (encode_client_reply's frames
-// after the routing id), sent frame by frame: no multipart to build.
-void broker::send_to_client(const std::string& client, std::string_view service,
+// [client, "", MDPCX1, service, header, body...] to a carico client,
+// [client, "", MDPC01, service, body...] to a stock one (the codec's
+// encode_client_reply / encode_mdp_reply frames after the routing id), sent
+// frame by frame: no multipart to build.
+void broker::send_to_client(const std::string& client, dialect to, std::string_view service,
                             zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body) {
   constexpr auto more = zmq::send_flags::sndmore;
   // The routing frame decides (on_reply_refused): once it is queued, ZeroMQ
@@ -509,9 +598,14 @@ void broker::send_to_client(const std::string& client, std::string_view service,
   to_clients_.send(zmq::const_buffer(client.data(), client.size()),
                    more | zmq::send_flags::dontwait);
   to_clients_.send(zmq::message_t(), more);
-  to_clients_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
-  to_clients_.send(zmq::const_buffer(service.data(), service.size()), more);
-  to_clients_.send(head_frame, body.empty() ? zmq::send_flags::none : more);
+  const std::string_view signature = client_signature_of(to);
+  to_clients_.send(zmq::const_buffer(signature.data(), signature.size()), more);
+  const bool last = to == dialect::mdp && body.empty();
+  to_clients_.send(zmq::const_buffer(service.data(), service.size()),
+                   last ? zmq::send_flags::none : more);
+  if (to == dialect::carico) {
+    to_clients_.send(head_frame, body.empty() ? zmq::send_flags::none : more);
+  }
   for (std::size_t i = 0; i < body.size(); ++i) {
     to_clients_.send(body[i], i + 1 < body.size() ? more : zmq::send_flags::none);
   }
@@ -545,6 +639,20 @@ void broker::flush_sends() {
   to_clients_.flush();
 }
 
+// RFC 8 (MMI) for a stock client: mmi.service answers one frame, 200 or 404;
+// any other mmi. name one frame, 501.
+void broker::answer_stock_mmi(const std::string& client, client_request& message) {
+  std::vector<zmq::message_t> body;
+  if (message.service == "mmi.service") {
+    auto it = services_.find(message.payload.to_string());
+    const bool served = it != services_.end() && !it->second->ring.empty();
+    body.emplace_back(served ? std::string_view("200") : std::string_view("404"));
+  } else {
+    body.emplace_back(std::string_view("501"));
+  }
+  send_to_client(client, dialect::mdp, message.service, zmq::message_t(), std::move(body));
+}
+
 void broker::answer_mmi(const std::string& client, client_request& message) {
   decode_head(message);
   header head;
@@ -574,12 +682,12 @@ void broker::answer_mmi(const std::string& client, client_request& message) {
       key.text = join_key(key.client, key.client_id);
       found = find_request_json(key);
     } else {
-      reply_error(client, name, code::bad_request, "mmi.request needs of_request, or of_client and of_id",
-                  &message.head);
+      reply_error(client, dialect::carico, name, code::bad_request,
+                  "mmi.request needs of_request, or of_client and of_id", &message.head);
       return;
     }
     if (!found) {
-      reply_error(client, name, code::not_found, "no such request", &message.head);
+      reply_error(client, dialect::carico, name, code::not_found, "no such request", &message.head);
       return;
     }
     head.set_json("result", *found);
@@ -587,7 +695,8 @@ void broker::answer_mmi(const std::string& client, client_request& message) {
     const std::uint64_t last = std::clamp<std::uint64_t>(message.head.get_uint("last").value_or(20), 1, 1000);
     head.set_json("result", nlohmann::json{{"requests", history_json(last)}});
   } else {
-    reply_error(client, name, code::not_implemented, "unknown mmi service " + name, &message.head);
+    reply_error(client, dialect::carico, name, code::not_implemented,
+                "unknown mmi service " + name, &message.head);
     return;
   }
   send_to_client(client, name, head, std::move(body));
@@ -605,6 +714,9 @@ nlohmann::json broker::workers_json() const {
     list.push_back({{"name", w->name},
                     {"service", w->served->name},
                     {"state", state_name(w->load.state)},
+                    {"reason", w->load.reason},
+                    {"dialect", dialect_name(w->from)},
+                    {"heartbeat_ms", w->heartbeat_ms},
                     {"in_flight", w->in_flight.size()},
                     {"capacity", w->info.capacity},
                     {"pid", w->info.pid},
@@ -637,6 +749,7 @@ nlohmann::json broker::stats_json() const {
           {"late_replies", stats_.late_replies},
           {"unread_dropped", stats_.unread_dropped},
           {"resends", stats_.resends},
+          {"mdp_dropped", stats_.mdp_dropped},
           {"queued", queued},
           {"in_flight", requests_.size() - queued_in_full},
           {"workers", workers_.size()},
@@ -725,7 +838,8 @@ std::size_t broker::handle_backend() {
     if (found != workers_.end()) {
       delete_worker(*found->second, "protocol error: " + reason, true);
     } else {
-      send_to_worker(identity, encode_disconnect());
+      std::optional<dialect> from = worker_dialect_of(frames);
+      send_to_worker(identity, encode_disconnect(from.value_or(dialect::mdp)));
     }
   }
   return static_cast<std::size_t>(i);
@@ -744,8 +858,9 @@ void broker::send_to_worker(const std::string& identity, zmq::multipart_t&& fram
 void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& frames) {
   auto found = workers_.find(identity);
   known_worker* w = found == workers_.end() ? nullptr : found->second.get();
+  std::optional<dialect> seen;
   decoded<worker_message> message =
-      decode_worker_message(std::move(frames), header_mode::keep_raw, &worker_head_);
+      decode_worker_message(std::move(frames), header_mode::keep_raw, &worker_head_, &seen);
   if (message && message->head_frame.size() > 0) worker_head_.rebase(message->head_frame.data());
   if (!message) {
     log_->warn("invalid message from worker {}: {} ({}); sending DISCONNECT",
@@ -753,7 +868,7 @@ void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& f
     if (w) {
       delete_worker(*w, "protocol error: " + message.error, true);
     } else {
-      send_to_worker(identity, encode_disconnect());
+      send_to_worker(identity, encode_disconnect(seen.value_or(dialect::mdp)));
     }
     return;
   }
@@ -767,12 +882,18 @@ void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& f
       // from a worker given up on: its request went to another or failed.
       if (cmd == command::reply) ++stats_.late_replies;
       log_->warn("{} from unknown worker {}; sending DISCONNECT", command_name(cmd), hex_id(identity));
-      send_to_worker(identity, encode_disconnect());
+      send_to_worker(identity, encode_disconnect(message->from));
     }
     return;
   }
+  if (message->from != w->from) {
+    delete_worker(*w, "protocol error: " + std::string(worker_signature_of(message->from)) +
+                          " from a worker that joined with " +
+                          std::string(worker_signature_of(w->from)), true);
+    return;
+  }
   w->last_seen = batch_now_;
-  w->expires_at = w->last_seen + expiry_;
+  w->expires_at = w->last_seen + milliseconds(w->heartbeat_ms * options_.liveness);
   switch (cmd) {
     case command::heartbeat: on_heartbeat(*w, *message); break;
     case command::reply: on_reply(*w, *message); break;
@@ -787,26 +908,43 @@ void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& f
 }
 
 void broker::register_worker(const std::string& identity, worker_message& message) {
+  const dialect from = message.from;
+  if (starts_with_mmi(message.service)) {  // RFC 8: mmi. services are the broker's own
+    log_->warn("READY from {} for service {} refused: mmi. names are the broker's; sending "
+               "DISCONNECT", hex_id(identity), sample(message.service.data(), message.service.size(), 32));
+    send_to_worker(identity, encode_disconnect(from));
+    return;
+  }
   if (services_.size() >= options_.max_services && !services_.count(message.service)) {
     log_->warn("READY from {} refused: too many services ({} known); sending DISCONNECT",
                hex_id(identity), services_.size());
-    send_to_worker(identity, encode_disconnect());
+    send_to_worker(identity, encode_disconnect(from));
     return;
   }
   auto w = std::make_unique<known_worker>();
   w->identity = identity;
+  w->from = from;
   if (message.info) w->info = std::move(*message.info);
   w->name = w->info.name.empty() ? "worker-" + hex_id(identity) : w->info.name;
+  // A stock worker is held to the stock interval; a carico worker to the one it
+  // announced, else the broker's own.
+  w->heartbeat_ms = from == dialect::mdp ? options_.stock_heartbeat_ms
+                    : w->info.heartbeat_ms != 0 ? static_cast<long>(w->info.heartbeat_ms)
+                                                : options_.heartbeat_ms;
   w->joined_at = w->last_seen = clock::now();
-  w->expires_at = w->last_seen + expiry_;
+  w->expires_at = w->last_seen + milliseconds(w->heartbeat_ms * options_.liveness);
+  w->next_heartbeat = w->joined_at + milliseconds(w->heartbeat_ms);
+  next_tick_ = std::min(next_tick_, w->next_heartbeat);
   service& s = require_service(message.service);
   w->served = &s;
   known_worker* raw = w.get();
   workers_.emplace(identity, std::move(w));
   s.ring.add(raw);
   ++stats_.workers_joined;
-  log_->info("worker {} joined service={} capacity={} pid={} host={} ({} workers in ring)",
-             raw->name, s.name, raw->info.capacity, raw->info.pid, raw->info.host, s.ring.size());
+  log_->info("worker {} joined service={} dialect={} capacity={} heartbeat={}ms pid={} host={} "
+             "({} workers in ring)",
+             raw->name, s.name, dialect_name(raw->from), raw->info.capacity, raw->heartbeat_ms,
+             raw->info.pid, raw->info.host, s.ring.size());
   if (!sticky_.empty()) release_sticky(raw);
   dispatch(s);
 }
@@ -814,16 +952,18 @@ void broker::register_worker(const std::string& identity, worker_message& messag
 void broker::on_heartbeat(known_worker& w, worker_message& message) {
   if (!message.load) return;
   const worker_state before = w.load.state;
-  w.load = *message.load;
+  w.load = std::move(*message.load);
   if (w.load.state != before) {
+    const std::string why = w.load.reason.empty() ? std::string() : ": " + w.load.reason;
     switch (w.load.state) {
       case worker_state::ready:
         log_->info("worker {} recovered: ready again (mem {:.1f}%, {} in flight)", w.name,
                    w.load.mem_percent, w.in_flight.size());
         break;
       case worker_state::overload:
-        log_->warn("worker {} overloaded: skipped until ready (mem {:.1f}%, {} in flight)", w.name,
-                   w.load.mem_percent, w.in_flight.size());
+        log_->warn("worker {} overloaded{}: skipped until ready (mem {:.1f}%, {} in flight)",
+                   w.name, sample(why.data(), why.size(), 120), w.load.mem_percent,
+                   w.in_flight.size());
         break;
       case worker_state::drain:
         log_->info("worker {} draining: no new work, {} in flight", w.name, w.in_flight.size());
@@ -834,34 +974,15 @@ void broker::on_heartbeat(known_worker& w, worker_message& message) {
 }
 
 void broker::on_reply(known_worker& w, worker_message& message) {
-  // The header left encoded (the common case) is read where it lies, from
-  // what the codec's raw_map read (worker_head_); one raw_map leaves to
-  // header::decode came decoded.
-  const bool raw = message.head_frame.size() > 0;
-  const raw_map& worker_head = worker_head_;
-  // A carico reply names its request; a plain MDP reply is matched by the
-  // client address among the requests this worker holds.
-  std::optional<std::uint64_t> number;
-  if (raw) {
-    number = worker_head.get_uint("request");
-  } else if (message.head) {
-    number = message.head->get_uint("request");
-  }
-  if (!number) {
-    const std::string address = message.address.to_string();
-    for (std::uint64_t n : w.in_flight) {
-      auto it = requests_.find(n);
-      if (it != requests_.end() && it->second.client == address) {
-        number = n;
-        break;
-      }
-    }
-  }
+  // The address is the broker's token for the request: its number, in decimal.
+  std::optional<std::uint64_t> number = parse_token(message.address.to_string_view());
   auto it = number ? requests_.find(*number) : requests_.end();
   if (it == requests_.end() || it->second.holder != &w) {
+    // RFC 7: a REPLY for a request the worker does not hold is invalid.
     ++stats_.late_replies;
-    log_->info("reply from {} for request {} dropped: not held by it (late or duplicate)", w.name,
-               number ? std::to_string(*number) : "?");
+    delete_worker(w, "protocol error: REPLY for request " +
+                         sample(message.address.data(), message.address.size(), 24) +
+                         ", which it does not hold", true);
     return;
   }
   request& r = it->second;
@@ -872,17 +993,45 @@ void broker::on_reply(known_worker& w, worker_message& message) {
   } else {
     std::erase(w.in_flight, r.number);
   }
-
+  // The header left encoded (the common case) is read where it lies, from
+  // what the codec's raw_map read (worker_head_); one raw_map leaves to
+  // header::decode came decoded. A stock worker's reply has none: it is 200.
+  const bool raw = message.head_frame.size() > 0;
+  const raw_map& worker_head = worker_head_;
   std::uint64_t result_code = code::ok;
-  zmq::message_t head_frame;
   if (raw) {
     if (const raw_map::entry* c = worker_head.find("code")) {
       result_code = reported_code(raw_map::as_uint(c->value));
     }
+  } else if (message.head && message.head->contains("code")) {
+    result_code = reported_code(message.head->get_uint("code"));
+  }
+  service& s = *w.served;
+  if (result_code == code::queue_full && w.from == dialect::carico) {
+    // 503 from a worker: "not executed here"; another worker gets it.
+    requeue(r.number, w, "answered 503 (not executed here)");
+    dispatch(s);
+    return;
+  }
+  zmq::message_t head_frame;
+  std::vector<zmq::message_t> body = std::move(message.body);
+  if (r.from == dialect::mdp) {
+    // A stock client gets the body alone; the worker's header (a carico
+    // worker's) still goes to the journal for its summary.
+    if (w.from == dialect::carico) {
+      if (raw) {
+        head_frame = std::move(message.head_frame);
+      } else if (message.head) {
+        head_frame = message.head->encode();
+      }
+      if (body.empty()) body.push_back(result_as_json(head_frame));
+    }
+  } else if (w.from == dialect::mdp) {
+    head_frame = stock_reply_head(reply_head_, r, w.name);
+  } else if (raw) {
     head_frame = client_reply_head(reply_head_, worker_head, r, w.name, result_code);
   } else {
     header head = message.head ? std::move(*message.head) : header();
-    if (head.contains("code")) result_code = reported_code(head.get_uint("code"));
     head.erase("attempt");
     head.erase("id");
     head.set_encoded("id", r.id);
@@ -894,7 +1043,7 @@ void broker::on_reply(known_worker& w, worker_message& message) {
     head.set("attempts", r.attempts);
     head_frame = head.encode();
   }
-  finish_request(r, std::move(head_frame), result_code, std::move(message.body),
+  finish_request(r, std::move(head_frame), result_code, std::move(body),
                  result_code == code::ok ? request_state::done : request_state::failed, w.name);
 
   if (result_code == code::ok) {
@@ -907,11 +1056,11 @@ void broker::on_reply(known_worker& w, worker_message& message) {
                r.attempts, ms_between(r.received_at, clock::now()));
   }
   requests_.erase(it);
-  dispatch(*w.served);
+  dispatch(s);
 }
 
 void broker::delete_worker(known_worker& w, std::string_view reason, bool send_disconnect) {
-  if (send_disconnect) send_to_worker(w.identity, encode_disconnect());
+  if (send_disconnect) send_to_worker(w.identity, encode_disconnect(w.from));
   ++stats_.workers_lost;
   service& s = *w.served;
   s.ring.remove(&w);
@@ -924,36 +1073,129 @@ void broker::delete_worker(known_worker& w, std::string_view reason, bool send_d
                w.name, s.name, reason, w.in_flight.size(), s.ring.size());
   }
   // Oldest first at the front of the queue: requeue newest first.
-  for (auto n = w.in_flight.rbegin(); n != w.in_flight.rend(); ++n) requeue(*n, w);
+  for (auto n = w.in_flight.rbegin(); n != w.in_flight.rend(); ++n) {
+    requeue(*n, w, "lost it");
+  }
   workers_.erase(identity);  // w is gone from here on
   dispatch(s);
 }
 
-void broker::requeue(std::uint64_t number, const known_worker& lost_by) {
+void broker::requeue(std::uint64_t number, const known_worker& by, std::string_view why) {
   auto it = requests_.find(number);
   if (it == requests_.end()) return;
   request& r = it->second;
   r.holder = nullptr;
   if (r.attempts >= options_.max_attempts) {
     ++stats_.expired;
-    log_->warn("request {} failed: lost by {} workers (last {}), giving up", number, r.attempts,
-               lost_by.name);
+    log_->warn("request {} failed: {} workers tried it (last {}, which {}), giving up", number,
+               r.attempts, by.name, why);
     header head;
     head.set_encoded("id", r.id);
     head.set("request", r.number);
     head.set("code", code::expired);
     head.set("status", "error");
-    head.set("error",
-             "out of attempts: " + std::to_string(r.attempts) + " workers were lost holding it");
+    head.set("error", "out of attempts: " + std::to_string(r.attempts) +
+                          " workers were given it and none answered it (last " + by.name + ", which " +
+                          std::string(why) + ")");
     head.set("attempts", r.attempts);
-    finish_request(r, head, {}, request_state::expired, lost_by.name);
+    finish_request(r, head, {}, request_state::expired, by.name);
     requests_.erase(it);
     return;
   }
   ++stats_.redispatched;
-  log_->warn("request {} re-dispatched: worker {} lost it on attempt {}", number, lost_by.name,
+  log_->warn("request {} re-dispatched: worker {} {} on attempt {}", number, by.name, why,
              r.attempts);
+  // It keeps its first deadline; past it, it waits no more.
+  if (r.deadline <= batch_now_) {
+    expire(r);
+    requests_.erase(it);
+    return;
+  }
+  note_deadline(r);
   r.target->queue.push_front(number);
+}
+
+void broker::expire(request& r) {
+  ++stats_.expired;
+  log_->warn("request {} expired: no {} worker took it within {} ms", r.number, r.target->name,
+             r.timeout_ms);
+  // Refused before any worker got it: not remembered, a resend is a new request.
+  if (!r.key.empty() && r.attempts == 0) {
+    keyed_.erase(r.key);
+    r.key.clear();
+  }
+  header head;
+  head.set_encoded("id", r.id);
+  head.set("request", r.number);
+  head.set("code", code::expired);
+  head.set("status", "error");
+  head.set("error", "expired: no " + r.target->name + " worker took it within " +
+                        std::to_string(r.timeout_ms) + " ms");
+  head.set("attempts", r.attempts);
+  finish_request(r, head, {}, request_state::expired, r.holder ? r.holder->name : "");
+}
+
+std::uint64_t broker::effective_timeout(std::optional<std::uint64_t> asked) const {
+  constexpr std::uint64_t longest = std::uint64_t{30} * 24 * 3600 * 1000;
+  if (!asked || *asked == 0) return static_cast<std::uint64_t>(options_.queue_timeout_ms);
+  return std::min(*asked, longest);
+}
+
+void broker::expire_waiting(time_point now) {
+  if (now < next_expiry_) return;
+  time_point next = time_point::max();
+  auto past = [&](const request& r) {
+    if (r.deadline <= now) return true;
+    next = std::min(next, r.deadline);
+    return false;
+  };
+  for (auto& [name, s] : services_) {
+    // The requests kept in full: any of them may be past due (deadlines come
+    // from each request's timeout_ms, so they need not grow along the queue).
+    std::size_t kept = 0;
+    for (std::uint64_t number : s->queue) {
+      auto it = requests_.find(number);
+      if (it == requests_.end()) continue;  // answered meanwhile
+      if (past(it->second)) {
+        expire(it->second);
+        requests_.erase(it);
+      } else {
+        s->queue[kept++] = number;
+      }
+    }
+    s->queue.resize(kept);
+    // The parked ones in order, while the oldest is past due; the rest are
+    // checked when they reach the front (dispatch never sends one past due).
+    while (!s->parked.empty()) {
+      const std::optional<time_point> due = s->parked.front_deadline();
+      if (!due) break;
+      if (*due > now) {
+        next = std::min(next, *due);
+        break;
+      }
+      request& r = unpark(*s);
+      const std::uint64_t number = r.number;
+      expire(r);
+      requests_.erase(number);
+    }
+  }
+  // Reloaded requests kept for their old worker, and keyed ones waiting for
+  // their row's commit, wait too.
+  for (auto& [worker, numbers] : sticky_) {
+    for (std::uint64_t number : numbers) {
+      auto it = requests_.find(number);
+      if (it == requests_.end() || it->second.holder != nullptr) continue;
+      if (past(it->second)) {
+        expire(it->second);
+        requests_.erase(it);
+      }
+    }
+  }
+  for (const auto& [seq, number] : uncommitted_) {
+    auto it = requests_.find(number);
+    if (it != requests_.end()) next = std::min(next, it->second.deadline);
+  }
+  next_expiry_ = next;
 }
 
 void broker::purge_expired(time_point now) {
@@ -971,15 +1213,21 @@ void broker::purge_expired(time_point now) {
 
 void broker::on_tick() {
   const time_point now = clock::now();
-  if (now >= next_heartbeat_) {
-    for (auto& [identity, w] : workers_) send_to_worker(identity, encode_heartbeat());
-    next_heartbeat_ = now + milliseconds(options_.heartbeat_ms);
+  // Each worker is heartbeated at its own interval (stock ones at the stock one).
+  for (auto& [identity, w] : workers_) {
+    if (now < w->next_heartbeat) continue;
+    send_to_worker(identity, encode_heartbeat(w->from));
+    w->next_heartbeat = now + milliseconds(w->heartbeat_ms);
   }
   purge_expired(now);
+  expire_waiting(now);
   if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
   trim_after_burst();
-  next_tick_ = next_heartbeat_;
-  for (auto& [id, w] : workers_) next_tick_ = std::min(next_tick_, w->expires_at);
+  // An idle broker still looks around once per heartbeat interval.
+  next_tick_ = std::min(now + milliseconds(options_.heartbeat_ms), next_expiry_);
+  for (auto& [id, w] : workers_) {
+    next_tick_ = std::min({next_tick_, w->expires_at, w->next_heartbeat});
+  }
   if (!sticky_.empty()) next_tick_ = std::min(next_tick_, sticky_until_);
 }
 
@@ -1057,14 +1305,22 @@ void broker::dispatch(service& s) {
   while (!s.queue.empty() || !s.parked.empty()) {
     known_worker* w = s.ring.next_eligible();
     if (w == nullptr) return;
+    request* r = nullptr;
     if (s.queue.empty()) {
-      send_request(*w, unpark(s));
+      r = &unpark(s);
+    } else {
+      auto it = requests_.find(s.queue.front());
+      s.queue.pop_front();
+      if (it == requests_.end()) continue;  // answered while it waited
+      r = &it->second;
+    }
+    if (r->deadline <= batch_now_) {  // never dispatched past its deadline
+      const std::uint64_t number = r->number;
+      expire(*r);
+      requests_.erase(number);
       continue;
     }
-    const std::uint64_t number = s.queue.front();
-    s.queue.pop_front();
-    auto it = requests_.find(number);
-    if (it != requests_.end()) send_request(*w, it->second);
+    send_request(*w, *r);
   }
 }
 
@@ -1074,10 +1330,29 @@ void broker::send_request(known_worker& w, request& r) {
   r.dispatched_at = batch_now_;
   r.dispatched_ms = batch_unix_ms_;
   w.in_flight.push_back(r.number);
-  zmq::message_t head = append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}});
-  zmq::message_t payload;
-  payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
-  send_addressed(to_workers_, w.identity, command::request, r.client, head, &payload, 1);
+  // The address is the broker's token for the request, its number: the
+  // worker echoes it, and the REPLY is matched by it (whatever the dialects).
+  char token[24];
+  const auto [end, ec] = std::to_chars(token, token + sizeof token, r.number);
+  const std::string_view address(token, static_cast<std::size_t>(end - token));
+  // A carico worker's header: the client's (none from a stock client) with
+  // the broker's `request` and `attempt`. A stock worker gets the body alone.
+  zmq::message_t head;
+  if (w.from == dialect::carico) {
+    head = append_uints(r.head, {{"request", r.number}, {"attempt", r.attempts}});
+  }
+  if (r.framed) {
+    std::vector<zmq::message_t> body;
+    for (const std::string& f : decode_frames(r.payload.to_string_view())) {
+      body.emplace_back(f.data(), f.size());
+    }
+    send_addressed(to_workers_, w.identity, w.from, command::request, address, &head, body.data(),
+                   body.size());
+  } else {
+    zmq::message_t payload;
+    payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
+    send_addressed(to_workers_, w.identity, w.from, command::request, address, &head, &payload, 1);
+  }
   if (log_->should_log(spdlog::level::info)) {
     log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
                r.attempts, w.in_flight.size(), w.info.capacity);
@@ -1116,7 +1391,10 @@ void broker::reload_unfinished() {
   const time_point now = clock::now();
   const std::int64_t now_ms = unix_ms();
   for (journal_unfinished& u : journal_->take_unfinished()) {
-    header_result head = header::decode(u.head.data(), u.head.size());
+    // A stock client's request was kept with no header (accept_request).
+    const bool stock = u.head.empty();
+    header_result head = stock ? header_result{header(), {}}
+                               : header::decode(u.head.data(), u.head.size());
     if (!head) {
       log_->error("journal: request {} has an unreadable header ({}); marked failed",
                   u.record.number, head.error);
@@ -1133,11 +1411,19 @@ void broker::reload_unfinished() {
     request r;
     r.number = u.record.number;
     r.target = &s;
-    keep_header(r, *head.value, zmq::message_t(u.head.data(), u.head.size()));
+    if (stock) {
+      r.from = dialect::mdp;
+      r.framed = true;
+    } else {
+      keep_header(r, *head.value, zmq::message_t(u.head.data(), u.head.size()));
+    }
     r.payload = zmq::message_t(u.payload.data(), u.payload.size());
     r.attempts = u.record.attempts;
     r.received_ms = u.record.received_ms;
     r.received_at = steady_time_of(u.record.received_ms, now, now_ms);
+    r.timeout_ms = effective_timeout(head.value->get_uint("timeout_ms"));
+    r.deadline = r.received_at + milliseconds(r.timeout_ms);
+    note_deadline(r);
     if (auto key = request_key(*head.value)) {
       r.key = key->text;
       keyed_[r.key] = r.number;
@@ -1197,7 +1483,7 @@ void broker::on_journal_commit() {
   const std::uint64_t committed = journal_->committed();
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
     held_reply& h = held_replies_.front();
-    send_to_client(h.client, h.service, std::move(h.head), std::move(h.body));
+    send_to_client(h.client, h.to, h.service, std::move(h.head), std::move(h.body));
     held_replies_.pop_front();
   }
   std::vector<service*> ready;
@@ -1217,15 +1503,15 @@ void broker::on_journal_commit() {
   for (service* s : ready) dispatch(*s);
 }
 
-void broker::send_after_commit(std::uint64_t seq, const std::string& client,
+void broker::send_after_commit(std::uint64_t seq, const std::string& client, dialect to,
                                std::string_view service, zmq::message_t&& head_frame,
                                std::vector<zmq::message_t>&& body) {
   if (!journal_ || journal_->committed() >= seq) {
-    send_to_client(client, service, std::move(head_frame), std::move(body));
+    send_to_client(client, to, service, std::move(head_frame), std::move(body));
     return;
   }
   held_replies_.push_back(
-      {seq, client, std::string(service), std::move(head_frame), std::move(body)});
+      {seq, client, to, std::string(service), std::move(head_frame), std::move(body)});
 }
 
 // The final reply of r goes to its client and to every resend waiting for it,
@@ -1270,9 +1556,17 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     answered_.put(r.key, r.number, r.target->name, encoded, packed);
     keyed_.erase(r.key);
   }
+  if (r.from == dialect::mdp && result_code != code::ok) {
+    // MDP/0.1 has no error reply: the stock client's own timeout takes over.
+    ++stats_.mdp_dropped;
+    log_->info("no reply to stock client={} for request {}: code {} (MDP/0.1 has no error reply)",
+               client_label(r.client), r.number, result_code);
+    return;
+  }
   if (r.waiters.empty()) {  // the common case: one client, no list to build
     if (!r.client.empty()) {
-      send_after_commit(seq, r.client, r.target->name, std::move(head_frame), std::move(body));
+      send_after_commit(seq, r.client, r.from, r.target->name, std::move(head_frame),
+                        std::move(body));
     }
     return;
   }
@@ -1288,7 +1582,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     }
     zmq::message_t frame;
     frame.copy(head_frame);
-    send_after_commit(seq, *to[i], r.target->name, std::move(frame), std::move(frames));
+    send_after_commit(seq, *to[i], r.from, r.target->name, std::move(frame), std::move(frames));
   }
 }
 
@@ -1348,7 +1642,7 @@ bool broker::answer_resend(const std::string& client, const request_key_parts& k
   ++stats_.resends;
   log_->info("request {} sent again by client={} name={} id={}: answered from {}, not executed",
              again.number, client_label(client), key.client, key.client_id, source);
-  send_after_commit(journal_ ? journal_->posted() : 0, client, again.service,
+  send_after_commit(journal_ ? journal_->posted() : 0, client, dialect::carico, again.service,
                     zmq::message_t(again.head.data(), again.head.size()), std::move(body));
   return true;
 }

@@ -44,7 +44,12 @@ namespace carico {
 struct broker_options {
   std::string frontend = "tcp://127.0.0.1:5555";  // clients connect here
   std::string backend = "tcp://127.0.0.1:5556";   // workers connect here
-  long heartbeat_ms = 500;                        // heartbeat interval both ways
+  long heartbeat_ms = 500;                        // heartbeat interval both ways (carico
+                                                  // workers that announce none)
+  long stock_heartbeat_ms = 2500;                 // interval stock MDP/0.1 workers are held to
+                                                  // (the reference implementation's)
+  long queue_timeout_ms = 60000;                  // a request not given to a worker by then is
+                                                  // answered 504 (unless it says timeout_ms)
   long liveness = 3;                              // missed intervals before a worker is dead
   std::size_t max_queue = 100000;                 // waiting requests per service
   int client_hwm = 64;                            // messages ZeroMQ buffers per client before it
@@ -75,7 +80,7 @@ struct broker_stats {
   std::uint64_t received{0};       // requests accepted for a service
   std::uint64_t done{0};           // answered 200 by a worker
   std::uint64_t failed{0};         // answered with another code by a worker
-  std::uint64_t expired{0};        // answered 504 after max attempts
+  std::uint64_t expired{0};        // answered 504: out of attempts, or its deadline passed queued
   std::uint64_t redispatched{0};   // given back to the queue after a worker was lost
   std::uint64_t refused{0};        // answered 503 (queue full)
   std::uint64_t malformed{0};      // client messages answered 400
@@ -84,6 +89,8 @@ struct broker_stats {
   std::uint64_t workers_joined{0}; // READY accepted
   std::uint64_t workers_lost{0};   // workers forgotten for any reason
   std::uint64_t resends{0};        // keyed requests seen again: attached or answered again
+  std::uint64_t mdp_dropped{0};    // stock (MDPC01) requests that failed: MDP/0.1 has no error
+                                   // reply, so nothing was sent
 };
 
 class broker {
@@ -125,12 +132,17 @@ class broker {
   static std::size_t held_bytes(const client_request& message);
   bool answer_resend(const std::string& client, const request_key_parts& key);
   void answer_mmi(const std::string& client, client_request& message);
-  void reply_error(const std::string& client, std::string_view service, std::uint64_t code,
-                   std::string_view reason, const header* request_head = nullptr);
+  // An error reply: to a carico client a header with `code` and `error`; a
+  // stock client gets nothing (MDP/0.1 has no error reply): counted and logged.
+  void reply_error(const std::string& client, dialect to, std::string_view service,
+                   std::uint64_t code, std::string_view reason,
+                   const header* request_head = nullptr);
   void send_to_client(const std::string& client, std::string_view service, const header& head,
                       std::vector<zmq::message_t>&& body);
-  void send_to_client(const std::string& client, std::string_view service,
+  // head_frame is sent only to a carico client (`to`); a stock client gets the body alone.
+  void send_to_client(const std::string& client, dialect to, std::string_view service,
                       zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
+  void answer_stock_mmi(const std::string& client, client_request& message);
 
   void on_worker_message(const std::string& identity, zmq::multipart_t&& frames);
   void register_worker(const std::string& identity, worker_message& message);
@@ -150,14 +162,29 @@ class broker {
   std::size_t waiting(const service& s) const;
   void dispatch(service& s);
   void send_request(known_worker& w, request& r);
-  void requeue(std::uint64_t number, const known_worker& lost_by);
+  // Gives request `number`, which `by` held, back to its queue's front (a
+  // re-dispatch), or answers 504 when it is out of attempts or past its deadline.
+  void requeue(std::uint64_t number, const known_worker& by, std::string_view why);
+  // Answers 504 to waiting request r (in requests_ or just unparked), which
+  // is past its deadline; the caller erases it.
+  void expire(request& r);
+  // Expires every waiting request past its deadline; sets next_expiry_.
+  void expire_waiting(time_point now);
+  void note_deadline(const request& r) {
+    next_expiry_ = std::min(next_expiry_, r.deadline);
+    next_tick_ = std::min(next_tick_, next_expiry_);
+  }
+  // How long a request that asks for `asked` (its header's timeout_ms) may
+  // wait: that, or the queue timeout for none or 0; at most 30 days.
+  std::uint64_t effective_timeout(std::optional<std::uint64_t> asked) const;
   void finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
                       request_state state, std::string_view worker);
   void finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
                       std::vector<zmq::message_t>&& body, request_state state,
                       std::string_view worker);
-  void send_after_commit(std::uint64_t seq, const std::string& client, std::string_view service,
-                         zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
+  void send_after_commit(std::uint64_t seq, const std::string& client, dialect to,
+                         std::string_view service, zmq::message_t&& head_frame,
+                         std::vector<zmq::message_t>&& body);
 
   void open_journal();
   void reload_unfinished();
@@ -188,7 +215,7 @@ class broker {
   raw_map worker_head_;  // the same for the REPLY header being handled
   loop_waker waker_;                         // lets stop() interrupt poll
   std::atomic<bool> stopping_{false};        // set by stop()
-  milliseconds expiry_;                      // liveness x heartbeat interval
+  milliseconds expiry_;                      // liveness x the broker's heartbeat interval
 
   std::unordered_map<std::string, std::unique_ptr<known_worker>> workers_;  // by routing id
   std::unordered_map<std::string, std::unique_ptr<service>> services_;      // by name
@@ -204,7 +231,6 @@ class broker {
   std::uint64_t next_request_{1};            // number of the next accepted request
   broker_stats stats_;                       // counters for mmi.stats
   time_point started_at_;                    // for uptime
-  time_point next_heartbeat_;                // when heartbeats are next sent
   time_point next_tick_;                     // earliest deadline: heartbeat or an expiry
   time_point batch_now_{};                   // the clock as mark_batch() last read it
   std::int64_t batch_unix_ms_{0};            // the same in unix milliseconds, for records
@@ -214,6 +240,7 @@ class broker {
   struct held_reply {
     std::uint64_t seq;                   // journal sequence that must be committed first
     std::string client;                  // routing id of the client
+    dialect to;                          // the client's dialect
     std::string service;                 // frame 3 of the reply
     zmq::message_t head;                 // the reply header
     std::vector<zmq::message_t> body;    // frames 5..
@@ -234,6 +261,10 @@ class broker {
   // until it comes back or sticky_until_ passes.
   std::unordered_map<std::string, std::vector<std::uint64_t>> sticky_;
   time_point sticky_until_{};                // when sticky_ is given to any worker
+
+  // The earliest deadline of a waiting request, as far as the broker knows:
+  // expire_waiting() runs then, and sets it anew from what still waits.
+  time_point next_expiry_{time_point::max()};
 
   std::unique_ptr<zap_handler> zap_;         // CURVE authentication (ZAP); null without curve
   client_quota quota_;                       // unanswered requests per client routing id

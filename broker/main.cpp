@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-broker: load-balancing broker for carico workers and clients"};
   carico::add_config_option(app);
+  carico::add_version_flag(app, "carico-broker");
   app.add_option("--frontend", options.frontend, "endpoint clients connect to")
       ->capture_default_str();
   app.add_option("--backend", options.backend, "endpoint workers connect to")
@@ -23,6 +24,15 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval (ms)")
       ->capture_default_str()
       ->check(CLI::Range(10, 60000));
+  app.add_option("--stock-heartbeat-ms", options.stock_heartbeat_ms,
+                 "heartbeat interval stock MDP/0.1 (MDPW01) workers are held to (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  app.add_option("--queue-timeout-ms", options.queue_timeout_ms,
+                 "a request not given to a worker by then is answered 504 (ms; a carico "
+                 "request's own timeout_ms wins)")
+      ->capture_default_str()
+      ->check(CLI::Range(1L, 30L * 24 * 3600 * 1000));
   app.add_option("--liveness", options.liveness, "missed heartbeats before a worker is dead")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));

@@ -10,13 +10,14 @@
 namespace carico {
 namespace {
 
-// Entry layout: eight LEB128 varints, then the bytes of client, key, head and
+// Entry layout: nine LEB128 varints, then the bytes of client, key, head and
 // payload (the `id` is read back from the head). The varints: number,
 // received_ms and quota_bytes as zigzag deltas from the entry before (one byte
 // each for a steady stream), attempts, the lengths of client, key and head,
 // and the payload's length as a
 // zigzag delta from the entry before, shifted left by one, with the low bit set
-// when the payload is kept as a frame in large_.
+// when the payload is kept as a frame in large_; last, timeout_ms shifted left
+// by two, with bit 1 set for a framed payload and bit 0 for a stock client.
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
   while (v >= 0x80) {
@@ -85,7 +86,9 @@ void packed_queue::push(request&& r) {
                                   r.key.size(),
                                   head.size(),
                                   (zigzag(static_cast<std::int64_t>(r.payload.size() - last_payload_)) << 1) |
-                                      (large ? 1u : 0u)};
+                                      (large ? 1u : 0u),
+                                  (r.timeout_ms << 2) | (r.framed ? 2u : 0u) |
+                                      (r.from == dialect::mdp ? 1u : 0u)};
   std::size_t size = r.client.size() + r.key.size() + head.size() + payload.size();
   for (std::uint64_t f : fields) size += varint_size(f);
 
@@ -118,7 +121,7 @@ void packed_queue::push(request&& r) {
 
 const char* packed_queue::read_entry(const char* p, const packed_view& before, packed_view& out,
                                      bool& large) {
-  std::uint64_t f[8];
+  std::uint64_t f[9];
   for (std::uint64_t& v : f) p = get_varint(p, v);
   out.number = before.number + static_cast<std::uint64_t>(unzigzag(f[0]));
   out.received_ms = before.received_ms + unzigzag(f[1]);
@@ -126,6 +129,9 @@ const char* packed_queue::read_entry(const char* p, const packed_view& before, p
   out.quota_bytes = before.quota_bytes + static_cast<std::size_t>(unzigzag(f[3]));
   large = (f[7] & 1) != 0;
   out.payload_bytes = before.payload_bytes + static_cast<std::size_t>(unzigzag(f[7] >> 1));
+  out.timeout_ms = f[8] >> 2;
+  out.framed = (f[8] & 2) != 0;
+  out.from = (f[8] & 1) != 0 ? dialect::mdp : dialect::carico;
   const std::size_t lengths[] = {static_cast<std::size_t>(f[4]), static_cast<std::size_t>(f[5]),
                                  static_cast<std::size_t>(f[6])};
   std::string_view* fields[] = {&out.client, &out.key, &out.head};
@@ -143,6 +149,10 @@ request to_request(const packed_view& v) {
   r.received_at = steady_time_of(v.received_ms, clock::now(), unix_ms());
   r.attempts = v.attempts;
   r.quota_bytes = v.quota_bytes;
+  r.timeout_ms = v.timeout_ms;
+  r.deadline = r.received_at + milliseconds(v.timeout_ms);
+  r.from = v.from;
+  r.framed = v.framed;
   r.client.assign(v.client);
   r.key.assign(v.key);
   r.id = encoded_id(v.head);
@@ -176,6 +186,15 @@ request packed_queue::pop() {
     }
   }
   return r;
+}
+
+std::optional<time_point> packed_queue::front_deadline() const {
+  if (empty()) return std::nullopt;
+  const chunk& c = chunks_.front();
+  packed_view v;
+  bool large = false;
+  read_entry(c.data.get() + c.read, popped_, v, large);
+  return steady_time_of(v.received_ms, clock::now(), unix_ms()) + milliseconds(v.timeout_ms);
 }
 
 void packed_queue::for_each(const std::function<bool(const packed_view&)>& visit) const {

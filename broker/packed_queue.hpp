@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include <zmq.hpp>
@@ -35,10 +36,13 @@ struct packed_view {
   std::string_view key;           // idempotency key; empty if none
   std::string_view head;          // the header as forwarded
   std::size_t payload_bytes{0};   // payload size
+  std::uint64_t timeout_ms{0};    // how long it may wait, from received_ms
+  dialect from{dialect::carico};  // its client's dialect
+  bool framed{false};             // the payload is a packed stock body (request::framed)
 };
 
-// The request v describes, rebuilt without its payload; received_at is
-// reconstructed from received_ms, target is left null.
+// The request v describes, rebuilt without its payload; received_at (and so
+// the deadline) is reconstructed from received_ms, target is left null.
 request to_request(const packed_view& v);
 
 class packed_queue {
@@ -56,6 +60,9 @@ class packed_queue {
   // Removes the oldest request and returns it rebuilt; its target is null and
   // received_at is rebuilt from received_ms. Precondition: !empty().
   request pop();
+  // The deadline of the oldest request (request::deadline, rebuilt as
+  // to_request does); empty when none is parked.
+  std::optional<time_point> front_deadline() const;
   // Calls visit for each parked request, oldest first, until it returns false.
   void for_each(const std::function<bool(const packed_view&)>& visit) const;
 

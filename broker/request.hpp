@@ -7,6 +7,7 @@
 
 #include <zmq.hpp>
 
+#include "shared/codec.hpp"
 #include "shared/runtime.hpp"
 
 namespace carico {
@@ -23,7 +24,12 @@ struct request {
   zmq::message_t head;            // the client's header as encoded, without `request` and
                                   // `attempt` (added per dispatch); empty if none
   std::string id;                 // the header's `id`, MessagePack-encoded; empty if none
-  zmq::message_t payload;         // kept until answered, for re-dispatch
+  zmq::message_t payload;         // kept until answered, for re-dispatch; a stock client's
+                                  // body is kept packed by encode_frames (framed)
+  dialect from{dialect::carico};  // the client's dialect: what its reply looks like
+  bool framed{false};             // payload holds encode_frames of the body (stock clients)
+  std::uint64_t timeout_ms{0};    // how long it may wait for a worker (from received_at)
+  time_point deadline{};          // received_at + timeout_ms: answered 504 if still waiting
   std::uint64_t attempts{0};      // workers given it so far
   known_worker* holder{nullptr};  // the worker executing it, if any
   std::size_t quota_bytes{0};     // counted against client's quota; 0 when not counted

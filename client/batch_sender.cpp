@@ -83,6 +83,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
   const std::size_t window = options_.window == 0 ? documents.size() : options_.window;
   const auto poll_interval = std::chrono::milliseconds(100);
   batch_result result;
+  batch_progress progress(documents.size());
   std::size_t next = 0;
   std::size_t outstanding = 0;
   std::optional<std::chrono::steady_clock::time_point> give_up;  // set once stopped
@@ -97,6 +98,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
       const std::size_t index = next++;
       ++outstanding;
       ++result.sent;
+      progress.sent();
       client_.submit(
           options_.service, nlohmann::json{{"title", doc.title}}, doc.payload,
           [shared, index](reply r) {
@@ -117,6 +119,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
     }
     for (completion& c : batch) {
       --outstanding;
+      progress.completed(c.r);
       if (c.r.ok()) {
         ++result.ok;
       } else {
@@ -127,6 +130,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
     out_.flush();  // replies show up as they arrive, also in a pipe or a file
   }
   result.interrupted = documents.size() - result.ok - result.failed;
+  result.summary = progress.summary(progress.elapsed());
   return result;
 }
 

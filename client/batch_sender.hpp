@@ -20,6 +20,7 @@
 
 #include "client/client.hpp"
 #include "client/document.hpp"
+#include "client/progress.hpp"
 
 namespace carico {
 
@@ -40,6 +41,7 @@ struct batch_result {
   std::size_t interrupted{0};  // documents left without a reply by a stop: never sent, or
                                // still in flight when stop_grace ran out
   bool stopped{false};         // options.stop() said so before every document had its reply
+  std::string summary;         // the REPL's closing summary of the batch (batch_progress::summary)
   // True when something was sent and every reply was 200.
   bool all_ok() const { return sent > 0 && ok == sent; }
 };

@@ -1,5 +1,6 @@
 #include "client/client.hpp"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <unordered_map>
@@ -86,37 +87,40 @@ class client::io_loop {
       : owner_(owner),
         log_(*owner.log_),
         pipe_pull_(std::move(pipe_pull)),
-        dealer_(owner.context_, zmq::socket_type::dealer) {
-    dealer_.set(zmq::sockopt::linger, 0);
-    dealer_.set(zmq::sockopt::sndhwm, owner.options_.send_hwm);
-    apply_limits(dealer_, owner.options_.limits);
-    apply_curve_client(dealer_, owner.options_.curve);
-    dealer_.connect(owner.options_.endpoint);
+        mdp_(owner.options_.protocol == dialect::mdp) {
+    const int count = mdp_ ? std::max(1, owner.options_.connections) : 1;
+    for (int i = 0; i < count; ++i) links_.push_back({open_dealer(), {}});
   }
 
   // Serves until the client is closed, then completes everything left with 503.
   void run() {
+    std::vector<zmq::pollitem_t> items;
     while (!stopping_) {
-      zmq::pollitem_t items[] = {
-          {pipe_pull_.handle(), 0, ZMQ_POLLIN, 0},
-          {dealer_.handle(), 0, static_cast<short>(ZMQ_POLLIN | (backlog_.empty() ? 0 : ZMQ_POLLOUT)),
-           0},
-      };
+      items.clear();
+      items.push_back({pipe_pull_.handle(), 0, ZMQ_POLLIN, 0});
+      for (link& l : links_) {
+        // A carico link with a backlog waits for room to send too.
+        const bool want_out = !mdp_ && !backlog_.empty();
+        items.push_back({l.dealer.handle(), 0,
+                         static_cast<short>(ZMQ_POLLIN | (want_out ? ZMQ_POLLOUT : 0)), 0});
+      }
       const long timeout = deadlines_.empty() ? -1 : poll_timeout(deadlines_.begin()->first, 60000);
       try {
-        zmq::poll(items, 2, milliseconds(timeout));
+        zmq::poll(items.data(), items.size(), milliseconds(timeout));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         log_.error("client {}: poll failed: {}", owner_.name_, e.what());
         break;
       }
       if (items[0].revents & ZMQ_POLLIN) take_submissions();
-      if (items[1].revents & ZMQ_POLLIN) receive_replies();
+      for (std::size_t i = 0; i < links_.size(); ++i) {
+        if (items[i + 1].revents & ZMQ_POLLIN) receive_replies(links_[i]);
+      }
       if (!backlog_.empty()) flush_backlog();
       purge_expired(clock::now());
     }
     fail_all("client closed");
-    dealer_.close();
+    links_.clear();
     pipe_pull_.close();
   }
 
@@ -164,16 +168,47 @@ class client::io_loop {
     }
   }
 
-  // Sends without blocking; false when the DEALER is at its high-water mark.
+  // One connection to the broker.
+  struct link {
+    zmq::socket_t dealer;  // to the broker
+    std::string busy;      // mdp: the key of the request in flight on it; empty when idle
+  };
+
+  zmq::socket_t open_dealer() {
+    zmq::socket_t dealer(owner_.context_, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.set(zmq::sockopt::sndhwm, owner_.options_.send_hwm);
+    apply_limits(dealer, owner_.options_.limits);
+    apply_curve_client(dealer, owner_.options_.curve);
+    dealer.connect(owner_.options_.endpoint);
+    return dealer;
+  }
+
+  // Sends without blocking; false when the DEALER is at its high-water mark
+  // (mdp: when every connection has its one request in flight).
   bool try_send(submission& s) {
+    link* to = &links_.front();
+    if (mdp_) {
+      auto idle = std::find_if(links_.begin(), links_.end(), [](const link& l) { return l.busy.empty(); });
+      if (idle == links_.end()) return false;
+      to = &*idle;
+    }
     // A DEALER adds no delimiter: the contract's empty frame 0 comes from the codec.
-    zmq::multipart_t frames = encode_client_request(s.service, s.head, share_payload(s.payload));
+    zmq::multipart_t frames;
+    if (mdp_) {
+      std::vector<zmq::message_t> body;
+      body.push_back(share_payload(s.payload));
+      frames = encode_mdp_request(s.service, std::move(body));
+    } else {
+      frames = encode_client_request(s.service, s.head, share_payload(s.payload));
+    }
     try {
-      if (!frames.send(dealer_, ZMQ_DONTWAIT)) return false;
+      if (!frames.send(to->dealer, ZMQ_DONTWAIT)) return false;
     } catch (const zmq::error_t& e) {
       log_.error("client {}: send failed: {}", owner_.name_, e.what());
       return false;
     }
+    if (mdp_) to->busy = s.key;
     owner_.counters_.sent.fetch_add(1);
     return true;
   }
@@ -191,17 +226,57 @@ class client::io_loop {
     }
   }
 
-  void receive_replies() {
+  void receive_replies(link& from) {
     for (int i = 0; i < io_batch; ++i) {
       zmq::multipart_t frames;
       try {
-        if (!frames.recv(dealer_, ZMQ_DONTWAIT)) return;
+        if (!frames.recv(from.dealer, ZMQ_DONTWAIT)) return;
       } catch (const zmq::error_t& e) {
         log_.error("client {}: receive failed: {}", owner_.name_, e.what());
         return;
       }
-      on_reply(std::move(frames));
+      if (mdp_) {
+        on_mdp_reply(from, std::move(frames));
+      } else {
+        on_reply(std::move(frames));
+      }
     }
+  }
+
+  // A stock broker's reply answers the one request in flight on its
+  // connection (RFC 7). It has no code: a reply is a success, 200, with the
+  // worker's body as the result (parsed when it is JSON).
+  void on_mdp_reply(link& from, zmq::multipart_t&& frames) {
+    const std::size_t count = frames.size();
+    auto message = decode_client_reply(std::move(frames));
+    if (!message || message->from != dialect::mdp) {
+      owner_.counters_.malformed.fetch_add(1);
+      log_.warn("client {}: malformed reply from broker dropped ({}; {} frames)", owner_.name_,
+                message ? "not MDPC01" : message.error, count);
+      return;
+    }
+    auto it = from.busy.empty() ? pending_.end() : pending_.find(from.busy);
+    from.busy.clear();
+    if (it == pending_.end()) {
+      owner_.counters_.late.fetch_add(1);
+      log_.debug("client {}: reply on an idle connection dropped", owner_.name_);
+      return;
+    }
+    std::unique_ptr<submission> s = std::move(it->second);
+    pending_.erase(it);
+    reply r;
+    r.code = code::ok;
+    r.head = {{"id", s->id}, {"code", code::ok}, {"status", "ok"}};
+    std::string text;
+    for (zmq::message_t& f : message->body) {
+      r.body.push_back(f.to_string());
+      text += r.body.back();
+    }
+    nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+    r.head["result"] = parsed.is_discarded() ? nlohmann::json(text) : std::move(parsed);
+    r.latency = std::chrono::duration_cast<microseconds>(clock::now() - s->submitted_at);
+    owner_.counters_.replies.fetch_add(1);
+    complete(std::move(s), std::move(r));
   }
 
   void on_reply(zmq::multipart_t&& frames) {
@@ -209,10 +284,10 @@ class client::io_loop {
         frames.empty() ? std::string() : sample(frames[0].data(), frames[0].size());
     const std::size_t count = frames.size();
     auto message = decode_client_reply(std::move(frames));
-    if (!message) {
+    if (!message || message->from != dialect::carico) {
       owner_.counters_.malformed.fetch_add(1);
       log_.warn("client {}: malformed reply from broker dropped ({}; {} frames, frame 0 {})",
-                owner_.name_, message.error, count, first);
+                owner_.name_, message ? "MDPC01, not MDPCX1" : message.error, count, first);
       return;
     }
     const msgpack::object* id = message->head.find("id");
@@ -267,6 +342,10 @@ class client::io_loop {
       std::unique_ptr<submission> done = std::move(it->second);
       pending_.erase(it);
       owner_.counters_.timeouts.fetch_add(1);
+      for (link& l : links_) {
+        // Its late reply must not answer the next request sent there: a new socket.
+        if (l.busy == key) l = link{open_dealer(), {}};
+      }
       reply r = local_reply(
           code::expired, done->id,
           "timeout: no reply from broker in " + std::to_string(done->timeout.count()) + " ms",
@@ -299,7 +378,8 @@ class client::io_loop {
   client& owner_;                 // counters, queue, name
   spdlog::logger& log_;           // the owner's logger
   zmq::socket_t pipe_pull_;       // wake-ups from submit() and close()
-  zmq::socket_t dealer_;          // to the broker
+  bool mdp_;                      // a stock broker (client_options::protocol)
+  std::vector<link> links_;       // carico: one; mdp: client_options::connections
   bool stopping_{false};          // close() was seen
   std::unordered_map<std::string, std::unique_ptr<submission>> pending_;  // in flight, by key
   std::multimap<time_point, std::string> deadlines_;  // attempt deadlines; stale ones skipped
@@ -343,7 +423,8 @@ void client::submit(std::string service, nlohmann::json head, std::string payloa
   s->done = std::move(on_reply);
   s->service = std::move(service);
   s->timeout = timeout && timeout->count() > 0 ? *timeout : milliseconds(options_.timeout_ms);
-  s->resends_left = options_.retries;
+  // Through a stock broker a request has no key: a resend could run twice.
+  s->resends_left = options_.protocol == dialect::mdp ? 0 : options_.retries;
   s->payload = std::make_shared<const std::string>(std::move(payload));
   counters_.submitted.fetch_add(1);
 
@@ -355,6 +436,8 @@ void client::submit(std::string service, nlohmann::json head, std::string payloa
   if (head.is_null()) head = nlohmann::json::object();
   if (!head.contains("id")) head["id"] = next_id_.fetch_add(1);
   if (!head.contains("client")) head["client"] = name_;
+  // The broker drops what the client gave up on (contract v2: timeout_ms).
+  if (!head.contains("timeout_ms")) head["timeout_ms"] = s->timeout.count();
   s->id = head["id"];
   s->key = s->id.dump();
   header_result encoded = header::from_json(head);

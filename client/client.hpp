@@ -33,6 +33,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "shared/codec.hpp"
 #include "shared/curve.hpp"
 #include "shared/limits.hpp"
 
@@ -46,6 +47,12 @@ struct client_options {
   int send_hwm = 1000;                            // DEALER send high-water mark; beyond it a local backlog
   curve_client_keys curve{};                      // CurveZMQ keys; off when empty
   message_limits limits{};                        // ZMQ_MAXMSGSIZE on the DEALER
+  // carico (MDPCX1): one DEALER, any number of requests in flight, replies
+  // matched by `id`. mdp: a stock MDP/0.1 broker, which returns no id: one
+  // request in flight per connection (RFC 7), `connections` of them, no resends
+  // (a request has no key there, so a resend could run twice).
+  dialect protocol = dialect::carico;
+  int connections = 1;                            // mdp: DEALERs, one request in flight on each
 };
 
 // The outcome of one request, from the broker or made locally (504, 503, 400).

@@ -13,6 +13,22 @@ namespace carico {
 
 namespace fs = std::filesystem;
 
+document_result load_named_document(const std::string& name, const std::string& files_dir) {
+  std::error_code ec;
+  std::string path = name;
+  if (!fs::exists(path, ec) && !files_dir.empty() && fs::exists(fs::path(files_dir) / name, ec)) {
+    path = (fs::path(files_dir) / name).string();
+  }
+  if (!fs::exists(path, ec)) {
+    document_result out;
+    out.error = "no such file: " + name + " (looked in . and " + files_dir + "/)";
+    return out;
+  }
+  document_result out = load_document(path);
+  if (!out) out.error = "cannot read " + out.error;
+  return out;
+}
+
 std::optional<std::string> document_title(const std::string& payload) {
   nlohmann::json parsed = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (!parsed.is_object()) return std::nullopt;

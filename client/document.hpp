@@ -31,6 +31,13 @@ struct document_result {
 // that cannot be read, or is not a regular file, is an error.
 document_result load_document(const std::string& path);
 
+// The document a user named: name as a path when it exists, else
+// files_dir/name (a bare "hello.json" is found in the --files folder); when
+// neither exists, the error says where it looked ("no such file: ..."), and
+// one that cannot be read says so ("cannot read ..."). The REPL's `send FILE...`
+// and `carico-client send FILE...` both resolve names this way.
+document_result load_named_document(const std::string& name, const std::string& files_dir);
+
 // The title a payload announces: "title" or else "titolo" when the payload is a
 // JSON object with such a string; otherwise nothing.
 std::optional<std::string> document_title(const std::string& payload);

@@ -201,6 +201,18 @@ void line_editor::set_status(std::string status, bool redraw_now) {
   redraw();
 }
 
+bool line_editor::clear_line() {
+  if (!editing_) return false;
+  const LineInfo* li = el_line(el_);
+  if (li->lastchar == li->buffer) return false;
+  erase();  // what is on screen, before the buffer changes
+  el_cursor(el_, static_cast<int>(li->lastchar - li->cursor));  // to the end
+  li = el_line(el_);
+  el_deletestr(el_, static_cast<int>(li->cursor - li->buffer));
+  redraw();
+  return true;
+}
+
 void line_editor::add_history(const std::string& line) {
   if (line.find_first_not_of(" \t") == std::string::npos) return;
   HistEvent ev;

@@ -52,6 +52,9 @@ class line_editor {
   // The line drawn just above the prompt while editing; "" for none. With
   // redraw false it shows at the next print() or redraw.
   void set_status(std::string status, bool redraw = true);
+  // Ctrl-C at the prompt: drops the text typed so far and redraws an empty
+  // line. False (and nothing done) when nothing was typed or not editing.
+  bool clear_line();
   // Adds a line to the history (blank lines and repeats of the last are skipped).
   void add_history(const std::string& line);
 

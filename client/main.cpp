@@ -22,7 +22,8 @@ namespace {
 constexpr int exit_failed_replies = 1;  // something was not answered 200
 constexpr int exit_bad_input = 2;       // nothing sent: bad files or arguments
 
-// The documents to send: files as named, or count picked at random from dir.
+// The documents to send: files as named (a bare name also found in dir, as the
+// REPL does), or count picked at random from dir.
 // Each file is read once however often it is picked. Returns false (after
 // printing why) when one cannot be read.
 bool gather(const std::vector<std::string>& files, long count, const std::string& dir,
@@ -44,9 +45,9 @@ bool gather(const std::vector<std::string>& files, long count, const std::string
   for (const std::string& path : paths) {
     auto& doc = loaded[path];
     if (!doc) {
-      carico::document_result r = carico::load_document(path);
+      carico::document_result r = carico::load_named_document(path, dir);
       if (!r) {
-        std::cerr << "carico-client: cannot read " << r.error << "\n";
+        std::cerr << "carico-client: " << r.error << "\n";
         return false;
       }
       doc = r.value;
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-client: send documents to a carico broker and ask it how it is"};
   carico::add_config_option(app);
+  carico::add_version_flag(app, "carico-client");
   app.require_subcommand(0, 1);  // none: the REPL
   app.fallthrough();  // --json and the other global flags also after the subcommand
   app.add_option("--connect", options.endpoint, "the broker's frontend endpoint")
@@ -97,6 +99,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_flag("--json", json, "print one JSON object per reply");
+  std::string protocol = "carico";
+  app.add_option("--protocol", protocol,
+                 "carico: a carico broker (MDPCX1); mdp: a stock MDP/0.1 broker (MDPC01: one "
+                 "request in flight per connection, --window connections, no resends)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"carico", "mdp"}));
   carico::peer_security_flags security;
   carico::add_peer_security_options(app, security);
   app.add_option("--log-level", logging.console_level, "stderr log level")
@@ -109,23 +117,21 @@ int main(int argc, char** argv) {
   unsigned seed = std::random_device{}();
   carico::batch_options batch;
   CLI::App* send = app.add_subcommand("send", "send documents: FILE... or --count N [--files DIR]");
-  send->add_option("file", files, "JSON documents to send")->check(CLI::ExistingFile);
-  CLI::Option* count_option =
-      send->add_option("--count,-n", count, "send N documents picked at random from --files")
-          ->check(CLI::Validator(
-              [](const std::string& text) -> std::string {
-                try {
-                  std::size_t used = 0;
-                  const long n = std::stol(text, &used);
-                  if (used == text.size() && n > 0) return {};
-                } catch (const std::exception&) {
-                }
-                return "N must be a positive integer, not '" + text + "'";
-              },
-              "N>0"));
-  send->add_option("--files", dir, "folder of *.json documents for --count")
-      ->capture_default_str()
-      ->needs(count_option);
+  send->add_option("file", files, "JSON documents to send (a bare name is also looked for in --files)");
+  send->add_option("--count,-n", count, "send N documents picked at random from --files")
+      ->check(CLI::Validator(
+          [](const std::string& text) -> std::string {
+            try {
+              std::size_t used = 0;
+              const long n = std::stol(text, &used);
+              if (used == text.size() && n > 0) return {};
+            } catch (const std::exception&) {
+            }
+            return "N must be a positive integer, not '" + text + "'";
+          },
+          "N>0"));
+  send->add_option("--files", dir, "folder of *.json documents for --count, and for bare FILE names")
+      ->capture_default_str();
   send->add_option("--service", batch.service, "service to send to")->capture_default_str();
   send->add_option("--window", batch.window, "requests outstanding at once (0: all)")
       ->capture_default_str()
@@ -159,6 +165,14 @@ int main(int argc, char** argv) {
     return exit_bad_input;
   }
   options.limits.max_message_bytes = security.max_message_bytes;
+  if (protocol == "mdp") {
+    options.protocol = carico::dialect::mdp;
+    if (!*send && !*service) {
+      std::cerr << "carico-client: --protocol mdp serves `send` and `service` only: a stock "
+                   "broker has no mmi.workers, mmi.stats or request numbers\n";
+      return exit_bad_input;
+    }
+  }
   if (*send) {
     if (files.empty() == (count == 0)) {
       std::cerr << "carico-client send: give FILE... or --count N (not both)\n";
@@ -194,6 +208,11 @@ int main(int argc, char** argv) {
     if (*send) {
       std::vector<std::shared_ptr<const carico::document>> documents;
       if (!gather(files, count, dir, seed, documents)) return exit_bad_input;
+      if (options.protocol == carico::dialect::mdp) {
+        // One request in flight per connection: the window is the connections.
+        const std::size_t window = batch.window > 0 ? batch.window : documents.size();
+        options.connections = static_cast<int>(std::clamp<std::size_t>(window, 1, 256));
+      }
       carico::client client(context, options, log);
       batch.json = json;
       // Ctrl-C / SIGTERM: send nothing more, give replies in flight up to the
@@ -204,6 +223,7 @@ int main(int argc, char** argv) {
                                   batch.timeout.value_or(std::chrono::milliseconds(options.timeout_ms)));
       carico::batch_sender sender(client, batch, std::cout);
       const carico::batch_result r = sender.send(documents);
+      if (!json) std::cout << "batch: " << r.summary << std::flush;  // as the REPL ends a batch
       if (r.stopped) {
         const int sig = carico::last_signal();
         std::cerr << "carico-client: interrupted by " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ": "

@@ -1,10 +1,14 @@
 #include "client/mmi_report.hpp"
 
-#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <optional>
+#include <iterator>
 #include <utility>
 #include <vector>
 
+#include "client/progress.hpp"
 #include "shared/text_table.hpp"
 
 namespace carico {
@@ -12,8 +16,19 @@ namespace {
 
 // Text from the broker (worker names, hosts) as a terminal may show it: each
 // control character becomes '?', so an escape sequence in a name cannot reach
-// the terminal and a cell stays one word for scripts.
-std::string safe(std::string text) { return without_controls(std::move(text), '?'); }
+// the terminal and a cell stays one word for scripts; at most max code points.
+std::string safe(std::string text, std::size_t max = 40) {
+  text = without_controls(std::move(text), '?');
+  std::size_t points = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && ++points > max) {
+      text.resize(i);
+      text += "...";
+      break;
+    }
+  }
+  return text;
+}
 
 std::string cell(const nlohmann::json& row, const char* key) {
   if (!row.is_object()) return "-";
@@ -28,6 +43,14 @@ std::string cell(const nlohmann::json& row, const char* key) {
   return it->dump();
 }
 
+// A number field, when it is one.
+std::optional<double> number(const nlohmann::json& row, const char* key) {
+  if (!row.is_object()) return std::nullopt;
+  auto it = row.find(key);
+  if (it == row.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
 void flatten(const std::string& prefix, const nlohmann::json& value,
              std::vector<std::vector<std::string>>& rows) {
   if (value.is_object() && !value.empty()) {
@@ -36,28 +59,71 @@ void flatten(const std::string& prefix, const nlohmann::json& value,
     }
     return;
   }
-  rows.push_back({safe(prefix), value.is_string() ? safe(value.get<std::string>()) : value.dump()});
+  rows.push_back({safe(prefix, 200), value.is_string() ? safe(value.get<std::string>(), 200) : value.dump()});
+}
+
+// "340 us", "12.5 ms", "3.20 s", "17 min", "5.2 h".
+std::string duration_ms(double ms) {
+  char buf[32];
+  if (ms >= 2 * 3600e3) {
+    std::snprintf(buf, sizeof buf, "%.1f h", ms / 3600e3);
+  } else if (ms >= 120e3) {
+    std::snprintf(buf, sizeof buf, "%.0f min", ms / 60e3);
+  } else {
+    return format_duration(std::chrono::microseconds(static_cast<std::int64_t>(ms * 1000.0)));
+  }
+  return buf;
 }
 
 }  // namespace
 
+std::string format_bytes(double bytes) {
+  char buf[32];
+  if (bytes < 1024.0) {
+    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  } else if (bytes < 1024.0 * 1024.0) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  }
+  return buf;
+}
+
+std::string format_epoch_ms(std::int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  if (localtime_r(&seconds, &tm) == nullptr) return std::to_string(ms);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03d", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
 std::string format_workers(const nlohmann::json& result) {
-  static const char* columns[] = {"name",     "service", "state",     "in_flight",   "capacity",
-                                  "host",     "pid",     "mem_percent", "last_seen_ms"};
-  static const char* titles[] = {"NAME", "SERVICE", "STATE", "IN_FLIGHT", "CAPACITY",
-                                 "HOST", "PID",     "MEM%",  "LAST_SEEN_MS"};
-  std::vector<std::vector<std::string>> rows;
-  rows.emplace_back(std::begin(titles), std::end(titles));
   const nlohmann::json* workers = nullptr;
   if (result.is_object()) {
     auto it = result.find("workers");
     if (it != result.end() && it->is_array()) workers = &*it;
   }
   if (workers == nullptr || workers->empty()) return "no workers\n";
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "HOST", "PID"}};
   for (const nlohmann::json& w : *workers) {
-    std::vector<std::string> row;
-    for (const char* c : columns) row.push_back(cell(w, c));
-    rows.push_back(std::move(row));
+    if (!w.is_object()) continue;
+    std::string memory = "-";
+    if (auto rss = number(w, "rss_bytes"); rss && *rss > 0) {
+      memory = format_bytes(*rss);
+      if (auto percent = number(w, "mem_percent")) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " (%.1f%%)", *percent);
+        memory += buf;
+      }
+    }
+    std::string seen = "-";
+    if (auto ms = number(w, "last_seen_ms")) seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
+    rows.push_back({cell(w, "name"), cell(w, "state"), cell(w, "in_flight") + " / " + cell(w, "capacity"),
+                    memory, seen, cell(w, "service"), cell(w, "host"), cell(w, "pid")});
   }
   return render_table(rows);
 }
@@ -66,6 +132,26 @@ std::string format_stats(const nlohmann::json& result) {
   std::vector<std::vector<std::string>> rows;
   flatten("", result, rows);
   return render_table(rows);
+}
+
+std::string format_request(const nlohmann::json& result) {
+  if (!result.is_object()) return format_stats(result);
+  nlohmann::json shown = nlohmann::json::object();
+  const std::optional<double> received = number(result, "received_ms");
+  for (const auto& [key, value] : result.items()) {
+    const bool is_time = key == "received_ms" || key == "dispatched_ms" || key == "completed_ms";
+    if (is_time && value.is_number()) {
+      const auto ms = value.get<std::int64_t>();
+      std::string text = format_epoch_ms(ms);
+      if (key != "received_ms" && received) text += " (+" + duration_ms(static_cast<double>(ms) - *received) + ")";
+      shown[key.substr(0, key.size() - 3)] = text;
+    } else if (key == "age_ms" && value.is_number()) {
+      shown["age"] = duration_ms(value.get<double>());
+    } else {
+      shown[key] = value;
+    }
+  }
+  return format_stats(shown);
 }
 
 }  // namespace carico

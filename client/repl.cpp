@@ -74,18 +74,6 @@ bool looks_numeric(const std::string& word) {
          word.find_first_of("0123456789") != std::string::npos;
 }
 
-std::string human_bytes(double bytes) {
-  char buf[32];
-  if (bytes < 1024.0) {
-    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  } else if (bytes < 1024.0 * 1024.0) {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
-  }
-  return buf;
-}
-
 std::string printable(std::string s, std::size_t max) {
   s = without_controls(std::move(s), ' ');
   std::size_t cps = 0;
@@ -114,42 +102,6 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
     }
   }
   return row[b.size()];
-}
-
-std::string format_worker_table(const nlohmann::json& result) {
-  const nlohmann::json* list = nullptr;
-  if (result.is_object()) {
-    auto it = result.find("workers");
-    if (it != result.end() && it->is_array()) list = &*it;
-  }
-  if (list == nullptr || list->empty()) return "no workers\n";
-  auto text = [](const nlohmann::json& w, const char* key) -> std::string {
-    auto it = w.find(key);
-    if (it == w.end() || it->is_null()) return "-";
-    return it->is_string() ? it->get<std::string>() : it->dump();
-  };
-  std::vector<std::vector<std::string>> rows{
-      {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "PID"}};
-  for (const nlohmann::json& w : *list) {
-    if (!w.is_object()) continue;
-    std::string memory = "-";
-    if (auto rss = w.find("rss_bytes"); rss != w.end() && rss->is_number() && rss->get<double>() > 0) {
-      memory = human_bytes(rss->get<double>());
-      if (auto pct = w.find("mem_percent"); pct != w.end() && pct->is_number()) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, " (%.1f%%)", pct->get<double>());
-        memory += buf;
-      }
-    }
-    std::string seen = "-";
-    if (auto ms = w.find("last_seen_ms"); ms != w.end() && ms->is_number()) {
-      seen = std::to_string(ms->get<long long>()) + " ms ago";
-    }
-    rows.push_back({printable(text(w, "name"), 40), text(w, "state"),
-                    text(w, "in_flight") + " / " + text(w, "capacity"), memory, seen, text(w, "service"),
-                    text(w, "pid")});
-  }
-  return render_table(rows);
 }
 
 // One batch: the documents, how far it went, and its account.
@@ -198,8 +150,9 @@ void repl::add_builtin_commands() {
   using namespace std::placeholders;
   const std::string dir = options_.files_dir;
   add_command({"send", "send N | send FILE...",
-               "send N documents picked at random from " + dir + "/, or the files named",
-               "send 10    send hello.json " + dir + "/haiku.json",
+               "send N documents picked at random from " + dir +
+                   "/, or the files named (a bare name is also looked for in " + dir + "/)",
+               "send 10   send hello.json",
                [this](const arguments& a) { cmd_send(a); }, true});
   add_command({"FTP", "FTP", "the original's command: asks how many files, then sends that many", "FTP",
                [this](const arguments& a) { cmd_ftp(a); }});
@@ -366,28 +319,35 @@ void repl::handle_line(const std::string& line) {
 }
 
 void repl::cmd_help(const arguments& args) {
-  std::vector<std::vector<std::string>> rows;
+  // Fits 80 columns: each command's usage and example on one line, what it
+  // does wrapped below it.
+  constexpr std::size_t width = 80;
+  std::size_t usage_width = 0;
+  for (const command& c : commands_) usage_width = std::max(usage_width, text_columns(c.usage));
+  std::string text;
   for (const command& c : commands_) {
     if (!args.empty() && lower(c.name) != lower(args[0])) continue;
-    rows.push_back({"  " + c.usage, c.summary, "e.g. " + c.example});
+    std::string line = "  " + c.usage;
+    line += std::string(usage_width - text_columns(c.usage) + 2, ' ') + "e.g. " + c.example;
+    if (text_columns(line) > width) line = "  " + c.usage + "\n" + wrap_words("e.g. " + c.example, width, 6);
+    if (line.back() != '\n') line += '\n';
+    text += line + wrap_words(c.summary, width, 6);
   }
-  if (rows.empty()) {
+  if (text.empty()) {
     std::string message = "no command '" + printable(args[0], 40) + "'.";
     if (auto s = suggest(args[0])) message += " Did you mean '" + *s + "'?";
     error(message);
     return;
   }
-  std::string text;
   if (args.empty()) {
-    text = "commands";
-    if (interactive_) text += " (Tab completes commands and file names; Up/Down walk the history)";
-    text += ":\n";
-  }
-  text += render_table(rows);
-  if (args.empty()) {
-    text += "replies print as `CODE request=N worker=W attempts=A count_a=... stored_as=... LATENCY  FILE`;\n"
-            "a batch of more than " + std::to_string(options_.show_replies_up_to) +
-            " documents prints only the failed ones, then a summary.\n";
+    std::string intro = "commands";
+    if (interactive_) intro += " (Tab completes commands and file names; Up/Down walk the history)";
+    text = wrap_words(intro + ":", width, 0) + text;
+    text += wrap_words("replies print as: CODE request=N worker=W attempts=A count_a=... stored_as=... "
+                       "LATENCY FILE; a batch of more than " +
+                           std::to_string(options_.show_replies_up_to) +
+                           " documents prints only the failed ones, then a summary.",
+                       width, 0);
   }
   say(text);
 }
@@ -407,7 +367,7 @@ void repl::cmd_list(const arguments&) {
     std::string title = "-";
     document_result doc = load_document(paths[i]);
     if (doc) title = document_title(doc.value->payload).value_or("(no title)");
-    rows.push_back({fs::path(paths[i]).filename().string(), ec ? "?" : human_bytes(static_cast<double>(size)),
+    rows.push_back({fs::path(paths[i]).filename().string(), ec ? "?" : format_bytes(static_cast<double>(size)),
                     printable(title, 60)});
   }
   std::string text = render_table(rows);
@@ -468,17 +428,9 @@ void repl::cmd_send(const arguments& args) {
   }
   std::vector<std::shared_ptr<const document>> documents;
   for (const std::string& name : args) {
-    std::string path = name;
-    if (!fs::exists(path, ec) && fs::exists(fs::path(options_.files_dir) / name, ec)) {
-      path = (fs::path(options_.files_dir) / name).string();
-    }
-    document_result r = load_document(path);
+    document_result r = load_named_document(name, options_.files_dir);
     if (!r) {
-      if (!fs::exists(path, ec)) {
-        error("no such file: " + name + " (looked in . and " + options_.files_dir + "/)");
-      } else {
-        error("cannot read " + r.error);
-      }
+      error(r.error);
       return;
     }
     documents.push_back(r.value);
@@ -521,7 +473,7 @@ void repl::cmd_workers(const arguments&) {
       error("mmi.workers: " + std::to_string(r.code) + " " + r.error());
       return;
     }
-    say(format_worker_table(r.head.value("result", nlohmann::json::object())));
+    say(format_workers(r.head.value("result", nlohmann::json::object())));
   });
 }
 
@@ -556,7 +508,7 @@ void repl::cmd_status(const arguments& args) {
       error("mmi.request: " + std::to_string(r.code) + " " + r.error());
     } else {
       say("request " + std::to_string(*n) + ":\n" +
-          format_stats(r.head.value("result", nlohmann::json::object())));
+          format_request(r.head.value("result", nlohmann::json::object())));
     }
   });
 }
@@ -772,7 +724,12 @@ int repl::run() {
         batch_->cancelled = true;
         say("stopping batch " + std::to_string(batch_->number) + ": nothing more is sent, " +
             std::to_string(batch_->outstanding) + " replies still to come");
-      } else {
+      } else if (answer_) {  // Ctrl-C at FTP's question: no answer
+        answer_ = nullptr;
+        editor_->clear_line();
+        editor_->set_prompt("carico> ");
+        say("nothing sent");
+      } else if (!editor_->clear_line()) {  // the typed text goes, as in a shell
         say("(type exit or press Ctrl-D to leave)");
       }
     }

@@ -136,8 +136,4 @@ class repl {
 // Levenshtein distance (bytes).
 std::size_t edit_distance(const std::string& a, const std::string& b);
 
-// The ring from mmi.workers' result as an aligned table:
-// NAME  STATE  IN FLIGHT  MEMORY  LAST HEARTBEAT  SERVICE  PID.
-std::string format_worker_table(const nlohmann::json& result);
-
 }  // namespace carico

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds carico. Usage: scripts/build.sh [BUILD_DIR] [extra cmake args...]
 # Installs dependencies first (scripts/setup.sh). Incremental: a second run only rebuilds.
+# CARICO_BUILD_TARGETS="carico-broker carico-worker ..." builds only those targets
+# (scripts/start_cluster.sh: the programs, not the tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -15,4 +17,6 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_UNITY_BUILD=ON "$@" >/dev/null
 fi
-cmake --build "$build" -j "$(nproc)"
+targets=()
+for t in ${CARICO_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "$(nproc)" "${targets[@]}"

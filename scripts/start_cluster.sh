@@ -9,19 +9,29 @@
 #   scripts/start_cluster.sh status                    # what runs: pids, ports, the ring
 #   scripts/start_cluster.sh stop                      # stops what it started, nothing else
 #
-# Options (any subcommand): --run-dir DIR (default ./run). Start options:
+# Options (any subcommand): --run-dir DIR (default run/ in the source tree, beside
+# scripts/, wherever you call it from). Start options:
 #   --workers N (3)  --frontend-port P (5555)  --backend-port P (5556)  --no-client
-#   --build-dir DIR (default build/, or $CARICO_BIN)  --no-build (never run setup/build)
+#   --build-dir DIR (default build/ in the source tree, or $CARICO_BIN)
+#   --no-build (never run setup/build; else the four programs are built when needed)
 #   --work-us-per-char N (simulated slowness of every worker)
 #   --worker-args "ARGS"  --broker-args "ARGS" (extra flags, split on blanks)
 #   --secure (CurveZMQ: keys made in RUN_DIR/keys, every program authenticated and encrypted)
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# The source tree: this script's own folder's parent (symlinks resolved), not
+# the current directory and not git.
+self=$(readlink -f "${BASH_SOURCE[0]}")
+root=$(cd "$(dirname "$self")/.." && pwd)
 prog="scripts/start_cluster.sh"
+# The script as the user can type it from here: relative inside the current
+# directory, else its full path.
+here_prog=$self
+[[ $self == "$PWD"/* ]] && here_prog=${self#"$PWD"/}
 
 die() { echo "$prog: $*" >&2; exit 1; }
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top, without its '# '.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$self"; }
 
 # ---------------------------------------------------------------- options
 command=start
@@ -30,7 +40,7 @@ case "${1:-}" in
   -h|--help|help) usage; exit 0 ;;
 esac
 
-run_dir=./run
+run_dir=$root/run
 workers=3
 frontend_port=5555
 backend_port=5556
@@ -74,8 +84,15 @@ if [ -n "$name" ] && ! [[ $name =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
   die "--name may hold letters, digits, '.', '_' and '-' only"
 fi
 
-mkdir -p "$run_dir"
-run_dir=$(cd "$run_dir" && pwd)
+# An absolute run dir; only `start` creates it (status, stop and add-worker read).
+if [ "$command" = start ]; then
+  mkdir -p "$run_dir"
+fi
+if [ -d "$run_dir" ]; then
+  run_dir=$(cd "$run_dir" && pwd)
+elif [[ $run_dir != /* ]]; then
+  run_dir=$PWD/$run_dir
+fi
 env_file=$run_dir/cluster.env
 pid_dir=$run_dir/pids
 log_dir=$run_dir/logs
@@ -99,11 +116,14 @@ running() {
   [ "${stat%% *}" != Z ]
 }
 
-# port_free PORT: nothing listens on 127.0.0.1:PORT and we may bind it.
+# port_free PORT: nothing listens on 127.0.0.1:PORT and we may bind it. With
+# SO_REUSEADDR, as the broker binds (libzmq sets it): connections of a stopped
+# broker left in TIME-WAIT do not count, a listener anywhere on the port does.
 port_free() {
   python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -114,7 +134,7 @@ EOF
 }
 
 load_env() {
-  [ -f "$env_file" ] || die "no cluster in $run_dir (start one with: $prog --run-dir $run_dir)"
+  [ -f "$env_file" ] || die "no cluster in $run_dir (start one with: $here_prog${run_dir_flag})"
   # shellcheck disable=SC1090
   source "$env_file"
 }
@@ -141,6 +161,12 @@ make_keys() {
 
 # The worker pid files, oldest first, one a line.
 worker_pid_files() { ls -1tr "$pid_dir"/worker-*.pid 2>/dev/null || true; }
+
+# worker_running NAME: the pid file of worker NAME names a live carico-worker.
+worker_running() {
+  local f=$pid_dir/worker-$1.pid
+  [ -f "$f" ] && alive "$(cat "$f")" carico-worker
+}
 
 # start_worker NAME: starts one worker in the background, its pid in pids/worker-NAME.pid.
 start_worker() {
@@ -224,15 +250,18 @@ stop_cluster() {
   fi
 }
 
-# True when the binaries are missing or a source is newer than the oldest of them.
+# The programs a cluster runs (carico-keygen for --secure), as built in build_dir.
+programs=(broker/carico-broker worker/carico-worker client/carico-client shared/carico-keygen)
+
+# True when the programs are missing or a source is newer than the oldest of them.
 needs_build() {
   local b
-  for b in broker/carico-broker worker/carico-worker client/carico-client; do
+  for b in "${programs[@]}"; do
     [ -x "$build_dir/$b" ] || return 0
   done
   local oldest
-  oldest=$(ls -1tr "$build_dir/broker/carico-broker" "$build_dir/worker/carico-worker" \
-             "$build_dir/client/carico-client" | head -n 1)
+  oldest=$(cd "$build_dir" && ls -1tr "${programs[@]}" | head -n 1)
+  oldest=$build_dir/$oldest
   [ -n "$(find "$root/broker" "$root/worker" "$root/client" "$root/shared" "$root/CMakeLists.txt" \
             \( -name '*.cpp' -o -name '*.hpp' -o -name CMakeLists.txt \) -newer "$oldest" -print -quit)" ]
 }
@@ -242,7 +271,7 @@ needs_build() {
 cmd_start() {
   # Refuse before starting anything: a cluster already here, or a port taken.
   if [ -f "$pid_dir/broker.pid" ] && alive "$(cat "$pid_dir/broker.pid")" carico-broker; then
-    die "a cluster already runs from $run_dir (broker pid $(cat "$pid_dir/broker.pid")); use '$prog status' or '$prog stop'"
+    die "a cluster already runs from $run_dir (broker pid $(cat "$pid_dir/broker.pid")); use '$here_prog status${run_dir_flag}' or '$here_prog stop${run_dir_flag}'"
   fi
   command -v python3 >/dev/null || "$root/scripts/setup.sh"
   for p in "$frontend_port" "$backend_port"; do
@@ -250,8 +279,10 @@ cmd_start() {
   done
 
   if [ "$no_build" != 1 ] && needs_build; then
-    echo "building carico into $build_dir (first run: installs Debian packages, takes a few minutes) ..."
-    "$root/scripts/build.sh" "$build_dir"
+    echo "building carico's programs into $build_dir (first run: installs Debian packages, takes a few minutes) ..."
+    # The programs only; scripts/test.sh builds the tests.
+    CARICO_BUILD_TARGETS="carico-broker carico-worker carico-client carico-keygen" \
+      "$root/scripts/build.sh" "$build_dir"
   fi
   for b in broker/carico-broker worker/carico-worker client/carico-client; do
     [ -x "$build_dir/$b" ] || die "$build_dir/$b is missing (build with scripts/build.sh, or give --build-dir)"
@@ -318,9 +349,9 @@ carico is running: a broker and $workers worker(s) (${names[*]:-none}), text ser
   worker logs          $rel/logs/<name>.log
   stored documents     $rel/storage/
   pids                 $rel/pids/
-  more workers         $prog add-worker${run_dir_flag}
-  what runs            $prog status${run_dir_flag}
-  stop it              $prog stop${run_dir_flag}
+  more workers         $here_prog add-worker${run_dir_flag}
+  what runs            $here_prog status${run_dir_flag}
+  stop it              $here_prog stop${run_dir_flag}
 EOF
   trap - INT TERM
   [ "$no_client" = 1 ] && return 0
@@ -328,7 +359,9 @@ EOF
   local files=$FILES
   [ "$PWD" = "$root" ] && files=files  # shorter paths beside each reply
   curve_flags clients
-  echo "  the client           carico-client --connect tcp://127.0.0.1:$FRONTEND_PORT ${curve[*]} --files $files"
+  local client_cmd=$CLIENT
+  [[ $CLIENT == "$PWD"/* ]] && client_cmd=${CLIENT#"$PWD"/}
+  echo "  the client           $client_cmd --connect tcp://127.0.0.1:$FRONTEND_PORT${curve[*]:+ ${curve[*]}} --files $files"
   echo "                       (exit, quit or Ctrl-D leaves it and stops the cluster)"
   echo
   # The REPL owns the terminal; Ctrl-C is its own. Leaving it (or this script being
@@ -348,11 +381,12 @@ cmd_add_worker() {
   alive "$(cat "$pid_dir/broker.pid" 2>/dev/null)" carico-broker ||
     die "no broker runs from $run_dir (start the cluster first)"
   if [ -z "$name" ]; then
+    # The first wN no live worker of this cluster has (old logs do not count).
     local i=1
-    while [ -f "$pid_dir/worker-w$i.pid" ] || [ -f "$log_dir/w$i.log" ]; do i=$((i + 1)); done
+    while worker_running "w$i"; do i=$((i + 1)); done
     name=w$i
   fi
-  if [ -f "$pid_dir/worker-$name.pid" ] && alive "$(cat "$pid_dir/worker-$name.pid")" carico-worker; then
+  if worker_running "$name"; then
     die "worker $name already runs (pid $(cat "$pid_dir/worker-$name.pid"))"
   fi
   start_worker "$name"
@@ -393,7 +427,7 @@ cmd_stop() {
 }
 
 run_dir_flag=""
-[ "$run_dir" != "$(pwd)/run" ] && run_dir_flag=" --run-dir $run_dir"
+[ "$run_dir" != "$root/run" ] && run_dir_flag=" --run-dir $run_dir"
 
 case "$command" in
   start) cmd_start ;;

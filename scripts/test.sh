@@ -54,7 +54,7 @@ if [ "$fast" = 0 ]; then
   # includes what it uses, as a plain cmake build (no scripts) needs.
   run_suite "$root/build-asan" -DCARICO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_UNITY_BUILD=OFF
-  # Every libFuzzer target (clang), FUZZ_SECONDS each (15 s: a smoke run that
+  # Every libFuzzer target (clang), FUZZ_SECONDS each (10 s: a smoke run that
   # still executes every target); prints "fuzz: <target> PASS|FAIL".
   fuzz_seconds=${FUZZ_SECONDS:-10}
   echo "== fuzz ($fuzz_seconds s per target)"

@@ -24,14 +24,20 @@ decoded<T> success(T&& value) {
   return out;
 }
 
-// Checks frames [0] empty and [1] == signature.
-std::string check_envelope(const zmq::multipart_t& frames, std::string_view signature) {
+// Checks frames [0] empty and [1] one of the two signatures; *from receives
+// the dialect frame 1 names.
+std::string check_envelope(const zmq::multipart_t& frames, std::string_view stock,
+                           std::string_view ext, std::optional<dialect>* from) {
   if (frames.empty()) return "message has no frames";
-  if (frames[0].size() != 0) return "frame 0 must be empty";
   if (frames.size() < 2) return "message has no protocol signature";
-  if (!frame_equals(frames[1], signature)) {
-    return "frame 1 must be " + std::string(signature);
+  if (frame_equals(frames[1], stock)) {
+    *from = dialect::mdp;
+  } else if (frame_equals(frames[1], ext)) {
+    *from = dialect::carico;
+  } else {
+    return "frame 1 must be " + std::string(stock) + " or " + std::string(ext);
   }
+  if (frames[0].size() != 0) return "frame 0 must be empty";
   return {};
 }
 
@@ -59,10 +65,10 @@ bool keeps_raw(header_mode mode, const zmq::message_t& frame, raw_map* raw) {
   return local.parse(frame.data(), frame.size());
 }
 
-zmq::multipart_t worker_envelope(command cmd) {
+zmq::multipart_t worker_envelope(dialect d, command cmd) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
-  frames.add(from_view(worker_signature));
+  frames.add(from_view(worker_signature_of(d)));
   const auto byte = static_cast<std::uint8_t>(cmd);
   frames.add(zmq::message_t(&byte, 1));
   return frames;
@@ -79,6 +85,8 @@ std::optional<double> as_number(const msgpack::object& o) {
 }
 
 }  // namespace
+
+std::string_view dialect_name(dialect d) { return d == dialect::mdp ? "mdp" : "carico"; }
 
 std::string_view command_name(command c) {
   switch (c) {
@@ -112,38 +120,41 @@ namespace {
 
 // decode_client_request's reading: fills `out`, or returns why the frames are
 // not a client request.
-std::optional<std::string> read_client_request(zmq::multipart_t& frames, std::string* service,
-                                               header_mode mode, raw_map* raw,
-                                               client_request& out) {
-  if (std::string e = check_envelope(frames, client_signature); !e.empty()) {
-    if (service != nullptr && frames.size() >= 3) *service = frames[2].to_string();
-    return e;
-  }
+std::optional<std::string> read_client_request(zmq::multipart_t& frames,
+                                               client_envelope& envelope, header_mode mode,
+                                               raw_map* raw, client_request& out) {
+  std::string e = check_envelope(frames, client_signature, client_ext_signature, &envelope.from);
+  if (frames.size() >= 3 && envelope.from) envelope.service = frames[2].to_string();
+  if (!e.empty()) return e;
   if (frames.size() < 3) return "message has no service frame";
-  if (service != nullptr) *service = frames[2].to_string();
-  if (std::string e = check_service(frames[2]); !e.empty()) return e;
+  if (std::string bad = check_service(frames[2]); !bad.empty()) return bad;
+  out.from = *envelope.from;
+  out.service = frames[2].to_string();
   const std::size_t body = frames.size() - 3;
-  if (body == 0) return "message has no payload frame";
+  if (out.from == dialect::mdp) {  // RFC 7: the body is opaque, any number of frames
+    out.body_frames = body;
+    if (body > 0) out.payload = std::move(frames[3]);
+    for (std::size_t i = 4; i < frames.size(); ++i) out.more.push_back(std::move(frames[i]));
+    return std::nullopt;
+  }
+  if (body == 0) return "message has no header frame";
   if (body > 2) {
     return "message has " + std::to_string(body) + " body frames; at most 2 (header, payload)";
   }
-  out.service = frames[2].to_string();
-  if (body == 2) {
-    if (frames[3].size() > max_request_header) {
-      return "header frame has " + std::to_string(frames[3].size()) + " bytes; at most " +
-             std::to_string(max_request_header);
-    }
-    out.had_header = true;
-    if (keeps_raw(mode, frames[3], raw)) {
-      out.head_raw = true;
-    } else {
-      header_result h = header::decode(frames[3]);
-      if (!h) return std::move(h.error);
-      out.head = std::move(*h.value);
-    }
-    out.head_frame = std::move(frames[3]);
+  if (frames[3].size() > max_request_header) {
+    return "header frame has " + std::to_string(frames[3].size()) + " bytes; at most " +
+           std::to_string(max_request_header);
   }
-  out.payload = std::move(frames[frames.size() - 1]);
+  if (keeps_raw(mode, frames[3], raw)) {
+    out.head_raw = true;
+  } else {
+    header_result h = header::decode(frames[3]);
+    if (!h) return std::move(h.error);
+    out.head = std::move(*h.value);
+  }
+  out.head_frame = std::move(frames[3]);
+  out.body_frames = 1;
+  if (body == 2) out.payload = std::move(frames[4]);
   return std::nullopt;
 }
 
@@ -151,11 +162,13 @@ std::optional<std::string> read_client_request(zmq::multipart_t& frames, std::st
 
 // The result is built where the caller's lives (one named return value):
 // no client_request is moved or destroyed on the way out.
-decoded<client_request> decode_client_request(zmq::multipart_t&& frames, std::string* service,
-                                              header_mode mode, raw_map* raw) {
+decoded<client_request> decode_client_request(zmq::multipart_t&& frames,
+                                              client_envelope* envelope, header_mode mode,
+                                              raw_map* raw) {
   decoded<client_request> result;
-  if (std::optional<std::string> error =
-          read_client_request(frames, service, mode, raw, result.value.emplace())) {
+  client_envelope local;
+  if (std::optional<std::string> error = read_client_request(
+          frames, envelope ? *envelope : local, mode, raw, result.value.emplace())) {
     result.value.reset();
     result.error = std::move(*error);
   }
@@ -175,14 +188,22 @@ header& decode_head(client_request& r) {
 }
 
 decoded<client_reply> decode_client_reply(zmq::multipart_t&& frames) {
-  if (std::string e = check_envelope(frames, client_signature); !e.empty()) {
+  std::optional<dialect> from;
+  if (std::string e = check_envelope(frames, client_signature, client_ext_signature, &from);
+      !e.empty()) {
     return fail<client_reply>(std::move(e));
+  }
+  if (frames.size() < 3) return fail<client_reply>("reply has no service frame");
+  client_reply out;
+  out.from = *from;
+  out.service = frames[2].to_string();
+  if (out.from == dialect::mdp) {
+    out.body = take_rest(frames, 3);
+    return success(std::move(out));
   }
   if (frames.size() < 4) return fail<client_reply>("reply has no header frame");
   header_result h = header::decode(frames[3]);
   if (!h) return fail<client_reply>(std::move(h.error));
-  client_reply out;
-  out.service = frames[2].to_string();
   out.head = std::move(*h.value);
   out.body = take_rest(frames, 4);
   return success(std::move(out));
@@ -192,10 +213,19 @@ zmq::multipart_t encode_client_request(std::string_view service, const header& h
                                        zmq::message_t&& payload) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
-  frames.add(from_view(client_signature));
+  frames.add(from_view(client_ext_signature));
   frames.add(from_view(service));
   frames.add(head.encode());
   frames.add(std::move(payload));
+  return frames;
+}
+
+zmq::multipart_t encode_mdp_request(std::string_view service, std::vector<zmq::message_t>&& body) {
+  zmq::multipart_t frames;
+  frames.add(zmq::message_t());
+  frames.add(from_view(client_signature));
+  frames.add(from_view(service));
+  for (zmq::message_t& f : body) frames.add(std::move(f));
   return frames;
 }
 
@@ -208,9 +238,18 @@ zmq::multipart_t encode_client_reply(std::string_view service, zmq::message_t&& 
                                      std::vector<zmq::message_t>&& body) {
   zmq::multipart_t frames;
   frames.add(zmq::message_t());
-  frames.add(from_view(client_signature));
+  frames.add(from_view(client_ext_signature));
   frames.add(from_view(service));
   frames.add(std::move(head_frame));
+  for (zmq::message_t& f : body) frames.add(std::move(f));
+  return frames;
+}
+
+zmq::multipart_t encode_mdp_reply(std::string_view service, std::vector<zmq::message_t>&& body) {
+  zmq::multipart_t frames;
+  frames.add(zmq::message_t());
+  frames.add(from_view(client_signature));
+  frames.add(from_view(service));
   for (zmq::message_t& f : body) frames.add(std::move(f));
   return frames;
 }
@@ -239,6 +278,15 @@ decoded<worker_info> decode_info(const header& head) {
     if (o->type != msgpack::type::STR) return fail<worker_info>("READY host must be a string");
     info.host.assign(o->via.str.ptr, o->via.str.size);
   }
+  if (const msgpack::object* o = head.find("heartbeat_ms")) {
+    if (o->type != msgpack::type::POSITIVE_INTEGER || o->via.u64 < min_heartbeat_ms ||
+        o->via.u64 > max_heartbeat_ms) {
+      return fail<worker_info>("READY heartbeat_ms must be an integer from " +
+                               std::to_string(min_heartbeat_ms) + " to " +
+                               std::to_string(max_heartbeat_ms));
+    }
+    info.heartbeat_ms = o->via.u64;
+  }
   return success(std::move(info));
 }
 
@@ -248,6 +296,7 @@ header encode_info(const worker_info& info) {
   h.set("capacity", info.capacity);
   h.set("pid", info.pid);
   h.set("host", info.host);
+  if (info.heartbeat_ms != 0) h.set("heartbeat_ms", info.heartbeat_ms);
   return h;
 }
 
@@ -280,6 +329,10 @@ decoded<load_report> decode_load(const header& head) {
   if (!read_number("cpu_percent", load.cpu_percent)) {
     return fail<load_report>("cpu_percent must be a number");
   }
+  if (const msgpack::object* o = head.find("reason")) {
+    if (o->type != msgpack::type::STR) return fail<load_report>("reason must be a string");
+    load.reason.assign(o->via.str.ptr, o->via.str.size);
+  }
   return success(std::move(load));
 }
 
@@ -290,6 +343,7 @@ header encode_load(const load_report& load) {
   h.set("rss_bytes", load.rss_bytes);
   h.set("mem_percent", msgpack::object(load.mem_percent));
   h.set("cpu_percent", msgpack::object(load.cpu_percent));
+  if (!load.reason.empty()) h.set("reason", load.reason);
   return h;
 }
 
@@ -298,10 +352,14 @@ namespace {
 // decode_worker_message's reading: fills `m`, or returns why the frames are
 // not a worker-protocol message.
 std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_mode mode,
-                                               raw_map* raw, worker_message& m) {
-  if (std::string e = check_envelope(frames, worker_signature); !e.empty()) {
+                                               raw_map* raw, std::optional<dialect>& from,
+                                               worker_message& m) {
+  if (std::string e = check_envelope(frames, worker_signature, worker_ext_signature, &from);
+      !e.empty()) {
     return e;
   }
+  m.from = *from;
+  const bool stock = m.from == dialect::mdp;
   if (frames.size() < 3) return "message has no command frame";
   if (frames[2].size() != 1) return "command frame must be one byte";
   const auto byte = *frames[2].data<std::uint8_t>();
@@ -310,6 +368,7 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
   const std::size_t n = frames.size();
   switch (m.cmd) {
     case command::ready: {
+      if (stock && n != 4) return "READY takes a service frame and nothing more";
       if (n < 4 || n > 5) return "READY takes a service and an optional info map";
       if (std::string e = check_service(frames[3]); !e.empty()) return e;
       m.service = frames[3].to_string();
@@ -322,46 +381,36 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
       }
       break;
     }
-    case command::request: {
-      if (n != 7) return "REQUEST takes address, empty, header, payload";
-      if (frames[4].size() != 0) return "REQUEST frame 4 must be empty";
+    case command::request:
+    case command::reply: {
+      const std::string_view name = command_name(m.cmd);
+      if (n < 5) return std::string(name) + " takes an address and an empty frame";
+      if (frames[4].size() != 0) return std::string(name) + " frame 4 must be empty";
+      m.address = std::move(frames[3]);
+      if (stock) {
+        m.body = take_rest(frames, 5);
+        break;
+      }
+      if (n < 6) return std::string(name) + " has no header frame";
       if (keeps_raw(mode, frames[5], raw)) {
         m.head_frame = std::move(frames[5]);
       } else {
         header_result h = header::decode(frames[5]);
-        if (!h) return "REQUEST header: " + h.error;
+        if (!h) return std::string(name) + " header: " + h.error;
         m.head = std::move(*h.value);
       }
-      m.address = std::move(frames[3]);
       m.body = take_rest(frames, 6);
       break;
     }
-    case command::reply: {
-      if (n < 6) return "REPLY takes address, empty and at least one body frame";
-      if (frames[4].size() != 0) return "REPLY frame 4 must be empty";
-      m.address = std::move(frames[3]);
-      if (keeps_raw(mode, frames[5], raw)) {
-        m.head_frame = std::move(frames[5]);
-        m.body = take_rest(frames, 6);
-        break;
-      }
-      header_result h = header::decode(frames[5]);
-      if (h) {
-        m.head = std::move(*h.value);
-        m.body = take_rest(frames, 6);
-      } else {
-        m.body = take_rest(frames, 5);  // a plain MDP reply: every frame is body
-      }
-      break;
-    }
     case command::heartbeat: {
+      if (stock && n != 3) return "HEARTBEAT takes no further frames";
       if (n > 4) return "HEARTBEAT takes at most a load report";
       if (n == 4) {
         header_result h = header::decode(frames[3]);
         if (!h) return "HEARTBEAT load report: " + h.error;
         decoded<load_report> load = decode_load(*h.value);
         if (!load) return std::move(load.error);
-        m.load = load.value;
+        m.load = std::move(load.value);
       }
       break;
     }
@@ -376,59 +425,63 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
 
 // Built where the caller's result lives, as decode_client_request's.
 decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames, header_mode mode,
-                                              raw_map* raw) {
+                                              raw_map* raw, std::optional<dialect>* seen) {
   decoded<worker_message> result;
+  std::optional<dialect> from;
   if (std::optional<std::string> error =
-          read_worker_message(frames, mode, raw, result.value.emplace())) {
+          read_worker_message(frames, mode, raw, from, result.value.emplace())) {
     result.value.reset();
     result.error = std::move(*error);
   }
+  if (seen != nullptr) *seen = from;
   return result;
 }
 
-zmq::multipart_t encode_ready(std::string_view service, const worker_info& info) {
-  zmq::multipart_t frames = worker_envelope(command::ready);
+zmq::multipart_t encode_ready(dialect d, std::string_view service, const worker_info& info) {
+  zmq::multipart_t frames = worker_envelope(d, command::ready);
   frames.add(from_view(service));
-  frames.add(encode_info(info).encode());
+  if (d == dialect::carico) frames.add(encode_info(info).encode());
   return frames;
 }
 
-zmq::multipart_t encode_request(zmq::message_t&& address, const header& head,
-                                zmq::message_t&& payload) {
-  return encode_request(std::move(address), head.encode(), std::move(payload));
-}
+namespace {
 
-zmq::multipart_t encode_request(zmq::message_t&& address, zmq::message_t&& head_frame,
-                                zmq::message_t&& payload) {
-  zmq::multipart_t frames = worker_envelope(command::request);
+// REQUEST or REPLY: [envelope, address, "", header (carico only), body...].
+zmq::multipart_t addressed(dialect d, command cmd, zmq::message_t&& address,
+                           zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body) {
+  zmq::multipart_t frames = worker_envelope(d, cmd);
   frames.add(std::move(address));
   frames.add(zmq::message_t());
-  frames.add(std::move(head_frame));
-  frames.add(std::move(payload));
-  return frames;
-}
-
-zmq::multipart_t encode_reply(zmq::message_t&& address, const header& head,
-                              std::vector<zmq::message_t>&& body) {
-  return encode_reply(std::move(address), head.encode(), std::move(body));
-}
-
-zmq::multipart_t encode_reply(zmq::message_t&& address, zmq::message_t&& head_frame,
-                              std::vector<zmq::message_t>&& body) {
-  zmq::multipart_t frames = worker_envelope(command::reply);
-  frames.add(std::move(address));
-  frames.add(zmq::message_t());
-  frames.add(std::move(head_frame));
+  if (d == dialect::carico) frames.add(std::move(head_frame));
   for (zmq::message_t& f : body) frames.add(std::move(f));
   return frames;
 }
 
-zmq::multipart_t encode_heartbeat(const load_report* load) {
-  zmq::multipart_t frames = worker_envelope(command::heartbeat);
-  if (load != nullptr) frames.add(encode_load(*load).encode());
+}  // namespace
+
+zmq::multipart_t encode_request(dialect d, zmq::message_t&& address, const header& head,
+                                std::vector<zmq::message_t>&& body) {
+  return addressed(d, command::request, std::move(address),
+                   d == dialect::carico ? head.encode() : zmq::message_t(), std::move(body));
+}
+
+zmq::multipart_t encode_reply(dialect d, zmq::message_t&& address, const header& head,
+                              std::vector<zmq::message_t>&& body) {
+  return addressed(d, command::reply, std::move(address),
+                   d == dialect::carico ? head.encode() : zmq::message_t(), std::move(body));
+}
+
+zmq::multipart_t encode_reply(dialect d, zmq::message_t&& address, zmq::message_t&& head_frame,
+                              std::vector<zmq::message_t>&& body) {
+  return addressed(d, command::reply, std::move(address), std::move(head_frame), std::move(body));
+}
+
+zmq::multipart_t encode_heartbeat(dialect d, const load_report* load) {
+  zmq::multipart_t frames = worker_envelope(d, command::heartbeat);
+  if (load != nullptr && d == dialect::carico) frames.add(encode_load(*load).encode());
   return frames;
 }
 
-zmq::multipart_t encode_disconnect() { return worker_envelope(command::disconnect); }
+zmq::multipart_t encode_disconnect(dialect d) { return worker_envelope(d, command::disconnect); }
 
 }  // namespace carico

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   std::string name;
   bool force = false;
   CLI::App app{"carico-keygen: writes a CurveZMQ key pair NAME.key (secret, 0600) and NAME.pub"};
+  carico::add_version_flag(app, "carico-keygen");
   app.add_option("--out", out, "directory to write to (created 0700 if missing)")
       ->capture_default_str();
   app.add_option("name", name, "key name: broker, a worker or a client")->required();

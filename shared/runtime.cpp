@@ -3,12 +3,16 @@
 #include <csignal>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <iostream>
 #include <stdexcept>
 #include <system_error>
 
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "shared/version.hpp"
 
 namespace carico {
 namespace {
@@ -97,11 +101,29 @@ void loop_waker::drain() {
 
 void add_config_option(CLI::App& app) {
   app.set_config("--config", "", "read options from a TOML/INI file (keys: long flag names)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+}
+
+void add_version_flag(CLI::App& app, const std::string& program) {
+  app.set_version_flag("--version", program + " " + version, "print the version and exit");
 }
 
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse KEY" for a key no option has.
+    static const std::string extra = "INI was not able to parse ";
+    const std::string what = e.what();
+    if (what.rfind(extra, 0) != 0) return app.exit(e);
+    std::string file = "the --config file";
+    if (const CLI::Option* config = app.get_config_ptr(); config != nullptr && config->count() > 0) {
+      file = config->results().front();
+    }
+    std::cerr << std::filesystem::path(argc > 0 ? argv[0] : "carico").filename().string() << ": "
+              << file << ": unknown key '" << what.substr(extra.size())
+              << "' (keys are the long option names without --; see --help)\n";
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

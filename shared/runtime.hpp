@@ -64,11 +64,16 @@ class loop_waker {
 };
 
 // Adds --config FILE: options can also be read from a TOML/INI file whose
-// keys are the long flag names.
+// keys are the long flag names; a key that names no option is an error. Call
+// it before adding subcommands (they inherit the rule).
 void add_config_option(CLI::App& app);
 
+// Adds --version: prints "PROGRAM X.Y.Z" (carico::version) and exits 0.
+void add_version_flag(CLI::App& app, const std::string& program);
+
 // Parses argv; returns an exit code when the program should exit now (help,
-// version or a usage error, already printed), or nothing to carry on.
+// version or a usage error, already printed), or nothing to carry on. An
+// unknown key in a --config file is reported by name.
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 // The machine's host name, "localhost" if unknown.

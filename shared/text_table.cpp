@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <sstream>
 
 namespace carico {
 namespace {
@@ -14,6 +15,24 @@ std::size_t columns(const std::string& s) {
 }
 
 }  // namespace
+
+std::size_t text_columns(const std::string& text) { return columns(text); }
+
+std::string wrap_words(const std::string& text, std::size_t width, std::size_t indent) {
+  const std::string margin(indent, ' ');
+  std::istringstream in(text);
+  std::string out;
+  std::string line;
+  for (std::string word; in >> word;) {
+    if (!line.empty() && indent + columns(line) + 1 + columns(word) > width) {
+      out += margin + line + '\n';
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  if (!line.empty()) out += margin + line + '\n';
+  return out;
+}
 
 std::string without_controls(std::string text, char with) {
   for (char& c : text) {

@@ -21,8 +21,9 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::string sig_c(client_signature);
-const std::string sig_w(worker_signature);
+const std::string sig_c(client_ext_signature);  // a carico client
+const std::string sig_w(worker_ext_signature);  // a carico worker
+const std::string sig_sc(client_signature);     // a stock MDP/0.1 client
 
 // Starts workers one at a time, each registered before the next connects, so
 // that ring order is the order of names.
@@ -381,7 +382,7 @@ TEST_CASE("mmi services", "[broker][mmi]") {
   }
 }
 
-TEST_CASE("malformed client messages get 400 and the broker keeps serving", "[broker]") {
+TEST_CASE("malformed carico client messages get 400 and the broker keeps serving", "[broker]") {
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
@@ -394,12 +395,9 @@ TEST_CASE("malformed client messages get 400 and the broker keeps serving", "[br
     std::string echoed;               // frame 2 of the 400 reply
   };
   const std::vector<bad_case> cases = {
-      {"only an empty frame", {""}, ""},
-      {"missing signature frame 0 not empty", {"hello"}, ""},
       {"missing service", {"", sig_c}, ""},
-      {"missing payload", {"", sig_c, "text"}, "text"},
-      {"wrong signature", {"", "MDPC02", "text", map, "p"}, "text"},
-      {"worker signature", {"", sig_w, "text", map, "p"}, "text"},
+      {"missing header", {"", sig_c, "text"}, "text"},
+      {"frame 0 not empty", {"x", sig_c, "text", map, "p"}, "text"},
       {"empty service", {"", sig_c, "", map, "p"}, ""},
       {"header not msgpack", {"", sig_c, "text", "garbage", "p"}, "text"},
       {"header empty", {"", sig_c, "text", "", "p"}, "text"},
@@ -432,6 +430,35 @@ TEST_CASE("malformed client messages get 400 and the broker keeps serving", "[br
   json stats = mmi_stats(client);
   CHECK(stats["malformed"] == cases.size());
   CHECK(stats["done"] == cases.size());
+}
+
+// MDP/0.1 has no error reply, and a message in neither client dialect is not
+// a client's: each is dropped (and counted), and the broker goes on serving.
+TEST_CASE("malformed stock and unsigned client messages are dropped without a reply",
+          "[broker][mdp]") {
+  zmq::context_t context;
+  running_broker broker(context);
+  fake_client client(context, broker.frontend());
+  auto workers = start_workers(context, broker, client, {"A"});
+  const std::string map = header().encode_string();
+  const std::vector<std::vector<std::string>> cases = {
+      {""},                                        // only an empty frame
+      {"hello"},                                   // no signature
+      {"", "MDPC02", "text", map, "p"},            // wrong signature
+      {"", sig_w, "text", map, "p"},               // a worker's signature
+      {"", sig_sc, ""},                            // a stock request, empty service
+      {"x", sig_sc, "text", "p"},                  // a stock request, frame 0 not empty
+      {"", sig_sc, std::string(256, 's'), "p"},    // a stock request, service too long
+  };
+  for (const auto& frames : cases) {
+    client.send_raw(frames);
+    CHECK_FALSE(client.recv_raw(100ms));
+    std::optional<client_view> ok = client.call("text", {{"id", 1}}, "d");
+    REQUIRE(ok);
+    CHECK(ok->code() == 200);
+  }
+  json stats = mmi_stats(client);
+  CHECK(stats["malformed"] == cases.size());
 }
 
 TEST_CASE("a worker that breaks the protocol is sent DISCONNECT", "[broker]") {
@@ -537,26 +564,47 @@ TEST_CASE("a stock MDP/0.1 client on a REQ socket", "[broker][mdp]") {
   auto workers = start_workers(context, broker, mmi, {"A"});
   fake_client req(context, broker.frontend(), zmq::socket_type::req);
 
+  // The carico worker's reply has no payload frames: the stock client gets
+  // its `result` as one frame of JSON text, and nothing else.
   for (int i = 0; i < 2; ++i) {
     req.send_plain("text", "hello-" + std::to_string(i));
-    std::optional<client_view> r = req.recv();
-    REQUIRE(r);
-    CHECK(r->service == "text");
-    CHECK(r->code() == 200);
-    CHECK(r->head["result"]["payload"] == "hello-" + std::to_string(i));
-    CHECK_FALSE(r->head.contains("id"));
+    std::optional<std::vector<std::string>> raw = req.recv_raw();
+    REQUIRE(raw);
+    REQUIRE(raw->size() == 4);
+    CHECK((*raw)[1] == sig_sc);
+    CHECK((*raw)[2] == "text");
+    const json result = json::parse((*raw)[3]);
+    CHECK(result["payload"] == "hello-" + std::to_string(i));
+    CHECK(result["worker"] == "A");
   }
+  // The worker saw the broker's two keys and nothing of a client header.
+  const received_request seen = workers[0]->requests().back();
+  CHECK(seen.head.size() == 2);
+  CHECK(seen.head.contains("request"));
+  CHECK(seen.head["attempt"] == 1);
   SECTION("and mmi.service") {
     req.send_plain("mmi.service", "text");
-    std::optional<client_view> r = req.recv();
+    std::optional<std::vector<std::string>> r = req.recv_raw();
     REQUIRE(r);
-    CHECK(r->body == std::vector<std::string>{"200"});
+    CHECK(*r == std::vector<std::string>{"", sig_sc, "mmi.service", "200"});
+    req.send_plain("mmi.service", "nobody");
+    r = req.recv_raw();
+    REQUIRE(r);
+    CHECK(*r == std::vector<std::string>{"", sig_sc, "mmi.service", "404"});
+  }
+  SECTION("any other mmi. name answers 501 (RFC 8)") {
+    req.send_plain("mmi.stats", "");
+    std::optional<std::vector<std::string>> r = req.recv_raw();
+    REQUIRE(r);
+    CHECK(*r == std::vector<std::string>{"", sig_sc, "mmi.stats", "501"});
   }
 }
 
 TEST_CASE("a stock MDP/0.1 worker: plain reply frames come back as frames 4...", "[broker][mdp]") {
   zmq::context_t context;
-  running_broker broker(context);
+  broker_options options = fast_broker_options();
+  options.stock_heartbeat_ms = 50;  // the fake beats every 20 ms; the test need not wait 2.5 s
+  running_broker broker(context, options);
   fake_client client(context, broker.frontend());
   fake_worker_options plain;
   plain.plain_mdp = true;
@@ -704,7 +752,7 @@ TEST_CASE("a silent idle worker is forgotten", "[broker]") {
   CHECK(r->body == std::vector<std::string>{"404"});
 }
 
-TEST_CASE("a duplicate reply from a live worker is dropped", "[broker]") {
+TEST_CASE("a reply for a request the worker does not hold gets DISCONNECT (RFC 7)", "[broker]") {
   zmq::context_t context;
   running_broker broker(context);
   fake_client client(context, broker.frontend());
@@ -712,14 +760,21 @@ TEST_CASE("a duplicate reply from a live worker is dropped", "[broker]") {
   std::optional<client_view> r = client.call("text", {{"id", 1}}, "d");
   REQUIRE(r);
   const std::uint64_t number = r->head["request"];
-  workers[0]->reply(number);         // again
-  // A request it never had.
-  workers[0]->send_raw({"", sig_w, "\x03", workers[0]->requests()[0].address, "",
-                        header::from_json({{"request", number + 1000}}).value->encode_string()});
+  SECTION("a second reply to a request it answered") {
+    workers[0]->reply(number);
+  }
+  SECTION("a request it never had") {
+    workers[0]->send_raw({"", sig_w, "\x03", std::to_string(number + 1000), "",
+                          header::from_json({{"request", number + 1000}}).value->encode_string()});
+  }
+  SECTION("an address that is no token of the broker's") {
+    workers[0]->send_raw({"", sig_w, "\x03", "not-a-number", "",
+                          header::from_json({{"request", number}}).value->encode_string()});
+  }
   CHECK_FALSE(client.recv(150ms));
-  CHECK(eventually([&] { return mmi_stats(client)["late_replies"] == 2; }));
-  CHECK(workers[0]->disconnects() == 0);
-  CHECK(client.call("text", {{"id", 2}}, "d"));
+  CHECK(workers[0]->wait_disconnects(1));
+  CHECK(eventually([&] { return mmi_stats(client)["late_replies"] == 1; }));
+  CHECK(wait_for_workers(client, 0).empty());
 }
 
 TEST_CASE("a client that leaves before its reply does not disturb the broker", "[broker]") {

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string sig_c(client_signature);
+const std::string sig_c(client_ext_signature);
 
 std::string msgpack_of(const json& j) {
   header_result h = header::from_json(j);
@@ -71,7 +71,7 @@ class fake_broker {
     while (!frames.empty()) rest.add(frames.pop());
     auto decoded = decode_client_request(std::move(rest));
     REQUIRE(decoded);
-    REQUIRE(decoded->had_header);
+    REQUIRE(decoded->from == dialect::carico);
     r.service = decoded->service;
     r.head = decoded->head.to_json();
     r.payload = decoded->payload.to_string();
@@ -286,6 +286,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
       {"", sig_c, "text", trailing},                         // trailing bytes
       {"", sig_c, "text", std::string("\x92\x01\x02", 3)},   // an array, not a map
       {"", sig_c, "text", msgpack_of({{"code", 200}})},      // no id: cannot be matched
+      {"", std::string(client_signature), "text", good_head},  // a stock reply: not ours
   };
   for (const auto& frames : malformed) broker.send_raw(r->routing_id, frames);
   broker.send_raw(r->routing_id, {"", sig_c, "text", msgpack_of({{"id", 999999}, {"code", 200}})});
@@ -506,6 +507,10 @@ TEST_CASE("batch_sender: one line per reply, window respected, exit status") {
     CHECK(result.sent == 6);
     CHECK(result.ok == 6);
     CHECK(result.all_ok());
+    // The REPL's closing summary, for `carico-client send` to print.
+    CHECK_THAT(result.summary, Catch::StartsWith("6 documents in "));
+    CHECK_THAT(result.summary, Catch::Contains(": 6 ok, 0 failed\n"));
+    CHECK_THAT(result.summary, Catch::Contains("  codes     200 x6\n"));
     std::istringstream lines(out.str());
     std::string line;
     int count = 0;
@@ -603,8 +608,9 @@ TEST_CASE("reply lines and reports") {
                    {{{"name", "w1"}, {"service", "text"}, {"state", "ready"}, {"in_flight", 0}, {"capacity", 2}},
                     {{"name", "worker-long-name"}, {"service", "text"}, {"state", "overload"}}}}};
   std::string table = format_workers(workers);
-  CHECK(table.rfind("NAME              SERVICE", 0) == 0);
-  CHECK(table.find("\nw1                text     ready     0          2") != std::string::npos);
+  CHECK(table.rfind("NAME              STATE     IN FLIGHT  MEMORY  LAST HEARTBEAT  SERVICE  HOST  PID\n", 0) == 0);
+  CHECK(table.find("\nw1                ready     0 / 2      -       -               text     -     -\n") !=
+        std::string::npos);
   CHECK(format_workers({{"workers", json::array()}}) == "no workers\n");
   // A name with an escape sequence or a newline cannot reach the terminal as such.
   std::string hostile = format_workers({{"workers", {{{"name", "a\x1b[2J\nb"}, {"host", "h\r"}}}}});
@@ -614,6 +620,32 @@ TEST_CASE("reply lines and reports") {
   CHECK(format_stats({{"services", {{"t\x07", {{"queued", 0}}}}}}) == "services.t?.queued  0\n");
   CHECK(format_stats({{"done", 3}, {"services", {{"text", {{"queued", 0}}}}}}) ==
         "done                  3\nservices.text.queued  0\n");
+}
+
+TEST_CASE("status N: the journal's times as local date and time, durations in words") {
+  const std::int64_t received = 1700000000123;  // 2023-11-14 22:13:20.123 UTC
+  const std::string text = format_request({{"request", 17},
+                                           {"state", "done"},
+                                           {"received_ms", received},
+                                           {"dispatched_ms", received + 2},
+                                           {"completed_ms", received + 1500},
+                                           {"age_ms", 250000}});
+  INFO(text);
+  CHECK(text.find("_ms") == std::string::npos);
+  CHECK(text.find("1700000000") == std::string::npos);
+  CHECK(text.find("received    " + format_epoch_ms(received) + "\n") != std::string::npos);
+  CHECK(text.find("dispatched  " + format_epoch_ms(received + 2) + " (+2.0 ms)\n") != std::string::npos);
+  CHECK(text.find("completed   " + format_epoch_ms(received + 1500) + " (+1.50 s)\n") != std::string::npos);
+  CHECK(text.find("age         4 min\n") != std::string::npos);
+  CHECK(text.find("request     17\n") != std::string::npos);
+  // "YYYY-MM-DD HH:MM:SS.mmm", whatever the time zone.
+  const std::string when = format_epoch_ms(received);
+  REQUIRE(when.size() == 23);
+  CHECK(when.substr(19) == ".123");
+  CHECK(when[4] == '-');
+  CHECK(when[13] == ':');
+  // Not an object: shown as it is, not a crash.
+  CHECK(format_request(json("odd")) == "  odd\n");
 }
 
 TEST_CASE("documents: titles, folders and unreadable files") {
@@ -635,6 +667,16 @@ TEST_CASE("documents: titles, folders and unreadable files") {
   CHECK_FALSE(missing);
   CHECK(missing.error.find("missing.json") != std::string::npos);
   CHECK_FALSE(load_document((dir.path / "e.json").string()));
+
+  // A bare name is found in the files folder, as the REPL and `send` look it up.
+  document_result named = load_named_document("a.json", dir.path.string());
+  REQUIRE(named);
+  CHECK(named.value->path == a);
+  CHECK(load_named_document(a, "/nowhere").value->path == a);
+  document_result nowhere = load_named_document("zz.json", dir.path.string());
+  CHECK_FALSE(nowhere);
+  CHECK(nowhere.error == "no such file: zz.json (looked in . and " + dir.path.string() + "/)");
+  CHECK(load_named_document("e.json", dir.path.string()).error.rfind("cannot read ", 0) == 0);
 
   std::string error;
   CHECK(list_documents(dir.path.string(), error) == std::vector<std::string>{a, b, c});

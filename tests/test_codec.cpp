@@ -33,8 +33,10 @@ std::string map_of(const nlohmann::json& j) {
 }
 
 const std::string empty_map = header().encode_string();
-const std::string sig_c(client_signature);
-const std::string sig_w(worker_signature);
+const std::string sig_c(client_ext_signature);   // a carico client
+const std::string sig_w(worker_ext_signature);   // a carico worker
+const std::string sig_sc(client_signature);      // a stock MDP/0.1 client
+const std::string sig_sw(worker_signature);      // a stock MDP/0.1 worker
 std::string cmd(command c) { return std::string(1, static_cast<char>(c)); }
 
 }  // namespace
@@ -49,13 +51,15 @@ TEST_CASE("client request round trip", "[codec][client]") {
   CHECK(strings_of(frames) ==
         std::vector<std::string>{"", sig_c, "text", h.encode_string(), "{}"});
 
-  std::string service;
-  decoded<client_request> r = decode_client_request(std::move(frames), &service);
+  client_envelope envelope;
+  decoded<client_request> r = decode_client_request(std::move(frames), &envelope);
   INFO(r.error);
   REQUIRE(r);
-  CHECK(service == "text");
+  CHECK(envelope.service == "text");
+  CHECK(envelope.from == dialect::carico);
   CHECK(r->service == "text");
-  CHECK(r->had_header);
+  CHECK(r->from == dialect::carico);
+  CHECK(r->body_frames == 1);
   CHECK(r->head.get_uint("id") == 7u);
   CHECK(r->head.get_string("title") == "t");
   CHECK(r->payload.to_string() == "{}");
@@ -71,7 +75,7 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     decoded<client_request> r =
         decode_client_request(request_with(head), nullptr, header_mode::keep_raw);
     REQUIRE(r);
-    CHECK(r->had_header);
+    CHECK(r->from == dialect::carico);
     CHECK(r->head_raw);
     CHECK(r->head.size() == 0);
     CHECK(r->head_frame.to_string() == head);
@@ -121,40 +125,76 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     CHECK_FALSE(b);
     CHECK(a.error == b.error);
   }
-  SECTION("a one-frame body has no header to keep") {
+  SECTION("a stock request has no header to keep") {
     decoded<client_request> r =
-        decode_client_request(frames_of({"", sig_c, "echo", "hello"}), nullptr,
+        decode_client_request(frames_of({"", sig_sc, "echo", map_of({{"id", 1}})}), nullptr,
                               header_mode::keep_raw);
     REQUIRE(r);
+    CHECK(r->from == dialect::mdp);
     CHECK_FALSE(r->head_raw);
     CHECK(decode_head(*r).size() == 0);
   }
 }
 
-TEST_CASE("a one-frame body is a payload with an empty header", "[codec][client]") {
-  decoded<client_request> r = decode_client_request(frames_of({"", sig_c, "echo", "hello"}));
+TEST_CASE("a stock request's body is opaque frames, never a header", "[codec][client]") {
+  decoded<client_request> r = decode_client_request(frames_of({"", sig_sc, "echo", "hello"}));
   REQUIRE(r);
-  CHECK_FALSE(r->had_header);
+  CHECK(r->from == dialect::mdp);
   CHECK(r->head.size() == 0);
+  CHECK(r->head_frame.size() == 0);
+  CHECK(r->body_frames == 1);
   CHECK(r->payload.to_string() == "hello");
-  SECTION("even when the single frame looks like a map") {
-    decoded<client_request> m = decode_client_request(frames_of({"", sig_c, "echo", empty_map}));
+  CHECK(r->more.empty());
+  SECTION("even when the single frame is a MessagePack map") {
+    const std::string code_404 = map_of({{"code", 404}});
+    decoded<client_request> m = decode_client_request(frames_of({"", sig_sc, "echo", code_404}));
     REQUIRE(m);
-    CHECK_FALSE(m->had_header);
-    CHECK(m->payload.to_string() == empty_map);
+    CHECK(m->head.size() == 0);
+    CHECK(m->payload.to_string() == code_404);
   }
-  SECTION("an empty payload is fine") {
-    decoded<client_request> e = decode_client_request(frames_of({"", sig_c, "echo", ""}));
+  SECTION("two and three frames, maps among them, in order") {
+    decoded<client_request> two =
+        decode_client_request(frames_of({"", sig_sc, "echo", empty_map, "part2"}));
+    REQUIRE(two);
+    CHECK(two->body_frames == 2);
+    CHECK(two->payload.to_string() == empty_map);
+    REQUIRE(two->more.size() == 1);
+    CHECK(two->more[0].to_string() == "part2");
+    decoded<client_request> three =
+        decode_client_request(frames_of({"", sig_sc, "echo", "a", map_of({{"k", 1}}), "c"}));
+    REQUIRE(three);
+    CHECK(three->body_frames == 3);
+    REQUIRE(three->more.size() == 2);
+    CHECK(three->more[0].to_string() == map_of({{"k", 1}}));
+    CHECK(three->more[1].to_string() == "c");
+  }
+  SECTION("no body frame at all, and an empty one, are bodies too") {
+    decoded<client_request> none = decode_client_request(frames_of({"", sig_sc, "echo"}));
+    REQUIRE(none);
+    CHECK(none->body_frames == 0);
+    decoded<client_request> e = decode_client_request(frames_of({"", sig_sc, "echo", ""}));
     REQUIRE(e);
+    CHECK(e->body_frames == 1);
     CHECK(e->payload.size() == 0);
+  }
+  SECTION("a carico request may leave out its payload, never its header") {
+    decoded<client_request> bare = decode_client_request(frames_of({"", sig_c, "echo", empty_map}));
+    REQUIRE(bare);
+    CHECK(bare->payload.size() == 0);
+    CHECK_FALSE(decode_client_request(frames_of({"", sig_c, "echo"})));
+    CHECK_FALSE(decode_client_request(frames_of({"", sig_c, "echo", "hello"})));  // not a map
   }
 }
 
 TEST_CASE("malformed client requests are rejected", "[codec][client]") {
   std::string service = "unset";
+  std::optional<dialect> from;
   auto rejects = [&](zmq::multipart_t frames) {
-    service = "unset";
-    decoded<client_request> r = decode_client_request(std::move(frames), &service);
+    client_envelope envelope;
+    envelope.service = "unset";
+    decoded<client_request> r = decode_client_request(std::move(frames), &envelope);
+    service = envelope.service;
+    from = envelope.from;
     CHECK_FALSE(r);
     CHECK_FALSE(r.error.empty());
     return r.error;
@@ -171,9 +211,10 @@ TEST_CASE("malformed client requests are rejected", "[codec][client]") {
     rejects(frames_of({"", sig_c}));
     CHECK((service == "unset" || service.empty()));
   }
-  SECTION("missing payload") {
+  SECTION("missing header") {
     rejects(frames_of({"", sig_c, "text"}));
     CHECK(service == "text");
+    CHECK(from == dialect::carico);
   }
   SECTION("frame 0 not empty") {
     rejects(frames_of({"x", sig_c, "text", empty_map, "p"}));
@@ -181,16 +222,27 @@ TEST_CASE("malformed client requests are rejected", "[codec][client]") {
   SECTION("no empty frame 0 at all") {
     rejects(frames_of({sig_c, "text", empty_map, "p"}));
   }
-  SECTION("wrong signature, service still echoed") {
+  SECTION("neither client signature: no dialect, nothing to echo") {
     rejects(frames_of({"", "MDPC02", "text", empty_map, "p"}));
-    CHECK(service == "text");
+    CHECK_FALSE(from);
     rejects(frames_of({"", sig_w, "text", empty_map, "p"}));
+    rejects(frames_of({"", sig_sw, "text", empty_map, "p"}));
     rejects(frames_of({"", "mdpc01", "text", "p"}));
+    rejects(frames_of({"", "MDPCX2", "text", empty_map, "p"}));
+    CHECK_FALSE(from);
+  }
+  SECTION("a stock request's envelope errors name its dialect") {
+    rejects(frames_of({"x", sig_sc, "text", "p"}));
+    CHECK(from == dialect::mdp);
+    CHECK(service == "text");
+    rejects(frames_of({"", sig_sc, ""}));
+    CHECK(from == dialect::mdp);
   }
   SECTION("empty or over-long service name") {
     rejects(frames_of({"", sig_c, "", empty_map, "p"}));
     rejects(frames_of({"", sig_c, std::string(256, 's'), empty_map, "p"}));
-    CHECK(decode_client_request(frames_of({"", sig_c, std::string(255, 's'), "p"})));
+    CHECK(decode_client_request(frames_of({"", sig_c, std::string(255, 's'), empty_map, "p"})));
+    CHECK(decode_client_request(frames_of({"", sig_sc, std::string(255, 's'), "p"})));
   }
   SECTION("more than two body frames") {
     CHECK_THAT(rejects(frames_of({"", sig_c, "text", empty_map, "p", "extra"})),
@@ -234,14 +286,36 @@ TEST_CASE("client reply round trip", "[codec][client]") {
     CHECK_FALSE(decode_client_reply(frames_of({"", sig_c, "text"})));
     CHECK_FALSE(decode_client_reply(frames_of({"", sig_w, "text", empty_map})));
     CHECK_FALSE(decode_client_reply(frames_of({"", sig_c, "text", "nope"})));
+    CHECK_FALSE(decode_client_reply(frames_of({"", sig_sc})));
   }
+  SECTION("a stock reply is its body, whatever the frames hold") {
+    std::vector<zmq::message_t> parts;
+    parts.emplace_back(std::string_view("one"));
+    parts.emplace_back(empty_map.data(), empty_map.size());
+    zmq::multipart_t stock = encode_mdp_reply("text", std::move(parts));
+    CHECK(strings_of(stock) == std::vector<std::string>{"", sig_sc, "text", "one", empty_map});
+    decoded<client_reply> s = decode_client_reply(std::move(stock));
+    REQUIRE(s);
+    CHECK(s->from == dialect::mdp);
+    CHECK(s->head.size() == 0);
+    REQUIRE(s->body.size() == 2);
+    CHECK(s->body[1].to_string() == empty_map);
+  }
+}
+
+TEST_CASE("a stock request encodes as RFC 7 says", "[codec][client]") {
+  std::vector<zmq::message_t> body;
+  body.emplace_back(std::string_view("a"));
+  body.emplace_back(std::string_view("b"));
+  CHECK(strings_of(encode_mdp_request("echo", std::move(body))) ==
+        std::vector<std::string>{"", sig_sc, "echo", "a", "b"});
 }
 
 // ------------------------------------------------------------------ workers
 
 TEST_CASE("READY round trip", "[codec][worker]") {
-  worker_info info{"w1", 4, 1234, "host-a"};
-  zmq::multipart_t frames = encode_ready("text", info);
+  worker_info info{"w1", 4, 1234, "host-a", 250};
+  zmq::multipart_t frames = encode_ready(dialect::carico, "text", info);
   REQUIRE(frames.size() == 5);
   CHECK(frames[2].to_string() == cmd(command::ready));
   decoded<worker_message> m = decode_worker_message(std::move(frames));
@@ -254,13 +328,26 @@ TEST_CASE("READY round trip", "[codec][worker]") {
   CHECK(m->info->capacity == 4);
   CHECK(m->info->pid == 1234);
   CHECK(m->info->host == "host-a");
+  CHECK(m->info->heartbeat_ms == 250);
 
-  SECTION("a stock MDP READY has no info") {
-    decoded<worker_message> plain =
-        decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "echo"}));
+  SECTION("a stock MDP READY is the service alone") {
+    zmq::multipart_t stock = encode_ready(dialect::mdp, "echo", info);
+    CHECK(strings_of(stock) == std::vector<std::string>{"", sig_sw, cmd(command::ready), "echo"});
+    decoded<worker_message> plain = decode_worker_message(std::move(stock));
     REQUIRE(plain);
+    CHECK(plain->from == dialect::mdp);
     CHECK(plain->service == "echo");
     CHECK_FALSE(plain->info);
+    // An info map is carico's: a stock READY with one is malformed.
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_sw, cmd(command::ready), "echo", map_of({{"name", "n"}})})));
+  }
+  SECTION("a carico READY may leave out its info map") {
+    decoded<worker_message> bare =
+        decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "echo"}));
+    REQUIRE(bare);
+    CHECK(bare->from == dialect::carico);
+    CHECK_FALSE(bare->info);
   }
   SECTION("info keys are optional; capacity defaults to 1") {
     decoded<worker_message> some = decode_worker_message(
@@ -270,6 +357,7 @@ TEST_CASE("READY round trip", "[codec][worker]") {
     CHECK(some->info->name == "n");
     CHECK(some->info->capacity == 1);
     CHECK(some->info->pid == 0);
+    CHECK(some->info->heartbeat_ms == 0);  // not said: the broker's own interval
   }
   SECTION("unknown info keys are ignored") {
     CHECK(decode_worker_message(
@@ -288,6 +376,11 @@ TEST_CASE("READY with bad info is rejected", "[codec][worker]") {
   CHECK_FALSE(ready_with(map_of({{"capacity", 2.5}})));
   CHECK_FALSE(ready_with(map_of({{"pid", "12"}})));
   CHECK_FALSE(ready_with(map_of({{"host", nlohmann::json::array()}})));
+  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", 9}})));
+  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", 60001}})));
+  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", "500"}})));
+  CHECK(ready_with(map_of({{"heartbeat_ms", 10}})));
+  CHECK(ready_with(map_of({{"heartbeat_ms", 60000}})));
   CHECK_FALSE(ready_with("not a map"));
   CHECK_FALSE(ready_with(""));
   CHECK_FALSE(ready_with(empty_map + "x"));
@@ -303,8 +396,10 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
   h.set("request", std::uint64_t{3});
   h.set("attempt", std::uint64_t{1});
   h.set("custom", "kept");
+  std::vector<zmq::message_t> doc;
+  doc.emplace_back(std::string_view("doc"));
   zmq::multipart_t frames =
-      encode_request(zmq::message_t(std::string("client-id")), h, zmq::message_t(std::string("doc")));
+      encode_request(dialect::carico, zmq::message_t(std::string("client-id")), h, std::move(doc));
   CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::request),
                                                        "client-id", "", h.encode_string(), "doc"});
   decoded<worker_message> m = decode_worker_message(std::move(frames));
@@ -317,15 +412,39 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
   REQUIRE(m->body.size() == 1);
   CHECK(m->body[0].to_string() == "doc");
 
+  SECTION("a carico REQUEST carries a stock client's body frames after the header") {
+    decoded<worker_message> none =
+        decode_worker_message(frames_of({"", sig_w, cmd(command::request), "c", "", empty_map}));
+    REQUIRE(none);
+    CHECK(none->body.empty());
+    decoded<worker_message> two = decode_worker_message(
+        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map, "p", "q"}));
+    REQUIRE(two);
+    CHECK(two->body.size() == 2);
+  }
+  SECTION("a stock REQUEST is the body alone, maps included") {
+    std::vector<zmq::message_t> body;
+    body.emplace_back(empty_map.data(), empty_map.size());
+    body.emplace_back(std::string_view("q"));
+    zmq::multipart_t frames =
+        encode_request(dialect::mdp, zmq::message_t(std::string("7")), h, std::move(body));
+    CHECK(strings_of(frames) ==
+          std::vector<std::string>{"", sig_sw, cmd(command::request), "7", "", empty_map, "q"});
+    decoded<worker_message> m = decode_worker_message(std::move(frames));
+    REQUIRE(m);
+    CHECK(m->from == dialect::mdp);
+    CHECK_FALSE(m->head);
+    REQUIRE(m->body.size() == 2);
+    CHECK(m->body[0].to_string() == empty_map);
+  }
   SECTION("malformed REQUEST") {
-    CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map})));
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::request), "c", ""})));
     CHECK_FALSE(decode_worker_message(
         frames_of({"", sig_w, cmd(command::request), "c", "x", empty_map, "p"})));
     CHECK_FALSE(decode_worker_message(
         frames_of({"", sig_w, cmd(command::request), "c", "", "bad", "p"})));
-    CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map, "p", "q"})));
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c"})));
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c", "x"})));
   }
 }
 
@@ -346,13 +465,25 @@ TEST_CASE("send_addressed sends the frames encode_request and encode_reply make"
   SECTION("REQUEST after a routing id, as the broker sends it") {
     zmq::message_t head = h.encode();
     zmq::message_t payload(std::string_view("doc"));
-    REQUIRE(send_addressed(out, "worker-7", command::request, "client-id", head, &payload, 1));
+    REQUIRE(send_addressed(out, "worker-7", dialect::carico, command::request, "client-id", &head,
+                           &payload, 1));
+    std::vector<zmq::message_t> doc;
+    doc.emplace_back(std::string_view("doc"));
     std::vector<std::string> expected{"worker-7"};
-    for (const std::string& f : strings_of(encode_request(zmq::message_t(std::string("client-id")),
-                                                          h, zmq::message_t(std::string("doc"))))) {
+    for (const std::string& f : strings_of(encode_request(
+             dialect::carico, zmq::message_t(std::string("client-id")), h, std::move(doc)))) {
       expected.push_back(f);
     }
     CHECK(received() == expected);
+  }
+  SECTION("a stock REQUEST: no header frame, even when one is given") {
+    zmq::message_t head = h.encode();
+    zmq::message_t payload(std::string_view("doc"));
+    REQUIRE(send_addressed(out, "w", dialect::mdp, command::request, "9", &head, &payload, 1));
+    CHECK(received() ==
+          std::vector<std::string>{"w", "", sig_sw, cmd(command::request), "9", "", "doc"});
+    REQUIRE(send_addressed(out, "w", dialect::mdp, command::request, "9", nullptr, nullptr, 0));
+    CHECK(received() == std::vector<std::string>{"w", "", sig_sw, cmd(command::request), "9", ""});
   }
   SECTION("REPLY without a routing id, as a worker sends it, with 0 to 2 body frames") {
     for (std::size_t n = 0; n <= 2; ++n) {
@@ -362,15 +493,17 @@ TEST_CASE("send_addressed sends the frames encode_request and encode_reply make"
         copy.emplace_back(std::string("part-") + std::to_string(i));
       }
       zmq::message_t head = h.encode();
-      REQUIRE(send_addressed(out, {}, command::reply, "cid", head, body.data(), body.size(), true));
-      CHECK(received() ==
-            strings_of(encode_reply(zmq::message_t(std::string("cid")), h, std::move(copy))));
+      REQUIRE(send_addressed(out, {}, dialect::carico, command::reply, "cid", &head, body.data(),
+                             body.size(), true));
+      CHECK(received() == strings_of(encode_reply(dialect::carico, zmq::message_t(std::string("cid")),
+                                                  h, std::move(copy))));
     }
   }
   SECTION("dontwait: a DEALER with no connection takes nothing") {
     zmq::socket_t lonely(context, zmq::socket_type::dealer);
     zmq::message_t head = h.encode();
-    CHECK_FALSE(send_addressed(lonely, {}, command::reply, "cid", head, nullptr, 0, true));
+    CHECK_FALSE(
+        send_addressed(lonely, {}, dialect::carico, command::reply, "cid", &head, nullptr, 0, true));
     CHECK(head.size() > 0);  // not sent, still ours
   }
 }
@@ -382,7 +515,8 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
   SECTION("with a result payload") {
     std::vector<zmq::message_t> body;
     body.emplace_back(std::string_view("result"));
-    zmq::multipart_t frames = encode_reply(zmq::message_t(std::string("cid")), h, std::move(body));
+    zmq::multipart_t frames =
+        encode_reply(dialect::carico, zmq::message_t(std::string("cid")), h, std::move(body));
     CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::reply), "cid",
                                                          "", h.encode_string(), "result"});
     decoded<worker_message> m = decode_worker_message(std::move(frames));
@@ -396,26 +530,30 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
   }
   SECTION("header only") {
     decoded<worker_message> m =
-        decode_worker_message(encode_reply(zmq::message_t(std::string("cid")), h, {}));
+        decode_worker_message(encode_reply(dialect::carico, zmq::message_t(std::string("cid")), h, {}));
     REQUIRE(m);
     REQUIRE(m->head);
     CHECK(m->body.empty());
   }
-  SECTION("a plain MDP reply: frame 5 not a map, every frame is body") {
+  SECTION("a stock reply: every frame is body, maps included") {
     decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}));
+        frames_of({"", sig_sw, cmd(command::reply), "cid", "", map_of({{"code", 404}}), "world"}));
     REQUIRE(m);
+    CHECK(m->from == dialect::mdp);
     CHECK_FALSE(m->head);
     REQUIRE(m->body.size() == 2);
-    CHECK(m->body[0].to_string() == "hello");
+    CHECK(m->body[0].to_string() == map_of({{"code", 404}}));
     CHECK(m->body[1].to_string() == "world");
+    decoded<worker_message> empty =
+        decode_worker_message(frames_of({"", sig_sw, cmd(command::reply), "cid", ""}));
+    REQUIRE(empty);
+    CHECK(empty->body.empty());
   }
-  SECTION("a map with trailing bytes is a plain body, not a header") {
-    decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", empty_map + "x"}));
-    REQUIRE(m);
-    CHECK_FALSE(m->head);
-    CHECK(m->body.size() == 1);
+  SECTION("a carico reply's frame 5 must be a header: the dialect is never guessed") {
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"})));
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, cmd(command::reply), "cid", "", empty_map + "x"})));
   }
   SECTION("malformed REPLY") {
     CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid", ""})));
@@ -465,9 +603,9 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     CHECK(m->head->get_uint("k") == 2u);
     CHECK(m->body.size() == 1);
   }
-  SECTION("a plain MDP reply is still all body") {
+  SECTION("a stock reply is still all body") {
     decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"}),
+        frames_of({"", sig_sw, cmd(command::reply), "cid", "", map_of({{"request", 3}}), "world"}),
         header_mode::keep_raw);
     REQUIRE(m);
     CHECK_FALSE(m->head);
@@ -511,7 +649,7 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
 
 TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
   SECTION("bare") {
-    zmq::multipart_t frames = encode_heartbeat();
+    zmq::multipart_t frames = encode_heartbeat(dialect::carico);
     CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::heartbeat)});
     decoded<worker_message> m = decode_worker_message(std::move(frames));
     REQUIRE(m);
@@ -519,8 +657,8 @@ TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
     CHECK_FALSE(m->load);
   }
   SECTION("with a load report") {
-    load_report load{worker_state::drain, 2, 1 << 20, 12.5, 80};
-    decoded<worker_message> m = decode_worker_message(encode_heartbeat(&load));
+    load_report load{worker_state::drain, 2, 1 << 20, 12.5, 80, "disk full"};
+    decoded<worker_message> m = decode_worker_message(encode_heartbeat(dialect::carico, &load));
     REQUIRE(m);
     REQUIRE(m->load);
     CHECK(m->load->state == worker_state::drain);
@@ -528,12 +666,20 @@ TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
     CHECK(m->load->rss_bytes == 1u << 20);
     CHECK(m->load->mem_percent == Approx(12.5));
     CHECK(m->load->cpu_percent == Approx(80));
+    CHECK(m->load->reason == "disk full");
+  }
+  SECTION("a stock heartbeat is bare, and a load report makes one malformed") {
+    load_report load;
+    CHECK(strings_of(encode_heartbeat(dialect::mdp, &load)) ==
+          std::vector<std::string>{"", sig_sw, cmd(command::heartbeat)});
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_sw, cmd(command::heartbeat), map_of({{"state", "ready"}})})));
   }
   SECTION("every state round trips") {
     for (worker_state s : {worker_state::ready, worker_state::overload, worker_state::drain}) {
       load_report load;
       load.state = s;
-      decoded<worker_message> m = decode_worker_message(encode_heartbeat(&load));
+      decoded<worker_message> m = decode_worker_message(encode_heartbeat(dialect::carico, &load));
       REQUIRE(m);
       CHECK(m->load->state == s);
       CHECK(parse_state(state_name(s)) == s);
@@ -569,6 +715,7 @@ TEST_CASE("HEARTBEAT with a bad load report is rejected", "[codec][worker]") {
   CHECK_FALSE(beat(map_of({{"rss_bytes", 1.5}})));
   CHECK_FALSE(beat(map_of({{"mem_percent", "high"}})));
   CHECK_FALSE(beat(map_of({{"cpu_percent", nullptr}})));
+  CHECK_FALSE(beat(map_of({{"reason", 3}})));
   CHECK_FALSE(beat("not a map"));
   CHECK_FALSE(beat(empty_map + "x"));
   CHECK_FALSE(
@@ -576,8 +723,10 @@ TEST_CASE("HEARTBEAT with a bad load report is rejected", "[codec][worker]") {
 }
 
 TEST_CASE("DISCONNECT round trip", "[codec][worker]") {
-  zmq::multipart_t frames = encode_disconnect();
+  zmq::multipart_t frames = encode_disconnect(dialect::carico);
   CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::disconnect)});
+  CHECK(strings_of(encode_disconnect(dialect::mdp)) ==
+        std::vector<std::string>{"", sig_sw, cmd(command::disconnect)});
   decoded<worker_message> m = decode_worker_message(std::move(frames));
   REQUIRE(m);
   CHECK(m->cmd == command::disconnect);
@@ -595,6 +744,7 @@ TEST_CASE("malformed worker envelopes are rejected", "[codec][worker]") {
   rejects(frames_of({"", sig_w}));                                // missing command
   rejects(frames_of({"x", sig_w, cmd(command::heartbeat)}));      // frame 0 not empty
   rejects(frames_of({"", sig_c, cmd(command::heartbeat)}));       // client signature
+  rejects(frames_of({"", sig_sc, cmd(command::heartbeat)}));      // stock client signature
   rejects(frames_of({"", "MDPW02", cmd(command::heartbeat)}));    // wrong version
   rejects(frames_of({sig_w, cmd(command::heartbeat)}));           // no empty frame
   SECTION("bad command byte") {
@@ -608,12 +758,12 @@ TEST_CASE("malformed worker envelopes are rejected", "[codec][worker]") {
 }
 
 TEST_CASE("encode_info and encode_load decode back", "[codec][worker]") {
-  worker_info info{"n", 3, 9, "h"};
+  worker_info info{"n", 3, 9, "h", 0};
   decoded<worker_info> i = decode_info(encode_info(info));
   REQUIRE(i);
   CHECK(i->name == "n");
   CHECK(i->capacity == 3);
-  load_report load{worker_state::overload, 1, 2, 3.5, 4.5};
+  load_report load{worker_state::overload, 1, 2, 3.5, 4.5, {}};
   decoded<load_report> l = decode_load(encode_load(load));
   REQUIRE(l);
   CHECK(l->state == worker_state::overload);
@@ -640,7 +790,7 @@ TEST_CASE("random frames never throw out of the decoders", "[codec][fuzz]") {
   auto random_frame = [&](std::size_t index) -> std::string {
     switch (rng() % 6) {
       case 0: return random_bytes(40);
-      case 1: return index == 0 ? "" : (rng() % 2 ? sig_c : sig_w);
+      case 1: return index == 0 ? "" : std::vector<std::string>{sig_c, sig_w, sig_sc, sig_sw}[rng() % 4];
       case 2: return std::string(1, static_cast<char>(rng() % 7));
       case 3: return empty_map;
       case 4: return map_of({{"state", "ready"}, {"capacity", rng() % 3}, {"request", rng()}});
@@ -661,8 +811,8 @@ TEST_CASE("random frames never throw out of the decoders", "[codec][fuzz]") {
       for (const std::string& p : parts) out.addmem(p.data(), p.size());
       return out;
     };
-    std::string service;
-    REQUIRE_NOTHROW(accepted += decode_client_request(frames(), &service) ? 1 : 0);
+    client_envelope envelope;
+    REQUIRE_NOTHROW(accepted += decode_client_request(frames(), &envelope) ? 1 : 0);
     REQUIRE_NOTHROW(accepted += decode_client_reply(frames()) ? 1 : 0);
     REQUIRE_NOTHROW(accepted += decode_worker_message(frames()) ? 1 : 0);
     const std::string bytes = random_bytes(64);

@@ -46,7 +46,7 @@ TEST_CASE("request header frames are capped at 64 KiB", "[fuzz][limits]") {
   big += std::string(n, 'x');
   zmq::multipart_t frames;
   frames.addstr("");
-  frames.addstr(std::string(client_signature));
+  frames.addstr(std::string(client_ext_signature));
   frames.addstr("text");
   frames.addstr(big);
   frames.addstr("{}");

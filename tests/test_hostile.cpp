@@ -24,8 +24,8 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::string sig_c(client_signature);
-const std::string sig_w(worker_signature);
+const std::string sig_c(client_ext_signature);  // a carico client
+const std::string sig_w(worker_ext_signature);  // a carico worker
 const std::string ready_byte("\x01", 1);
 const std::string reply_byte("\x03", 1);
 const std::string heartbeat_byte("\x04", 1);
@@ -151,7 +151,7 @@ struct echo_worker {
 struct client_case {
   std::string kind;                 // what is wrong with it
   std::vector<std::string> frames;  // as sent by a DEALER
-  std::uint64_t code;               // the broker's answer
+  std::uint64_t code;               // the broker's answer; 0: dropped, no reply
   std::string logged;               // a piece of the broker's log line
 };
 
@@ -247,17 +247,21 @@ TEST_CASE("malformed and oversized client messages are answered and logged", "[h
   for (int i = 0; i < 17; ++i) too_many_frames.push_back("x");
   std::vector<std::string> empty_frames(8, "");
   const std::vector<client_case> cases = {
-      {"one empty frame", {""}, 400, "no protocol signature"},
+      // Neither client signature: not a client's message, dropped with a log line.
+      {"one empty frame", {""}, 0, "no protocol signature"},
+      {"truncated signature", {"", "MDPC0", "echo", map_ok, doc}, 0, "frame 1 must be MDPC01 or MDPCX1"},
+      {"wrong signature", {"", "MDPC02", "echo", map_ok, doc}, 0, "frame 1 must be MDPC01 or MDPCX1"},
+      {"worker signature on the frontend", {"", sig_w, ready_byte, "echo"}, 0, "frame 1 must be MDPC01"},
+      {"empty frames everywhere", empty_frames, 0, "frame 1 must be MDPC01"},
+      // A stock client's malformed request: MDP/0.1 has no error reply.
+      {"stock request, frame 0 not empty", {"x", std::string(client_signature), "echo", doc}, 0, "frame 0 must be empty"},
+      {"stock request, empty service", {"", std::string(client_signature), "", doc}, 0, "service name is empty"},
       {"frame 0 not empty", {"x", sig_c, "echo", map_ok, doc}, 400, "frame 0 must be empty"},
-      {"truncated signature", {"", "MDPC0", "echo", map_ok, doc}, 400, "frame 1 must be MDPC01"},
-      {"wrong signature", {"", "MDPC02", "echo", map_ok, doc}, 400, "frame 1 must be MDPC01"},
-      {"worker signature on the frontend", {"", sig_w, ready_byte, "echo"}, 400, "frame 1 must be MDPC01"},
       {"no service frame", {"", sig_c}, 400, "no service frame"},
       {"empty service name", {"", sig_c, "", map_ok, doc}, 400, "service name is empty"},
       {"service name of 256 bytes", {"", sig_c, std::string(256, 's'), map_ok, doc}, 400, "longer than 255"},
-      {"no payload frame", {"", sig_c, "echo"}, 400, "no payload frame"},
+      {"no header frame", {"", sig_c, "echo"}, 400, "no header frame"},
       {"three body frames", {"", sig_c, "echo", map_ok, doc, doc}, 400, "3 body frames"},
-      {"empty frames everywhere", empty_frames, 400, "frame 1 must be MDPC01"},
       {"empty header frame", {"", sig_c, "echo", "", doc}, 400, "header frame is empty"},
       {"header not MessagePack", {"", sig_c, "echo", "\xc1\xc1\xc1", doc}, 400, "not valid MessagePack"},
       {"header truncated", {"", sig_c, "echo", packed({{"title", "abcdef"}}).substr(0, 5), doc}, 400, "not valid MessagePack"},
@@ -280,6 +284,11 @@ TEST_CASE("malformed and oversized client messages are answered and logged", "[h
     INFO(c.kind);
     const std::size_t logged_before = c.logged.empty() ? 0 : hb.logs.count(c.logged);
     bad.send_raw(c.frames);
+    if (c.code == 0) {  // dropped: a log line, no reply
+      CHECK(hb.logs.wait_for(c.logged, logged_before + 1));
+      CHECK_FALSE(bad.recv_raw(100ms));
+      continue;
+    }
     std::optional<client_view> r = bad.recv(3000ms);
     REQUIRE(r);
     CHECK(r->code() == c.code);
@@ -368,7 +377,13 @@ TEST_CASE("malformed and abusive worker messages get DISCONNECT and a log line",
       {"HEARTBEAT with a bad load report", true, {"", sig_w, heartbeat_byte, packed({{"state", 1}})}, "load state must be a string"},
       {"HEARTBEAT load report not MessagePack", true, {"", sig_w, heartbeat_byte, "\xc1"}, "HEARTBEAT load report"},
       {"DISCONNECT with extra frames", true, {"", sig_w, disconnect_byte, "x"}, "DISCONNECT takes no further frames"},
-      {"REPLY without a body", true, {"", sig_w, reply_byte, "addr", ""}, "REPLY takes address"},
+      {"REPLY without a header", true, {"", sig_w, reply_byte, "addr", ""}, "REPLY has no header frame"},
+      {"REPLY without its empty frame", true, {"", sig_w, reply_byte, "addr"}, "REPLY takes an address"},
+      {"READY for an mmi. service", false, {"", sig_w, ready_byte, "mmi.x", info}, "mmi. names are the broker's"},
+      {"stock READY for an mmi. service", false, {"", std::string(worker_signature), ready_byte, "mmi.evil"}, "mmi. names are the broker's"},
+      {"stock READY with an info map", false, {"", std::string(worker_signature), ready_byte, "echo", info}, "READY takes a service frame and nothing more"},
+      {"stock HEARTBEAT from a carico worker", true, {"", std::string(worker_signature), heartbeat_byte}, "MDPW01 from a worker that joined with MDPWX1"},
+      {"READY heartbeat_ms out of range", false, {"", sig_w, ready_byte, "echo", packed({{"heartbeat_ms", 5}})}, "heartbeat_ms must be"},
       {"REPLY frame 4 not empty", true, {"", sig_w, reply_byte, "addr", "x", packed({{"request", 1}})}, "REPLY frame 4 must be empty"},
       {"more frames than the cap", true, too_many, "frames; at most 16"},
   };
@@ -386,14 +401,14 @@ TEST_CASE("malformed and abusive worker messages get DISCONNECT and a log line",
     CHECK(w.wait_disconnect());
     CHECK(hb.logs.wait_for(c.logged, logged_before + 1));
   }
-  // A reply for a request nobody holds is dropped and logged, the worker kept.
+  // A reply for a request it does not hold breaks RFC 7: DISCONNECT, logged.
   {
     raw_worker w(context, hb.backend, "replier");
     w.send({"", sig_w, ready_byte, "raw", packed({{"name", "replier"}})});
     REQUIRE(hb.logs.wait_for("worker replier joined"));
-    w.send({"", sig_w, reply_byte, "addr", "", packed({{"request", 987654}, {"code", 200}})});
-    CHECK(hb.logs.wait_for("for request 987654 dropped"));
-    CHECK_FALSE(w.wait_disconnect(200ms));
+    w.send({"", sig_w, reply_byte, "987654", "", packed({{"request", 987654}, {"code", 200}})});
+    CHECK(hb.logs.wait_for("REPLY for request 987654, which it does not hold"));
+    CHECK(w.wait_disconnect(2000ms));
   }
   require_still_serving(good, "after the worker abuse");}
 
@@ -448,7 +463,7 @@ TEST_CASE("2000 connections sending garbage, then floods: answered, bounded memo
     clients.reserve(connections);
     for (std::size_t i = 0; i < connections; ++i) {
       clients.push_back(std::make_unique<fake_client>(many, hb.frontend));
-      clients.back()->send_raw({"", "garbage-" + std::to_string(i)});
+      clients.back()->send_raw({"", sig_c, "garbage-" + std::to_string(i)});  // no header: 400
     }
     std::size_t answered = 0;
     for (auto& c : clients) {

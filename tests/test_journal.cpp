@@ -514,7 +514,7 @@ TEST_CASE("a result map with a repeated key: the journal row keeps the last valu
   head[0] = static_cast<char>(0x82);  // one more entry: result
   const char result[] = "\xa6result\x83\xa7" "count_a\x01\xa7" "count_a\x05\xa9stored_as\xa1x";
   head.append(result, sizeof result - 1);
-  w.send_raw({"", std::string(worker_signature), "\x03", got.address, "", head, "done"});
+  w.send_raw({"", std::string(worker_ext_signature), "\x03", got.address, "", head, "done"});
   auto reply = c.recv();
   REQUIRE(reply);
   CHECK(reply->code() == 200);

@@ -158,9 +158,9 @@ TEST_CASE("send_addressed works on an outbox as on a socket") {
   router_pair p;
   outbox out(p.router);
   zmq::message_t head("H", 1), body("B", 1);
-  REQUIRE(send_addressed(out, "peer", command::request, "client", head, &body, 1));
+  REQUIRE(send_addressed(out, "peer", dialect::carico, command::request, "client", &head, &body, 1));
   CHECK(p.next().empty());
   out.flush();
   CHECK(p.next() ==
-        std::vector<std::string>{"", "MDPW01", std::string(1, '\x02'), "client", "", "H", "B"});
+        std::vector<std::string>{"", "MDPWX1", std::string(1, '\x02'), "client", "", "H", "B"});
 }

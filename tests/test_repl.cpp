@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/corpus.hpp"
+#include "client/mmi_report.hpp"
 #include "client/progress.hpp"
 #include "client/repl.hpp"
 
@@ -92,7 +93,7 @@ TEST_CASE("worker table: aligned, with load, memory and heartbeat") {
          {"mem_percent", 0.5}, {"last_seen_ms", 12}, {"service", "text"}, {"pid", 42}},
         {{"name", "worker-two"}, {"state", "overload"}, {"in_flight", 3}, {"capacity", 4},
          {"service", "text"}}}}};
-  std::istringstream table(carico::format_worker_table(result));
+  std::istringstream table(carico::format_workers(result));
   std::string header, first, second;
   std::getline(table, header);
   std::getline(table, first);
@@ -101,8 +102,8 @@ TEST_CASE("worker table: aligned, with load, memory and heartbeat") {
   CHECK_THAT(first, Catch::StartsWith("w1          ready     0 / 1      20.0 MiB (0.5%)  12 ms ago"));
   CHECK_THAT(second, Catch::StartsWith("worker-two  overload  3 / 4      -"));
   CHECK(header.find("LAST HEARTBEAT") == first.find("12 ms ago"));
-  CHECK(carico::format_worker_table(nlohmann::json{{"workers", nlohmann::json::array()}}) == "no workers\n");
-  CHECK(carico::format_worker_table(nlohmann::json("garbage")) == "no workers\n");
+  CHECK(carico::format_workers(nlohmann::json{{"workers", nlohmann::json::array()}}) == "no workers\n");
+  CHECK(carico::format_workers(nlohmann::json("garbage")) == "no workers\n");
 }
 
 TEST_CASE("corpus generator: original format, about the size asked, deterministic") {

@@ -42,3 +42,16 @@ TEST_CASE("render_table of nothing is nothing") {
   CHECK(render_table({{}}) == "\n");
   CHECK(render_table({{""}}) == "\n");
 }
+
+TEST_CASE("wrap_words breaks at blanks within the width, indented") {
+  using carico::wrap_words;
+  CHECK(wrap_words("one two three four", 10, 2) == "  one two\n  three\n  four\n");
+  CHECK(wrap_words("  spaced   out  ", 80, 0) == "spaced out\n");
+  CHECK(wrap_words("", 80, 4).empty());
+  // A word longer than a line stands alone, whole.
+  CHECK(wrap_words("a abcdefghijkl b", 8, 1) == " a\n abcdefghijkl\n b\n");
+  // Widths count code points: six "è" fit in 6 columns.
+  CHECK(wrap_words("èèèèèè è", 7, 0) == "èèèèèè\nè\n");
+  CHECK(carico::text_columns("x") == 1);
+  CHECK(carico::text_columns("città") == 5);
+}

@@ -467,8 +467,10 @@ TEST_CASE("a worker given more than its capacity says overload at once") {
     header head;
     head.set("request", n);
     head.set("attempt", std::uint64_t{1});
-    zmq::multipart_t request = encode_request(zmq::message_t(std::string("client")), head,
-                                              zmq::message_t(std::string("payload")));
+    std::vector<zmq::message_t> body;
+    body.emplace_back(std::string("payload"));
+    zmq::multipart_t request = encode_request(dialect::carico, zmq::message_t(std::string("client")),
+                                              head, std::move(body));
     request.pushstr(identity);
     request.send(fake_broker);
   }

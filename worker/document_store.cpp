@@ -69,8 +69,13 @@ document_store::document_store(fs::path dir, bool clean) : dir_(std::move(dir)) 
 
 std::string document_store::store(std::uint64_t request, std::string_view title,
                                   std::string_view bytes) {
+  return store(std::string_view(std::to_string(request)), title, bytes);
+}
+
+std::string document_store::store(std::string_view key, std::string_view title,
+                                  std::string_view bytes) {
   static std::atomic<std::uint64_t> temp_counter{0};
-  const std::string name = safe_file_name(request, title);
+  const std::string name = safe_file_name(key, title);
   const fs::path final_path = dir_ / name;
   const fs::path temp_path =
       dir_ / (std::string(temp_prefix) + std::to_string(::getpid()) + "-" +

@@ -26,6 +26,8 @@ class document_store {
   // same request replaces the first. Returns the file name (not the path).
   // Throws std::runtime_error when the disk refuses.
   std::string store(std::uint64_t request, std::string_view title, std::string_view bytes);
+  // The same under another key than a request number (safe_file_name(key, title)).
+  std::string store(std::string_view key, std::string_view title, std::string_view bytes);
 
   const std::filesystem::path& dir() const { return dir_; }
 

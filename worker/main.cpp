@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"carico-worker: runs a carico service (text, echo) for a broker"};
   carico::add_config_option(app);
+  carico::add_version_flag(app, "carico-worker");
   app.add_option("--connect", options.connect, "broker backend endpoint")->capture_default_str();
   app.add_option("--service", options.service, "service to run: text or echo")
       ->capture_default_str()
@@ -37,9 +38,17 @@ int main(int argc, char** argv) {
                      "one runs) (default: text = capacity, echo 0)")
           ->check(CLI::Range(0, 1024));
   app.add_option("--storage", storage, "where documents are stored (default ./storage/NAME)");
-  app.add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval (ms)")
+  std::string protocol = "carico";
+  app.add_option("--protocol", protocol,
+                 "carico: a carico broker (MDPWX1); mdp: a stock MDP/0.1 broker (MDPW01: plain "
+                 "READY, heartbeats at 2500 ms unless --heartbeat-ms, the body as the document)")
       ->capture_default_str()
-      ->check(CLI::Range(10, 60000));
+      ->check(CLI::IsMember({"carico", "mdp"}));
+  CLI::Option* heartbeat_option =
+      app.add_option("--heartbeat-ms", options.heartbeat_ms,
+                     "heartbeat interval (ms), announced to the broker (default 500; with "
+                     "--protocol mdp 2500, the reference implementation's)")
+          ->check(CLI::Range(10, 60000));
   app.add_option("--liveness", options.liveness, "silent intervals before the broker is dead")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
@@ -59,6 +68,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (protocol == "mdp") {
+    // A stock broker holds its workers to the stock interval and sends no
+    // number: the worker names what it stores itself.
+    options.protocol = carico::dialect::mdp;
+    if (heartbeat_option->count() == 0) options.heartbeat_ms = 2500;
+  }
   try {
     options.curve = carico::load_peer_keys(security);
   } catch (const carico::curve_error& e) {

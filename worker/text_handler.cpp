@@ -35,7 +35,16 @@ service_handler text_handler(std::shared_ptr<document_store> store, long work_us
                     j.cancel);
     }
     if (j.cancel && j.cancel->load()) throw std::runtime_error("worker stopped");
-    const std::string stored_as = store->store(j.request, doc->title, payload);
+    if (!j.more.empty()) {
+      r.code = code::bad_request;
+      r.error = "text takes one body frame, not " + std::to_string(j.more.size() + 1);
+      return r;
+    }
+    // Numbered by the broker, a document is stored under its request number;
+    // from a stock broker, which numbers nothing, under the worker's own key.
+    const std::string stored_as = j.local_key.empty()
+                                      ? store->store(j.request, doc->title, payload)
+                                      : store->store(j.local_key, doc->title, payload);
     r.result = {{"title", doc->title},
                 {"stored_as", stored_as},
                 {"bytes", payload.size()},

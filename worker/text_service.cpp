@@ -120,7 +120,11 @@ std::uint64_t count_chars(std::string_view text) {
 }
 
 std::string safe_file_name(std::uint64_t request, std::string_view title) {
-  const std::string prefix = std::to_string(request) + "-";
+  return safe_file_name(std::string_view(std::to_string(request)), title);
+}
+
+std::string safe_file_name(std::string_view key, std::string_view title) {
+  const std::string prefix = std::string(key) + "-";
   const std::string suffix = ".json";
   const std::size_t budget = max_file_name - prefix.size() - suffix.size();
 

@@ -38,5 +38,7 @@ std::uint64_t count_chars(std::string_view text);
 // title is made safe: no '/', '\\', NUL, control characters, "..", leading dot
 // or invalid UTF-8; never empty; at most 255 bytes in all.
 std::string safe_file_name(std::uint64_t request, std::string_view title);
+// The same with another key than a request number: "<key>-<title>.json".
+std::string safe_file_name(std::string_view key, std::string_view title);
 
 }  // namespace carico

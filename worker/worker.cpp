@@ -35,6 +35,7 @@ service_handler echo_handler() {
   return [](job& j) {
     job_result r;
     r.body.push_back(std::move(j.payload));
+    for (zmq::message_t& f : j.more) r.body.push_back(std::move(f));
     return r;
   };
 }
@@ -91,8 +92,8 @@ void worker::connect() {
   broker_->connect(options_.connect);
   ++generation_;
   worker_info info{options_.name, options_.capacity, static_cast<std::uint64_t>(::getpid()),
-                   host_name()};
-  send_to_broker(encode_ready(options_.service, info));
+                   host_name(), static_cast<std::uint64_t>(options_.heartbeat_ms)};
+  send_to_broker(encode_ready(options_.protocol, options_.service, info));
   const time_point now = clock::now();
   broker_expires_at_ = now + milliseconds(options_.heartbeat_ms * options_.liveness);
   next_heartbeat_ = now;  // report load straight after READY
@@ -131,7 +132,7 @@ void worker::run() {
       if (all_read && draining_ && in_flight_ == 0) {
         // Nothing held and nothing more delivered: a request the broker sent
         // before it saw our drain has been read and answered by now.
-        if (broker_) send_to_broker(encode_disconnect());
+        if (broker_) send_to_broker(encode_disconnect(options_.protocol));
         log_->info("worker {} drained: DISCONNECT sent, leaving", options_.name);
         break;
       }
@@ -182,6 +183,11 @@ worker::batch worker::handle_broker() {
         decode_worker_message(std::move(frames), header_mode::keep_raw, &request_head_);
     if (!message) {
       log_->warn("worker {}: invalid message from broker: {}", options_.name, message.error);
+      continue;
+    }
+    if (message->from != options_.protocol) {
+      log_->warn("worker {}: {} message from a broker spoken to in {}; ignored", options_.name,
+                 worker_signature_of(message->from), worker_signature_of(options_.protocol));
       continue;
     }
     if (message->head_frame.size() > 0) request_head_.rebase(message->head_frame.data());
@@ -249,8 +255,8 @@ void worker::on_tick() {
 void worker::send_heartbeat() {
   probe_.sample();
   load_report load{state_, in_flight_, probe_.rss_bytes(), probe_.mem_percent(),
-                   probe_.cpu_percent()};
-  send_to_broker(encode_heartbeat(&load));
+                   probe_.cpu_percent(), {}};
+  send_to_broker(encode_heartbeat(options_.protocol, &load));
   next_heartbeat_ = clock::now() + milliseconds(options_.heartbeat_ms);
 }
 
@@ -311,7 +317,10 @@ worker::task worker::take_request(worker_message&& m) {
     read(*m.head);
     t.head = std::move(m.head);
   }
-  t.payload = std::move(m.body.at(0));  // the decoder guarantees the payload frame
+  // The first body frame is the payload (an empty one when there is none);
+  // a stock client's further frames follow, for the service to judge.
+  if (!m.body.empty()) t.payload = std::move(m.body.front());
+  for (std::size_t i = 1; i < m.body.size(); ++i) t.more.push_back(std::move(m.body[i]));
   return t;
 }
 
@@ -320,6 +329,15 @@ job worker::make_job(task& t) {
   j.request = t.request.value_or(0);
   j.attempt = t.attempt;
   j.payload = std::move(t.payload);
+  j.more = std::move(t.more);
+  if (options_.protocol == dialect::mdp) {
+    // Unique across workers sharing a store and across restarts: the time,
+    // this process and a counter.
+    const auto ms = std::chrono::duration_cast<milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    j.local_key = "mdp-" + std::to_string(ms.count()) + "-" + std::to_string(::getpid()) + "-" +
+                  std::to_string(++local_keys_);
+  }
   j.cancel = &stopping_;
   j.head_frame = &t.head_frame;
   j.decoded_head = std::move(t.head);
@@ -391,7 +409,25 @@ zmq::message_t worker::reply_head(std::optional<std::uint64_t> request, job_resu
 zmq::multipart_t worker::make_reply(zmq::message_t&& address, std::optional<std::uint64_t> request,
                                     job_result&& result) {
   zmq::message_t head = reply_head(request, result);
-  return encode_reply(std::move(address), std::move(head), std::move(result.body));
+  if (options_.protocol == dialect::mdp) mdp_body(result);
+  return encode_reply(options_.protocol, std::move(address), std::move(head),
+                      std::move(result.body));
+}
+
+// A stock broker passes the body alone to the client, which has no header to
+// read a code or a result from: the result payload frames when there are
+// any, else one frame of JSON text, the `result` for a 200 and {code, error}
+// otherwise.
+void worker::mdp_body(job_result& result) {
+  if (!result.body.empty()) return;
+  nlohmann::json text = result.result;
+  if (result.code != code::ok) {
+    text = {{"code", result.code}, {"error", result.error}};
+  } else if (text.is_null()) {
+    text = nlohmann::json::object();
+  }
+  const std::string dumped = text.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  result.body.emplace_back(dumped.data(), dumped.size());
 }
 
 // The same REPLY sent from the loop thread frame by frame: encode_reply's
@@ -400,9 +436,10 @@ zmq::multipart_t worker::make_reply(zmq::message_t&& address, std::optional<std:
 void worker::send_reply(zmq::message_t& address, std::optional<std::uint64_t> request,
                         job_result&& result) {
   zmq::message_t head = reply_head(request, result);
+  if (options_.protocol == dialect::mdp) mdp_body(result);
   const std::string_view to(static_cast<const char*>(address.data()), address.size());
-  if (!send_addressed(*broker_, {}, command::reply, to, head, result.body.data(),
-                      result.body.size(), true)) {
+  if (!send_addressed(*broker_, {}, options_.protocol, command::reply, to, &head,
+                      result.body.data(), result.body.size(), true)) {
     log_->debug("worker {}: no connection to the broker; reply dropped", options_.name);
   }
 }

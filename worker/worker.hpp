@@ -47,7 +47,11 @@ namespace carico {
 struct job {
   std::uint64_t request{0};                   // the broker's request number
   std::uint64_t attempt{0};                   // 1 for the first worker given it
-  zmq::message_t payload;                     // the request payload
+  zmq::message_t payload;                     // the request payload (the first body frame)
+  std::vector<zmq::message_t> more;           // body frames after the first (a stock
+                                              // client's many-frame body); usually none
+  std::string local_key;                      // --protocol mdp: a name of the worker's own for
+                                              // the request (a stock broker numbers nothing)
   const std::atomic<bool>* cancel{nullptr};   // set when the worker stops abruptly
 
   // The request header, decoded the first time it is asked for: most
@@ -72,11 +76,13 @@ struct job_result {
 // request is then answered 500).
 using service_handler = std::function<job_result(job&)>;
 
-// The echo service: answers 200 with the payload, for benchmarks.
+// The echo service: answers 200 with the body frames as they came, for benchmarks.
 service_handler echo_handler();
 
 struct worker_options {
   std::string connect = "tcp://127.0.0.1:5556";  // the broker's backend
+  dialect protocol = dialect::carico;            // carico (MDPWX1), or mdp: a stock MDP/0.1
+                                                 // broker (MDPW01, no header, no load report)
   std::string service = "text";                  // service to serve
   std::string name;                              // shown by the broker; default host-pid
   std::uint64_t capacity = 1;                    // requests taken at once (READY capacity)
@@ -118,6 +124,7 @@ class worker {
     zmq::message_t head_frame;             // the header still encoded, or empty when
     std::optional<header> head;            // the codec decoded it
     zmq::message_t payload;                // request payload
+    std::vector<zmq::message_t> more;      // body frames after the first
   };
 
   void connect();
@@ -146,6 +153,7 @@ class worker {
                   job_result&& result);
   zmq::multipart_t make_reply(zmq::message_t&& address, std::optional<std::uint64_t> request,
                               job_result&& result);
+  static void mdp_body(job_result& result);
 
   worker_options options_;                  // as configured
   service_handler handler_;                 // runs each request
@@ -162,6 +170,7 @@ class worker {
   std::atomic<bool> stopping_{false};       // stop(): leave at once
   std::atomic<bool> forced_overload_{false};// set_overloaded()
   std::uint64_t generation_{0};             // bumped on every new broker socket
+  std::atomic<std::uint64_t> local_keys_{0};  // --protocol mdp: requests numbered locally
   std::size_t in_flight_{0};                // requests received and not yet answered
   worker_state state_{worker_state::ready}; // last state told to the broker
   bool mem_overloaded_{false};              // memory above the limit (with hysteresis)

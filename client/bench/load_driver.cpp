@@ -38,7 +38,7 @@ decoded<reply_fields> read_reply(zmq::multipart_t&& frames, raw_map& head) {
     f.code = h.get_uint("code").value_or(code::ok);
     if (f.code != code::ok) f.error = std::string(h.get_string("error").value_or(""));
   };
-  if (frames.size() >= 4 && frames[0].size() == 0 && frame_equals(frames[1], client_signature) &&
+  if (frames.size() >= 4 && frames[0].size() == 0 && frame_equals(frames[1], client_ext_signature) &&
       head.parse(frames[3].data(), frames[3].size())) {
     read(head);
     if (frames.size() > 4) f.body_size = frames[4].size();
@@ -162,8 +162,8 @@ void load_driver::thread_loop(std::size_t index, std::size_t count) {
             // encode_client_request's frames, sent one by one: no multipart
             // (a deque, two allocations) per request.
             zmq::socket_t& s = sockets[i];
-            s.send(zmq::const_buffer(client_signature.data(), 0), more);
-            s.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
+            s.send(zmq::const_buffer(client_ext_signature.data(), 0), more);
+            s.send(zmq::const_buffer(client_ext_signature.data(), client_ext_signature.size()), more);
             s.send(zmq::const_buffer(options_.service.data(), options_.service.size()), more);
             s.send(zmq::const_buffer(head.bytes().data(), head.bytes().size()), more);
             s.send(body, zmq::send_flags::none);

@@ -72,7 +72,7 @@ int run_echo_worker(const std::string& connect) {
   return 0;
 }
 
-// A lean MDPW01 worker for carico-broker: READY with a capacity, heartbeats,
+// A lean MDPWX1 (carico dialect) worker for carico-broker: READY with a capacity, heartbeats,
 // and every REQUEST answered 200 with its payload, on one thread. It isolates
 // the broker's cost the way echo-worker does for the raw proxy.
 int run_mdp_worker(const std::string& connect, std::uint64_t capacity, long heartbeat_ms) {
@@ -81,14 +81,15 @@ int run_mdp_worker(const std::string& connect, std::uint64_t capacity, long hear
   socket.set(zmq::sockopt::linger, 0);
   socket.connect(connect);
   carico::worker_info info{"lean-" + std::to_string(::getpid()), capacity,
-                           static_cast<std::uint64_t>(::getpid()), carico::host_name()};
-  carico::encode_ready("echo", info).send(socket);
+                           static_cast<std::uint64_t>(::getpid()), carico::host_name(),
+                           static_cast<std::uint64_t>(heartbeat_ms)};
+  carico::encode_ready(carico::dialect::carico, "echo", info).send(socket);
   carico::time_point next_heartbeat = carico::clock::now();
   try {
     while (!carico::stop_signalled()) {
       if (carico::clock::now() >= next_heartbeat) {
         carico::load_report load;
-        carico::encode_heartbeat(&load).send(socket);
+        carico::encode_heartbeat(carico::dialect::carico, &load).send(socket);
         next_heartbeat = carico::clock::now() + carico::milliseconds(heartbeat_ms);
       }
       zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
@@ -104,7 +105,8 @@ int run_mdp_worker(const std::string& connect, std::uint64_t capacity, long hear
         head.set("request", message->head->get_uint("request").value_or(0));
         head.set("code", carico::code::ok);
         head.set("status", "ok");
-        carico::encode_reply(std::move(message->address), head, std::move(message->body))
+        carico::encode_reply(carico::dialect::carico, std::move(message->address), head,
+                             std::move(message->body))
             .send(socket);
       }
     }
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
   options.bin_dir = default_bin_dir();
 
   CLI::App app{"carico-bench: carico-broker against a raw zmq::proxy, same clients, same run"};
+  carico::add_version_flag(app, "carico-bench");
   app.add_option("--mode", modes,
                  "comma-separated: proxy floor broker journal text queue failover")
       ->capture_default_str();
@@ -205,7 +208,7 @@ int main(int argc, char** argv) {
   CLI::App* echo = app.add_subcommand("echo-worker", "a DEALER that sends every message back");
   echo->add_option("--connect", connect, "the proxy's backend")->required();
   std::uint64_t mdp_capacity = 64;
-  CLI::App* mdp = app.add_subcommand("mdp-worker", "a lean one-thread MDPW01 echo worker");
+  CLI::App* mdp = app.add_subcommand("mdp-worker", "a lean one-thread MDPWX1 echo worker");
   mdp->add_option("--connect", connect, "the broker's backend")->required();
   mdp->add_option("--capacity", mdp_capacity, "requests taken at once")->capture_default_str();
   mdp->add_option("--heartbeat-ms", options.heartbeat_ms, "heartbeat interval")->capture_default_str();

@@ -59,9 +59,9 @@ class mdp_floor {
   }
 
  private:
-  // [client][empty][MDPC01][service][header][payload]
+  // [client][empty][MDPCX1][service][header][payload]
   void on_client() {
-    if (frames_.size() != 6 || view(frames_[2]) != client_signature) return;
+    if (frames_.size() != 6 || view(frames_[2]) != client_ext_signature) return;
     if (!head_.parse(frames_[4].data(), frames_[4].size())) return;
     const std::string_view service = view(frames_[3]);
     if (service.substr(0, 4) == "mmi.") return answer_mmi(service);
@@ -69,12 +69,13 @@ class mdp_floor {
     if (!id || workers_.empty()) return;
     const floor_worker& w = workers_[next_++ % workers_.size()];
     zmq::message_t head = append_uints(frames_[4], {{"request", *id}});
-    send_addressed(backend_, w.identity, command::request, view(frames_[0]), head, &frames_[5], 1);
+    send_addressed(backend_, w.identity, dialect::carico, command::request, view(frames_[0]), &head,
+                   &frames_[5], 1);
   }
 
-  // [worker][empty][MDPW01][command][...]
+  // [worker][empty][MDPWX1][command][...]
   void on_worker() {
-    if (frames_.size() < 4 || view(frames_[2]) != worker_signature || frames_[3].size() != 1)
+    if (frames_.size() < 4 || view(frames_[2]) != worker_ext_signature || frames_[3].size() != 1)
       return;
     const auto cmd = static_cast<command>(*static_cast<const std::uint8_t*>(frames_[3].data()));
     const std::string_view identity = view(frames_[0]);
@@ -85,7 +86,7 @@ class mdp_floor {
     } else if (cmd == command::disconnect && known != workers_.end()) {
       workers_.erase(known);
     } else if (cmd == command::reply && frames_.size() >= 7 && known != workers_.end()) {
-      // [worker][empty][MDPW01][REPLY][client][empty][header][body...]
+      // [worker][empty][MDPWX1][REPLY][client][empty][header][body...]
       if (!head_.parse(frames_[6].data(), frames_[6].size())) return;
       const std::optional<std::uint64_t> id = head_.get_uint("request");
       if (!id) return;
@@ -114,12 +115,12 @@ class mdp_floor {
     send_client(view(frames_[0]), service, frames_.size());
   }
 
-  // [client][empty][MDPC01][service][reply_][frames_ from `body` on]
+  // [client][empty][MDPCX1][service][reply_][frames_ from `body` on]
   void send_client(std::string_view client, std::string_view service, std::size_t body) {
     constexpr auto more = zmq::send_flags::sndmore;
     frontend_.send(zmq::const_buffer(client.data(), client.size()), more);
     frontend_.send(zmq::const_buffer(nullptr, 0), more);
-    frontend_.send(zmq::const_buffer(client_signature.data(), client_signature.size()), more);
+    frontend_.send(zmq::const_buffer(client_ext_signature.data(), client_ext_signature.size()), more);
     frontend_.send(zmq::const_buffer(service.data(), service.size()), more);
     const std::string_view head = reply_.bytes();
     frontend_.send(zmq::const_buffer(head.data(), head.size()),
@@ -130,7 +131,7 @@ class mdp_floor {
   }
 
   void send_heartbeat(const std::string& identity) {
-    zmq::multipart_t heartbeat = encode_heartbeat();
+    zmq::multipart_t heartbeat = encode_heartbeat(dialect::carico);
     heartbeat.pushstr(identity);
     heartbeat.send(backend_);
   }

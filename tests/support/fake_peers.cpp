@@ -110,7 +110,8 @@ void fake_worker::run() {
       send(frames_of({"", std::string(worker_signature), std::string(1, '\x01'),
                       options_.service}));
     } else {
-      send(encode_ready(options_.service, {options_.name, options_.capacity, 4242, "test-host"}));
+      send(encode_ready(dialect::carico, options_.service,
+                        {options_.name, options_.capacity, 4242, "test-host", 0}));
     }
   }
   next_heartbeat_ = clock::now() + options_.heartbeat;
@@ -173,7 +174,9 @@ void fake_worker::receive_all() {
     } else if (m->cmd == command::request) {
       received_request r;
       r.head = m->head ? m->head->to_json() : nlohmann::json::object();
-      r.number = m->head ? m->head->get_uint("request").value_or(0) : 0;
+      // A stock worker has no header: the address is the broker's token, its number.
+      r.number = m->head ? m->head->get_uint("request").value_or(0)
+                         : std::strtoull(m->address.to_string().c_str(), nullptr, 10);
       r.attempt = m->head ? m->head->get_uint("attempt").value_or(0) : 0;
       r.address = m->address.to_string();
       r.payload = m->body.empty() ? std::string() : m->body[0].to_string();
@@ -199,14 +202,14 @@ void fake_worker::send(zmq::multipart_t&& frames) { frames.send(socket_); }
 
 void fake_worker::send_heartbeat() {
   if (options_.plain_mdp) {
-    send(encode_heartbeat());
+    send(encode_heartbeat(dialect::mdp));
   } else {
     header_result load = header::from_json({{"state", state_},
                                             {"in_flight", pending_.size()},
                                             {"rss_bytes", 1 << 20},
                                             {"mem_percent", 1.5},
                                             {"cpu_percent", 2.5}});
-    zmq::multipart_t frames = encode_heartbeat();
+    zmq::multipart_t frames = encode_heartbeat(dialect::carico);
     frames.add(load.value->encode());
     send(std::move(frames));
   }
@@ -224,7 +227,8 @@ void fake_worker::send_reply(const received_request& r, std::uint64_t code) {
                          {"status", code == code::ok ? "ok" : "error"},
                          {"result", {{"worker", options_.name}, {"payload", r.payload}}}};
   header_result h = header::from_json(head);
-  send(encode_reply(zmq::message_t(r.address.data(), r.address.size()), *h.value, {}));
+  send(encode_reply(dialect::carico, zmq::message_t(r.address.data(), r.address.size()), *h.value,
+                    {}));
 }
 
 void fake_worker::run_on_thread(std::function<void()> job) {
@@ -269,7 +273,7 @@ void fake_worker::reply(std::uint64_t number, std::uint64_t code) {
 
 void fake_worker::send_disconnect() {
   run_on_thread([this] {
-    send(encode_disconnect());
+    send(encode_disconnect(options_.plain_mdp ? dialect::mdp : dialect::carico));
     silent_ = true;
   });
 }
@@ -326,7 +330,7 @@ fake_client::fake_client(zmq::context_t& context, const std::string& endpoint,
 
 void fake_client::send(std::string_view service, const nlohmann::json& head,
                        std::string_view payload) {
-  send_raw({"", std::string(client_signature), std::string(service), encode_json_header(head),
+  send_raw({"", std::string(client_ext_signature), std::string(service), encode_json_header(head),
             std::string(payload)});
 }
 

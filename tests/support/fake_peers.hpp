@@ -96,12 +96,12 @@ struct fake_worker_options {
 struct received_request {
   std::uint64_t number{0};   // header `request`, 0 when missing
   std::uint64_t attempt{0};  // header `attempt`, 0 when missing
-  std::string address;       // frame 3: the client address
+  std::string address;       // frame 3: the broker's token for the request
   nlohmann::json head;       // frame 5 as JSON
   std::string payload;       // frame 6
 };
 
-// A DEALER speaking MDPW01. Automatic replies carry a carico header
+// A DEALER speaking MDPWX1 (plain_mdp: MDPW01). Automatic replies carry a carico header
 // {request, code 200, status ok, result {worker, payload}}; a plain_mdp worker
 // replies with the body frames ["plain:" + payload, "second"] instead.
 class fake_worker {
@@ -183,13 +183,13 @@ struct client_view {
   std::uint64_t code() const { return head.value("code", std::uint64_t{0}); }
 };
 
-// A DEALER (or REQ) speaking MDPC01, used from the test thread only.
+// A DEALER (or REQ) speaking MDPCX1 (send_plain: MDPC01), used from the test thread only.
 class fake_client {
  public:
   fake_client(zmq::context_t& context, const std::string& endpoint,
               zmq::socket_type type = zmq::socket_type::dealer);
 
-  // ["", MDPC01, service, header, payload] (REQ adds the empty frame itself).
+  // ["", MDPCX1, service, header, payload] (REQ adds the empty frame itself).
   void send(std::string_view service, const nlohmann::json& head, std::string_view payload);
   // ["", MDPC01, service, payload]: a stock MDP request.
   void send_plain(std::string_view service, std::string_view payload);

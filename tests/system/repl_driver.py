@@ -201,11 +201,26 @@ step(b"\r")
 wait_for(r"^200 request=\d+ .*hello\.json$", 10)
 wait_for(r"carico> $")
 
-# help lists every command with an example
+# help lists every command with an example, within 80 columns (the terminal
+# here is 160 wide: help does not merely fit the terminal)
 step(b"help\r")
-for name in ("send N", "FTP", "list", "workers", "stats", "status N", "exit", "quit"):
+for name in ("send N", "FTP", "list", "workers", "stats", "status N", "history [N]", "exit", "quit"):
     wait_for(r"^  %s .*e\.g\. " % re.escape(name))
 wait_for(r"carico> $")
+wide = [line for line in screen.text(mark).split("\n") if len(line) > 80]
+if wide:
+    fail("help is wider than 80 columns: %r" % wide[0])
+
+# Ctrl-C at the prompt drops the text typed so far, as a shell does
+step(b"send hel")
+wait_for(r"carico> send hel$")
+step(b"\x03")
+wait_for(r"^carico> $")
+step(b"list\r")
+wait_for(r"^hello\.json +\d+ B +Hello$")
+wait_for(r"carico> $")
+if "unknown command" in screen.text(mark):
+    fail("the text typed before Ctrl-C was kept: %r" % screen.text(mark)[:200])
 
 # still alive after all that: exit leaves with 0
 step(b"exit\r")

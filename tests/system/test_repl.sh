@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # carico-client's REPL: through a pseudo-terminal (tests/system/repl_driver.py:
-# send 5, FTP then 3, list, workers, errors, completion, help, exit), then piped
-# (plain lines, no control characters), and against a broker that does not answer.
+# send 5, FTP then 3, list, workers, errors, completion, help within 80
+# columns, Ctrl-C clearing the line, exit), then piped (plain lines, no control
+# characters, status with dates, help within 80 columns), the one-shot
+# `workers` (the REPL's table) and `send` (bare names, the summary), and
+# against a broker that does not answer.
 source "$(dirname "$0")/lib.sh"
 
 fport=$(free_port); bport=$(free_port)
@@ -34,7 +37,7 @@ PY
 
 # Piped: commands one at a time, plain lines, errors on stderr, exit status 0.
 # The control-character document is sent last on purpose: history shows its title.
-printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nexit\n' \
+printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nstatus 1\nexit\n' \
   "$CARICO_SOURCE/files/control-chars.json" |
   "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/piped.out" 2>"$WORK/piped.err" ||
   fail "piped REPL exited non-zero"
@@ -50,6 +53,36 @@ fi
 grep -q 'carico>' "$WORK/piped.out" && fail "piped output shows a prompt"
 grep -q "unknown command 'sned'. Did you mean 'send'?" "$WORK/piped.err" || fail "piped: no unknown-command error"
 grep -q "N must be a positive integer, not '0'" "$WORK/piped.err" || fail "piped: no bad-number error"
+# status N: the journal's times as dates, not epoch milliseconds.
+grep -qE '^received +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}$' "$WORK/piped.out" ||
+  fail "piped: status 1 shows no received time"
+grep -qE '^completed +[0-9]{4}-[0-9-]{5} [0-9:.]{12} \(\+[0-9.]+ (us|ms|s)\)$' "$WORK/piped.out" ||
+  fail "piped: status 1 shows no completed time"
+grep -q '_ms ' "$WORK/piped.out" && fail "piped: status shows raw milliseconds"
+
+# help within 80 columns, the list and one command.
+printf 'help\nhelp send\n' | "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/help.out" ||
+  fail "piped help failed"
+grep -q '^  send N | send FILE\.\.\. .*e\.g\. send 10' "$WORK/help.out" || fail "help lacks send"
+if awk 'length > 80 { found = 1 } END { exit !found }' "$WORK/help.out"; then
+  fail "help wider than 80 columns: $(awk 'length > 80' "$WORK/help.out" | head -n 1)"
+fi
+
+# One table: `carico-client workers` has the REPL's columns and headings.
+"$CLIENT" --connect "$front" workers >"$WORK/workers.out" || fail "carico-client workers failed"
+[ "$(head -n 1 "$WORK/workers.out")" = "$(grep '^NAME ' "$WORK/piped.out")" ] ||
+  fail "carico-client workers and the REPL's workers differ: $(head -n 1 "$WORK/workers.out")"
+
+# One-shot send: a bare name found in --files, and the REPL's summary after the replies.
+(cd "$WORK" && "$CLIENT" --connect "$front" send hello.json haiku.json --files "$CARICO_SOURCE/files") \
+  >"$WORK/oneshot.out" || fail "send hello.json haiku.json --files failed"
+[ "$(grep -c '^200 request=' "$WORK/oneshot.out")" -eq 2 ] || fail "one-shot send: $(cat "$WORK/oneshot.out")"
+grep -q '^batch: 2 documents in .*: 2 ok, 0 failed$' "$WORK/oneshot.out" || fail "one-shot send: no summary"
+grep -qE '^  latency +p50 ' "$WORK/oneshot.out" || fail "one-shot send: no latency line"
+(cd "$WORK" && "$CLIENT" --connect "$front" send nothing.json --files "$CARICO_SOURCE/files") \
+  >/dev/null 2>"$WORK/nothing.err" && fail "send of a missing file exited 0"
+grep -q "no such file: nothing.json (looked in . and $CARICO_SOURCE/files/)" "$WORK/nothing.err" ||
+  fail "send of a missing file: $(cat "$WORK/nothing.err")"
 
 # A broker that does not answer: said within the timeout, and the REPL goes on.
 dead=tcp://127.0.0.1:$(free_port)
