@@ -341,6 +341,9 @@ TEST_CASE("a stock client served by a carico worker", "[contract-v2]") {
     REQUIRE(mmi_service_until(c, "echo", "200") == R"(["200"])");
     CHECK(c.call("echo", {"hello"}, frames{"hello"}) == frames{"hello"});
     CHECK(c.call("echo", {msgpack_code_404}, frames{msgpack_code_404}) == frames{msgpack_code_404});
+    // echo answers with the body frames as they came, however many.
+    const frames three{msgpack_code_404, "", "third"};
+    CHECK(c.call("echo", three, three) == three);
   }
 
   SECTION("the carico worker sees a header of just request and attempt, and the body") {
