@@ -60,9 +60,14 @@ broker_monitor::broker_monitor(milliseconds every)
 
 void broker_monitor::on_finished(const request& r, std::uint64_t code, time_point now) {
   if (!enabled() || r.target == nullptr) return;
-  if (r.target != last_service_) {  // most replies are for the service of the last one
-    last_counts_ = &counts_[r.target];
-    last_service_ = r.target;
+  if (last_counts_ == nullptr || r.target->name != last_service_) {  // mostly the last one's
+    auto it = counts_.find(r.target->name);
+    if (it == counts_.end()) {
+      const bool room = counts_.size() < max_counted_services;
+      it = counts_.try_emplace(room ? r.target->name : std::string("_other")).first;
+    }
+    last_counts_ = &it->second;
+    last_service_ = r.target->name;
   }
   service_counts& c = *last_counts_;
   auto found = std::find_if(c.codes.begin(), c.codes.end(),
@@ -139,17 +144,18 @@ void broker_monitor::publish(const broker_view& view, time_point now) {
   out.unanswered = view.in_memory;
 
   std::unordered_map<std::string, seen_state> states;
+  auto add_counts = [](service_snapshot& o, const service_counts& c) {
+    for (const auto& [code, n] : c.codes) o.codes[code] = n;
+    o.total = c.total;
+    o.queued_time = c.queued_time;
+    o.worker_time = c.worker_time;
+  };
   for (const auto& [name, svc] : view.services) {
     service_snapshot& o = out.services.emplace_back();
     o.name = name;
     o.queued = svc->queue.size() + svc->parked.size();
     out.unanswered += svc->parked.size();
-    if (auto c = counts_.find(svc.get()); c != counts_.end()) {
-      for (const auto& [code, n] : c->second.codes) o.codes[code] = n;
-      o.total = c->second.total;
-      o.queued_time = c->second.queued_time;
-      o.worker_time = c->second.worker_time;
-    }
+    if (auto c = counts_.find(name); c != counts_.end()) add_counts(o, c->second);
     for (const known_worker* w : svc->ring.workers()) {
       worker_snapshot& ws = o.ring.emplace_back();
       ws.name = w->name;
@@ -176,6 +182,15 @@ void broker_monitor::publish(const broker_view& view, time_point now) {
     }
   }
   states_ = std::move(states);  // workers gone are forgotten
+  // Services the broker forgot (idle) keep their counters: a counter never
+  // goes back unless the broker restarts.
+  for (const auto& [name, c] : counts_) {
+    if (view.services.count(name) != 0) continue;
+    service_snapshot& o = out.services.emplace_back();
+    o.name = name;
+    o.active = false;
+    add_counts(o, c);
+  }
   std::sort(out.services.begin(), out.services.end(),
             [](const service_snapshot& a, const service_snapshot& b) { return a.name < b.name; });
 

@@ -51,9 +51,11 @@ class broker_monitor {
   time_point next_publish() const { return next_publish_; }
 
   // A request answered (by a worker, or 504: out of attempts or past its deadline): its code
-  // and its time queued, at the worker and in all. r.target must outlive the
-  // monitor (the broker never forgets a service).
+  // and its time queued, at the worker and in all, under its service's name
+  // (counts outlive a service the broker forgets while idle; past
+  // max_counted_services names, the rest are counted as "_other").
   void on_finished(const request& r, std::uint64_t code, time_point now);
+  static constexpr std::size_t max_counted_services = 1000;  // label values a client can create
   // Events for the dashboard's list of the latest ones.
   void on_redispatch(std::uint64_t number, std::string_view worker, std::string_view service);
   void on_expiry(std::uint64_t number, std::string_view service, std::string_view why);
@@ -87,8 +89,8 @@ class broker_monitor {
   std::shared_ptr<snapshot_publisher> publisher_;             // shared with the HTTP server
   std::uint64_t sequence_{0};                                 // snapshots published
   std::int64_t started_ms_;                                   // unix ms at construction
-  std::unordered_map<const service*, service_counts> counts_; // by service
-  const service* last_service_{nullptr};                      // on_finished's last service...
+  std::unordered_map<std::string, service_counts> counts_;    // by service name
+  std::string last_service_;                                  // on_finished's last service...
   service_counts* last_counts_{nullptr};                      // ...and its counts (nodes stay put)
   std::deque<broker_event> events_;                           // the latest, oldest first
   std::vector<finished_sample> samples_;                      // ring of the latest durations

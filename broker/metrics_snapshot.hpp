@@ -32,6 +32,8 @@ struct worker_snapshot {
 // One service: its ring (in rotation order), its queue, its finished requests.
 struct service_snapshot {
   std::string name;                         // as clients and workers spell it
+  bool active{true};                        // false: the broker forgot it (idle); kept for
+                                            // its counters, without ring or queue
   std::uint64_t queued{0};                  // requests waiting for a worker
   std::vector<worker_snapshot> ring;        // its workers, rotation order
   std::map<std::uint64_t, std::uint64_t> codes;  // finished requests by reply code

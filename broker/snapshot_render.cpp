@@ -69,10 +69,12 @@ std::string metrics_text(const broker_snapshot& s) {
 
   out.family("carico_queue_depth", "gauge", "Requests waiting for a worker, by service.");
   for (const service_snapshot& svc : s.services) {
+    if (!svc.active) continue;  // forgotten: no queue to report
     out.sample("carico_queue_depth", {{"service", svc.name}}, static_cast<double>(svc.queued));
   }
   out.family("carico_workers", "gauge", "Workers in each service's ring, by state.");
   for (const service_snapshot& svc : s.services) {
+    if (!svc.active) continue;
     for (std::string_view state : {"ready", "overload", "drain"}) {
       std::size_t n = 0;
       for (const worker_snapshot& w : svc.ring) n += w.state == state ? 1 : 0;
@@ -170,6 +172,7 @@ nlohmann::json state_json(const broker_snapshot& s, std::int64_t now_ms) {
     nlohmann::json codes = nlohmann::json::object();
     for (const auto& [code, n] : svc.codes) codes[std::to_string(code)] = n;
     services.push_back({{"name", svc.name},
+                        {"active", svc.active},
                         {"queued", svc.queued},
                         {"ring", ring},
                         {"codes", codes},

@@ -164,6 +164,7 @@ std::string render_top(const json& state, const std::string& source, std::size_t
   lines.push_back("queue  " + sparkline(queued, spark));
 
   for (const json& svc : state.value("services", json::array())) {
+    if (!svc.value("active", true)) continue;  // forgotten by the broker, kept for its counters
     const json& ring = svc.value("ring", json::array());
     std::size_t ready = 0;
     for (const json& w : ring) ready += w.value("state", std::string()) == "ready" ? 1 : 0;

@@ -279,7 +279,7 @@ TEST_CASE("a broker's HTTP port: metrics, health, state and dashboard while requ
     wo.endpoint = broker.backend();
     wo.name = "w1";
     wo.capacity = 4;
-    fake_worker w1(context, wo);
+    auto w1 = std::make_unique<fake_worker>(context, wo);
     REQUIRE(wait_for_workers(mmi, 1).size() == 1);
 
     // Scrapes all along, on another thread, as Prometheus and the dashboard do.
@@ -335,6 +335,18 @@ TEST_CASE("a broker's HTTP port: metrics, health, state and dashboard while requ
     CHECK(page.status == 200);
     CHECK_THAT(page.body, Catch::Contains("api/state"));
     CHECK_THAT(page.body, Catch::Contains("</html>"));
+
+    // The worker goes, the broker forgets the idle service: its counters stay.
+    w1.reset();
+    CHECK(eventually([&] {
+      return sample_value(http_get(http.port(), "/metrics").body,
+                          R"(carico_workers{service="text",state="ready"})") == -1;
+    }, 3000ms));
+    CHECK(sample_value(http_get(http.port(), "/metrics").body, series) == documents);
+    json forgotten = json::parse(http_get(http.port(), "/api/state").body);
+    REQUIRE(forgotten["services"].size() == 1);
+    CHECK(forgotten["services"][0]["active"] == false);
+    CHECK(forgotten["services"][0]["codes"]["200"] == documents);
   }
   // run() ended: its last snapshot says so.
   REQUIRE(snapshots->latest());
