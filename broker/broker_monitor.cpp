@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <system_error>
 
 #include <unistd.h>
 
@@ -35,17 +33,6 @@ std::uint64_t resident_bytes() {
   std::fclose(f);
   if (n != 2) return 0;
   return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
-// The journal's file and its write-ahead log, in bytes.
-std::uint64_t file_bytes(const std::string& path) {
-  std::uint64_t total = 0;
-  for (const std::string& p : {path, path + "-wal"}) {
-    std::error_code error;
-    const auto n = std::filesystem::file_size(p, error);
-    if (!error) total += n;
-  }
-  return total;
 }
 
 }  // namespace
@@ -198,8 +185,11 @@ void broker_monitor::publish(const broker_view& view, time_point now) {
   if (view.request_journal != nullptr) {
     out.journal_enabled = true;
     out.journal_path = view.request_journal->path();
-    out.journal_failing = view.request_journal->write_failing();
-    out.journal_bytes = file_bytes(out.journal_path);
+    if (!view.request_journal->writable()) {
+      out.journal_failing = true;
+      out.journal_error = view.request_journal->health().error;
+    }
+    out.journal_bytes = view.request_journal->disk_bytes();
     out.journal_commit = view.request_journal->commit_latency();
   }
   out.history.assign(history_.begin(), history_.end());

@@ -70,7 +70,8 @@ struct broker_snapshot {
   std::uint64_t rss_bytes{0};     // the broker's resident memory
   // The journal (journal.hpp), when there is one.
   bool journal_enabled{false};
-  bool journal_failing{false};    // its last write failed
+  bool journal_failing{false};    // its last write failed (journal::writable())
+  std::string journal_error;      // why, while failing
   std::string journal_path;       // the SQLite file
   std::uint64_t journal_bytes{0}; // the file and its write-ahead log
   duration_histogram journal_commit;  // seconds per write transaction

@@ -138,7 +138,8 @@ std::string metrics_text(const broker_snapshot& s) {
     out.family("carico_journal_commit_seconds", "histogram",
                "Seconds per journal write transaction (SQLite, group commit).");
     out.histogram("carico_journal_commit_seconds", {}, s.journal_commit);
-    gauge(out, "carico_journal_size_bytes", "The journal file and its write-ahead log, in bytes.",
+    gauge(out, "carico_journal_size_bytes",
+          "The journal file, its write-ahead log and shared-memory index, in bytes.",
           static_cast<double>(s.journal_bytes));
     gauge(out, "carico_journal_failing", "1 when the journal's last write failed, else 0.",
           s.journal_failing ? 1 : 0);
@@ -237,7 +238,8 @@ std::string health_problem(const broker_snapshot* s, std::int64_t now_ms, std::i
   if (s == nullptr) return "starting: the broker has not published its state yet";
   if (s->stopping) return "shutting down";
   if (s->journal_enabled && s->journal_failing) {
-    return "journal unavailable: the last write to " + s->journal_path + " failed";
+    return "journal unavailable: the last write to " + s->journal_path + " failed" +
+           (s->journal_error.empty() ? std::string() : ": " + s->journal_error);
   }
   if (now_ms - s->taken_ms > stale_ms) {
     return "the broker's loop has not published its state for " +
