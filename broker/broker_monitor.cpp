@@ -11,10 +11,10 @@
 namespace carico {
 namespace {
 
-constexpr std::size_t kept_events = 20;          // the dashboard's list
-constexpr std::size_t latency_ring = 4096;       // durations kept for p50/p99
+constexpr std::size_t kept_events = 20;     // the dashboard's list
+constexpr std::size_t latency_ring = 4096;  // durations kept for p50/p99
 constexpr auto latency_window = std::chrono::seconds(60);
-constexpr std::size_t history_points = 300;      // five minutes, one a second
+constexpr std::size_t history_points = 300;  // five minutes, one a second
 
 double seconds_between(time_point from, time_point to) {
   return std::chrono::duration<double>(to - from).count();
@@ -95,8 +95,8 @@ void broker_monitor::on_expiry(std::uint64_t number, std::string_view service,
 
 void broker_monitor::on_refusal(std::string_view service, std::string_view reason) {
   if (!enabled()) return;
-  note("refusal", "request for " + std::string(service.substr(0, 64)) + " refused 503: " +
-                      std::string(reason.substr(0, 160)));
+  note("refusal", "request for " + std::string(service.substr(0, 64)) +
+                      " refused 503: " + std::string(reason.substr(0, 160)));
 }
 
 void broker_monitor::note(std::string_view kind, std::string text) {
@@ -160,8 +160,8 @@ void broker_monitor::publish(const broker_view& view, time_point now) {
       // Since when it is in this state, as the snapshots saw it.
       std::string key = name + '\0' + w->name;
       seen_state seen{ws.state, now_ms};
-      if (auto before = states_.find(key); before != states_.end() &&
-                                           before->second.state == ws.state) {
+      if (auto before = states_.find(key);
+          before != states_.end() && before->second.state == ws.state) {
         seen.since_ms = before->second.since_ms;
       }
       ws.state_since_ms = seen.since_ms;

@@ -33,9 +33,9 @@ class journal;
 struct broker_view {
   const broker_stats& stats;                                                  // counters
   const std::unordered_map<std::string, std::unique_ptr<service>>& services;  // rings, queues
-  std::size_t in_memory;    // unanswered requests not parked (requests_)
+  std::size_t in_memory;           // unanswered requests not parked (requests_)
   const journal* request_journal;  // null with none
-  bool stopping;            // the loop has stopped
+  bool stopping;                   // the loop has stopped
 };
 
 class broker_monitor {
@@ -67,38 +67,38 @@ class broker_monitor {
  private:
   struct service_counts {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> codes;  // (code, finished), few
-    duration_histogram total;        // received to answered
-    duration_histogram queued_time;  // received to last dispatch
-    duration_histogram worker_time;  // last dispatch to answered
+    duration_histogram total;                                    // received to answered
+    duration_histogram queued_time;                              // received to last dispatch
+    duration_histogram worker_time;                              // last dispatch to answered
   };
   struct seen_state {
-    std::string state;          // the state the last snapshot saw
-    std::int64_t since_ms{0};   // since when
+    std::string state;         // the state the last snapshot saw
+    std::int64_t since_ms{0};  // since when
   };
   struct finished_sample {
-    time_point at;              // when it was answered
-    float seconds;              // received to answered
+    time_point at;  // when it was answered
+    float seconds;  // received to answered
   };
 
   void note(std::string_view kind, std::string text);
   void sample_rates(const broker_view& view, std::int64_t now_ms, time_point now);
   void fill_latency(broker_snapshot& out, time_point now) const;
 
-  milliseconds every_;                                        // publish interval; 0: never
-  time_point next_publish_;                                   // see next_publish()
-  std::shared_ptr<snapshot_publisher> publisher_;             // shared with the HTTP server
-  std::uint64_t sequence_{0};                                 // snapshots published
-  std::int64_t started_ms_;                                   // unix ms at construction
-  std::unordered_map<std::string, service_counts> counts_;    // by service name
-  std::string last_service_;                                  // on_finished's last service...
-  service_counts* last_counts_{nullptr};                      // ...and its counts (nodes stay put)
-  std::deque<broker_event> events_;                           // the latest, oldest first
-  std::vector<finished_sample> samples_;                      // ring of the latest durations
-  std::size_t next_sample_{0};                                // where the ring writes next
-  std::unordered_map<std::string, seen_state> states_;        // by service + '\0' + worker
-  std::deque<rate_point> history_;                            // one a second, oldest first
-  time_point next_rate_{};                                    // when the next point is taken
-  std::uint64_t finished_at_rate_{0};                         // finished count at the last point
+  milliseconds every_;                                      // publish interval; 0: never
+  time_point next_publish_;                                 // see next_publish()
+  std::shared_ptr<snapshot_publisher> publisher_;           // shared with the HTTP server
+  std::uint64_t sequence_{0};                               // snapshots published
+  std::int64_t started_ms_;                                 // unix ms at construction
+  std::unordered_map<std::string, service_counts> counts_;  // by service name
+  std::string last_service_;                                // on_finished's last service...
+  service_counts* last_counts_{nullptr};                    // ...and its counts (nodes stay put)
+  std::deque<broker_event> events_;                         // the latest, oldest first
+  std::vector<finished_sample> samples_;                    // ring of the latest durations
+  std::size_t next_sample_{0};                              // where the ring writes next
+  std::unordered_map<std::string, seen_state> states_;      // by service + '\0' + worker
+  std::deque<rate_point> history_;                          // one a second, oldest first
+  time_point next_rate_{};                                  // when the next point is taken
+  std::uint64_t finished_at_rate_{0};                       // finished count at the last point
 };
 
 }  // namespace carico

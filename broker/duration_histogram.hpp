@@ -31,10 +31,11 @@ class duration_histogram {
   double sum() const { return sum_; }
 
  private:
-  std::vector<double> bounds_;          // upper bounds, ascending
-  std::vector<std::uint64_t> buckets_;  // observations per bucket (not cumulative); last: > every bound
-  std::uint64_t count_{0};              // observations
-  double sum_{0};                       // their sum, seconds
+  std::vector<double> bounds_;  // upper bounds, ascending
+  std::vector<std::uint64_t>
+      buckets_;             // observations per bucket (not cumulative); last: > every bound
+  std::uint64_t count_{0};  // observations
+  double sum_{0};           // their sum, seconds
 };
 
 }  // namespace carico

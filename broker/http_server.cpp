@@ -11,7 +11,7 @@
 #include "broker/dashboard_html.hpp"  // generated from broker/dashboard.html
 #include "broker/journal.hpp"         // unix_ms
 #include "broker/snapshot_render.hpp"
-#include "shared/curve.hpp"           // is_local_endpoint
+#include "shared/curve.hpp"  // is_local_endpoint
 #include "shared/logging.hpp"
 
 namespace carico {
@@ -52,8 +52,8 @@ std::optional<listen_address> parse_listen_address(std::string_view text) {
   return out;
 }
 
-http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots,
-                         http_options options, std::shared_ptr<spdlog::logger> logger)
+http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots, http_options options,
+                         std::shared_ptr<spdlog::logger> logger)
     : snapshots_(std::move(snapshots)),
       options_(std::move(options)),
       log_(logger ? std::move(logger) : null_logger()),
@@ -65,8 +65,8 @@ http_server::http_server(std::shared_ptr<const snapshot_publisher> snapshots,
   }
   address_ = std::move(*address);
   const std::string as_endpoint =
-      "tcp://" + (address_.host.find(':') != std::string::npos ? "[" + address_.host + "]"
-                                                               : address_.host) +
+      "tcp://" +
+      (address_.host.find(':') != std::string::npos ? "[" + address_.host + "]" : address_.host) +
       ":" + std::to_string(address_.port);
   if (!options_.insecure && !is_local_endpoint(as_endpoint)) {
     throw std::invalid_argument(
@@ -159,9 +159,9 @@ void http_server::add_routes() {
   });
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404) {
-      res.set_content("no such page: " + req.path.substr(0, 200) +
-                          " (try /, /metrics, /healthz, /api/state)\n",
-                      "text/plain");
+      res.set_content(
+          "no such page: " + req.path.substr(0, 200) + " (try /, /metrics, /healthz, /api/state)\n",
+          "text/plain");
     }
   });
 }

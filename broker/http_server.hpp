@@ -29,10 +29,10 @@ class Server;
 namespace carico {
 
 struct http_options {
-  std::string listen;                       // ADDR:PORT; port 0 picks a free one
-  bool insecure = false;                    // allow a non-loopback address
+  std::string listen;                           // ADDR:PORT; port 0 picks a free one
+  bool insecure = false;                        // allow a non-loopback address
   std::chrono::milliseconds stale_after{3000};  // /healthz: a snapshot older means a stuck loop
-  std::size_t threads = 4;                  // handler threads
+  std::size_t threads = 4;                      // handler threads
 };
 
 // ADDR:PORT split; [v6]:PORT keeps the brackets off. Nothing when malformed.

@@ -57,10 +57,17 @@ std::string prometheus_text::escape_label_value(std::string_view value) {
     }
     const char c = value[i++];
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -71,9 +78,14 @@ std::string prometheus_text::escape_help(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -88,8 +100,7 @@ std::string prometheus_text::format_value(double value) {
   return std::string(buf, end);
 }
 
-void prometheus_text::family(std::string_view name, std::string_view type,
-                             std::string_view help) {
+void prometheus_text::family(std::string_view name, std::string_view type, std::string_view help) {
   out_ += "# HELP ";
   out_ += name;
   out_ += ' ';

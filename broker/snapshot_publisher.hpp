@@ -25,8 +25,8 @@ class snapshot_publisher {
   // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's is a lock too,
   // and this one is held for a pointer copy only (the old snapshot is freed
   // outside it).
-  mutable std::mutex mutex_;                        // guards latest_
-  std::shared_ptr<const broker_snapshot> latest_;   // what readers get
+  mutable std::mutex mutex_;                       // guards latest_
+  std::shared_ptr<const broker_snapshot> latest_;  // what readers get
 };
 
 }  // namespace carico

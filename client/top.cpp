@@ -88,9 +88,10 @@ std::optional<nlohmann::json> top::poll_mmi(std::string& error) {
   nlohmann::json history = nlohmann::json::array();
   for (std::size_t i = 1; i < polls_.size(); ++i) {
     const double seconds = static_cast<double>(polls_[i].unix_ms - polls_[i - 1].unix_ms) / 1000.0;
-    history.push_back({{"t", polls_[i].unix_ms},
-                       {"finished", seconds > 0 ? (polls_[i].finished - polls_[i - 1].finished) / seconds : 0},
-                       {"queued", polls_[i].queued}});
+    history.push_back(
+        {{"t", polls_[i].unix_ms},
+         {"finished", seconds > 0 ? (polls_[i].finished - polls_[i - 1].finished) / seconds : 0},
+         {"queued", polls_[i].queued}});
   }
   state["history"] = std::move(history);
   return state;

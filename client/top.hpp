@@ -30,8 +30,8 @@ struct top_options {
   std::chrono::milliseconds interval{1000};  // between redraws
   std::size_t iterations = 0;                // redraws, then exit; 0: until SIGINT/SIGTERM
   std::string http;                          // ADDR:PORT of the broker's HTTP port; empty: mmi
-  std::optional<bool> clear;                 // clear the screen per redraw; default: stdout is a tty
-  std::size_t width = 0;                     // columns; 0: $COLUMNS or the terminal's, else 100
+  std::optional<bool> clear;  // clear the screen per redraw; default: stdout is a tty
+  std::size_t width = 0;      // columns; 0: $COLUMNS or the terminal's, else 100
 };
 
 class top {
@@ -49,17 +49,17 @@ class top {
   std::optional<nlohmann::json> poll_http(std::string& error);
   std::size_t columns() const;
 
-  client& broker_;            // for mmi
-  top_options options_;       // as given
-  std::ostream& out_;         // the terminal
-  std::string source_;        // shown in the header
+  client& broker_;       // for mmi
+  top_options options_;  // as given
+  std::ostream& out_;    // the terminal
+  std::string source_;   // shown in the header
   // mmi: the rates this side works out.
   struct point {
-    std::int64_t unix_ms;     // when polled
-    double finished;          // done + failed + expired then
-    double queued;            // queued then
+    std::int64_t unix_ms;  // when polled
+    double finished;       // done + failed + expired then
+    double queued;         // queued then
   };
-  std::deque<point> polls_;   // the last five minutes of polls
+  std::deque<point> polls_;  // the last five minutes of polls
 };
 
 }  // namespace carico

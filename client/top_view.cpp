@@ -50,7 +50,9 @@ std::string duration_text(double ms) {
   return fixed_text(ms / 3600000, 1) + " h";
 }
 
-std::string latency_text(double ms) { return ms >= 100 ? fixed_text(ms, 0) + " ms" : fixed_text(ms, 1) + " ms"; }
+std::string latency_text(double ms) {
+  return ms >= 100 ? fixed_text(ms, 0) + " ms" : fixed_text(ms, 1) + " ms";
+}
 
 // A bar of `width` cells, filled for share (0..1).
 std::string bar_text(double share, std::size_t width) {
@@ -100,7 +102,8 @@ std::string sparkline(const std::vector<double>& values, std::size_t width) {
 
 json state_from_mmi(const json& stats, const json& workers) {
   json services = json::array();
-  const json* rows = workers.is_object() && workers.contains("workers") ? &workers["workers"] : nullptr;
+  const json* rows =
+      workers.is_object() && workers.contains("workers") ? &workers["workers"] : nullptr;
   if (stats.is_object() && stats.contains("services") && stats["services"].is_object()) {
     for (const auto& [name, s] : stats["services"].items()) {
       json ring = json::array();
@@ -116,9 +119,9 @@ json state_from_mmi(const json& stats, const json& workers) {
     }
   }
   json totals = json::object();
-  for (const char* key : {"received", "done", "failed", "expired", "redispatched", "refused",
-                          "malformed", "late_replies", "unread_dropped", "resends",
-                          "workers_joined", "workers_lost"}) {
+  for (const char* key :
+       {"received", "done", "failed", "expired", "redispatched", "refused", "malformed",
+        "late_replies", "unread_dropped", "resends", "workers_joined", "workers_lost"}) {
     totals[key] = num_of(stats, key);
   }
   return {{"health", {{"ok", true}, {"reason", ""}}},
@@ -140,19 +143,21 @@ std::string render_top(const json& state, const std::string& source, std::size_t
   const std::int64_t now_ms = static_cast<std::int64_t>(std::time(nullptr)) * 1000;
   lines.push_back("carico top  " + without_controls(source, '?') + "  up " +
                   duration_text(num_of(state, "uptime_ms")) + "  " +
-                  (ok ? std::string("serving") : "NOT SERVING: " + text_of(health, "reason")) + "  " +
-                  clock_text(now_ms));
+                  (ok ? std::string("serving") : "NOT SERVING: " + text_of(health, "reason")) +
+                  "  " + clock_text(now_ms));
   const json& lat = state.value("latency", json::object());
   const bool have_latency = num_of(lat, "samples") > 0;
   lines.push_back("req/s " + fixed_text(num_of(state, "rate_per_s"), 1) + "   p50 " +
-                  (have_latency ? latency_text(num_of(lat, "p50_ms")) : std::string("-")) + "   p99 " +
+                  (have_latency ? latency_text(num_of(lat, "p50_ms")) : std::string("-")) +
+                  "   p99 " +
                   (have_latency ? latency_text(num_of(lat, "p99_ms")) : std::string("-")) +
                   "   queued " + fixed_text(num_of(state, "queued"), 0) + "   unanswered " +
                   fixed_text(num_of(state, "unanswered"), 0));
   const json& t = state.value("totals", json::object());
   lines.push_back("done " + fixed_text(num_of(t, "done"), 0) + "   failed " +
-                  fixed_text(num_of(t, "failed"), 0) + "   refused " + fixed_text(num_of(t, "refused"), 0) +
-                  "   re-dispatched " + fixed_text(num_of(t, "redispatched"), 0) + "   expired " +
+                  fixed_text(num_of(t, "failed"), 0) + "   refused " +
+                  fixed_text(num_of(t, "refused"), 0) + "   re-dispatched " +
+                  fixed_text(num_of(t, "redispatched"), 0) + "   expired " +
                   fixed_text(num_of(t, "expired"), 0));
   std::vector<double> rates, queued;
   for (const json& p : state.value("history", json::array())) {

@@ -59,7 +59,8 @@ http_reply http_get(int port, const std::string& path) {
   }
   std::string all;
   char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    all.append(buf, static_cast<std::size_t>(n));
   ::close(fd);
   const auto space = all.find(' ');
   const auto end = all.find("\r\n\r\n");
@@ -127,7 +128,8 @@ TEST_CASE("histogram buckets are cumulative, le inclusive, +Inf is the count", "
         "d_seconds_count{service=\"text\"} 7\n");
 
   duration_histogram none;
-  CHECK(none.cumulative() == std::vector<std::uint64_t>(duration_histogram::default_bounds().size() + 1, 0));
+  CHECK(none.cumulative() ==
+        std::vector<std::uint64_t>(duration_histogram::default_bounds().size() + 1, 0));
 }
 
 TEST_CASE("the broker's exposition: every family once with HELP and TYPE, codes by service",
@@ -163,7 +165,8 @@ TEST_CASE("the broker's exposition: every family once with HELP and TYPE, codes 
   CHECK(sample_value(m, R"(carico_workers{service="text",state="ready"})") == 0);
   CHECK(sample_value(m, R"(carico_worker_in_flight{service="text",worker="w\"1"})") == 2);
   CHECK(sample_value(m, R"(carico_request_duration_seconds_count{service="text"})") == 1);
-  CHECK(sample_value(m, R"(carico_request_duration_seconds_bucket{service="text",le="+Inf"})") == 1);
+  CHECK(sample_value(m, R"(carico_request_duration_seconds_bucket{service="text",le="+Inf"})") ==
+        1);
   CHECK(sample_value(m, "carico_journal_commit_seconds_count") == 1);
   CHECK(sample_value(m, "carico_journal_size_bytes") == 8192);
   CHECK(sample_value(m, "process_resident_memory_bytes") == 1 << 20);
@@ -251,8 +254,7 @@ TEST_CASE("listen addresses: ADDR:PORT, [v6]:PORT, anything else refused", "[met
 TEST_CASE("the HTTP port refuses a non-loopback address without insecure, and a taken port",
           "[metrics]") {
   auto publisher = std::make_shared<snapshot_publisher>();
-  CHECK_THROWS_WITH(http_server(publisher, {.listen = "0.0.0.0:0"}),
-                    Catch::Contains("--insecure"));
+  CHECK_THROWS_WITH(http_server(publisher, {.listen = "0.0.0.0:0"}), Catch::Contains("--insecure"));
   CHECK_THROWS_AS(http_server(publisher, {.listen = "nonsense"}), std::invalid_argument);
   http_server first(publisher, {.listen = "127.0.0.1:0"});
   CHECK_THROWS_WITH(http_server(publisher, {.listen = "127.0.0.1:" + std::to_string(first.port())}),
@@ -301,9 +303,8 @@ TEST_CASE("a broker's HTTP port: metrics, health, state and dashboard while requ
     }
     // The snapshot after the last reply says 50.
     const std::string series = R"(carico_requests_total{service="text",code="200"})";
-    CHECK(eventually([&] {
-      return sample_value(http_get(http.port(), "/metrics").body, series) == documents;
-    }));
+    CHECK(eventually(
+        [&] { return sample_value(http_get(http.port(), "/metrics").body, series) == documents; }));
     stop = true;
     scraper.join();
     CHECK(scrapes > 0);
@@ -312,7 +313,8 @@ TEST_CASE("a broker's HTTP port: metrics, health, state and dashboard while requ
     const std::string m = http_get(http.port(), "/metrics").body;
     CHECK(sample_value(m, R"(carico_request_duration_seconds_count{service="text"})") == documents);
     CHECK(sample_value(m, R"(carico_workers{service="text",state="ready"})") == 1);
-    CHECK(sample_value(m, R"(carico_worker_answered_total{service="text",worker="w1"})") == documents);
+    CHECK(sample_value(m, R"(carico_worker_answered_total{service="text",worker="w1"})") ==
+          documents);
     CHECK(sample_value(m, "process_resident_memory_bytes") > 0);
 
     http_reply health = http_get(http.port(), "/healthz");
@@ -338,10 +340,12 @@ TEST_CASE("a broker's HTTP port: metrics, health, state and dashboard while requ
 
     // The worker goes, the broker forgets the idle service: its counters stay.
     w1.reset();
-    CHECK(eventually([&] {
-      return sample_value(http_get(http.port(), "/metrics").body,
-                          R"(carico_workers{service="text",state="ready"})") == -1;
-    }, 3000ms));
+    CHECK(eventually(
+        [&] {
+          return sample_value(http_get(http.port(), "/metrics").body,
+                              R"(carico_workers{service="text",state="ready"})") == -1;
+        },
+        3000ms));
     CHECK(sample_value(http_get(http.port(), "/metrics").body, series) == documents);
     json forgotten = json::parse(http_get(http.port(), "/api/state").body);
     REQUIRE(forgotten["services"].size() == 1);

@@ -16,10 +16,16 @@ namespace {
 json three_workers() {
   json workers = json::array();
   for (const char* name : {"w1", "w2", "w3"}) {
-    workers.push_back({{"name", name}, {"service", "text"},
+    workers.push_back({{"name", name},
+                       {"service", "text"},
                        {"state", std::string(name) == "w2" ? "overload" : "ready"},
-                       {"in_flight", 1}, {"capacity", 4}, {"answered", 7}, {"pid", 42},
-                       {"host", "box"}, {"rss_bytes", 3 << 20}, {"mem_percent", 0.5},
+                       {"in_flight", 1},
+                       {"capacity", 4},
+                       {"answered", 7},
+                       {"pid", 42},
+                       {"host", "box"},
+                       {"rss_bytes", 3 << 20},
+                       {"mem_percent", 0.5},
                        {"last_seen_ms", 120}});
   }
   return {{"workers", workers}};
@@ -28,10 +34,15 @@ json three_workers() {
 }  // namespace
 
 TEST_CASE("state_from_mmi: each service gets its ring, totals and queue carried over", "[top]") {
-  json stats = {{"received", 10}, {"done", 9}, {"failed", 1}, {"queued", 3}, {"in_flight", 2},
-                {"uptime_ms", 5000},
-                {"services", {{"text", {{"workers", 3}, {"queued", 3}}},
-                              {"echo", {{"workers", 0}, {"queued", 0}}}}}};
+  json stats = {
+      {"received", 10},
+      {"done", 9},
+      {"failed", 1},
+      {"queued", 3},
+      {"in_flight", 2},
+      {"uptime_ms", 5000},
+      {"services",
+       {{"text", {{"workers", 3}, {"queued", 3}}}, {"echo", {{"workers", 0}, {"queued", 0}}}}}};
   json state = state_from_mmi(stats, three_workers());
   REQUIRE(state["services"].size() == 2);
   const json& echo = state["services"][0];
@@ -52,14 +63,15 @@ TEST_CASE("state_from_mmi: nonsense in, an empty view out, no throw", "[top]") {
   CHECK(state["totals"]["done"] == 0);
 }
 
-TEST_CASE("render_top: every worker with its state, in flight and memory, cut to width",
-          "[top]") {
+TEST_CASE("render_top: every worker with its state, in flight and memory, cut to width", "[top]") {
   json stats = {{"done", 9}, {"queued", 0}, {"services", {{"text", {{"queued", 0}}}}}};
   json state = state_from_mmi(stats, three_workers());
   state["rate_per_s"] = 12.5;
   state["latency"] = {{"samples", 9}, {"p50_ms", 3.25}, {"p99_ms", 120.0}};
-  state["history"] = json::array({{{"finished", 1}, {"queued", 0}}, {{"finished", 8}, {"queued", 2}}});
-  state["events"] = json::array({{{"t", 0}, {"kind", "refusal"}, {"text", "request for text refused 503: queue full"}}});
+  state["history"] =
+      json::array({{{"finished", 1}, {"queued", 0}}, {{"finished", 8}, {"queued", 2}}});
+  state["events"] = json::array(
+      {{{"t", 0}, {"kind", "refusal"}, {"text", "request for text refused 503: queue full"}}});
   const std::string screen = render_top(state, "tcp://x", 100);
   CHECK_THAT(screen, Catch::Contains("req/s 12.5"));
   CHECK_THAT(screen, Catch::Contains("p50 3.2 ms"));
@@ -74,7 +86,8 @@ TEST_CASE("render_top: every worker with its state, in flight and memory, cut to
   std::size_t at = 0;
   for (std::size_t end; (end = screen.find('\n', at)) != std::string::npos; at = end + 1) {
     std::size_t points = 0;
-    for (std::size_t i = at; i < end; ++i) points += (static_cast<unsigned char>(screen[i]) & 0xC0) != 0x80;
+    for (std::size_t i = at; i < end; ++i)
+      points += (static_cast<unsigned char>(screen[i]) & 0xC0) != 0x80;
     CHECK(points <= 100);
   }
   // A worker name cannot drive the terminal.
