@@ -109,6 +109,14 @@ std::string format_workers(const nlohmann::json& result) {
   if (workers == nullptr || workers->empty()) return "no workers\n";
   std::vector<std::vector<std::string>> rows{
       {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "HOST", "PID"}};
+  // Why a worker is not ready (its load report's reason), as a last column
+  // when any worker gives one.
+  bool reasons = false;
+  for (const nlohmann::json& w : *workers) {
+    reasons = reasons || (w.is_object() && w.contains("reason") && w["reason"].is_string() &&
+                          !w["reason"].get<std::string>().empty());
+  }
+  if (reasons) rows.front().push_back("REASON");
   for (const nlohmann::json& w : *workers) {
     if (!w.is_object()) continue;
     std::string memory = "-";
@@ -124,6 +132,12 @@ std::string format_workers(const nlohmann::json& result) {
     if (auto ms = number(w, "last_seen_ms")) seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
     rows.push_back({cell(w, "name"), cell(w, "state"), cell(w, "in_flight") + " / " + cell(w, "capacity"),
                     memory, seen, cell(w, "service"), cell(w, "host"), cell(w, "pid")});
+    if (reasons) {
+      const std::string reason = w.value("reason", nlohmann::json()).is_string()
+                                     ? w["reason"].get<std::string>()
+                                     : std::string();
+      rows.back().push_back(reason.empty() ? "-" : safe(reason, 160));
+    }
   }
   return render_table(rows);
 }
