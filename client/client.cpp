@@ -521,11 +521,12 @@ class client::io_loop {
       auto it = pending_.find(key);
       if (it == pending_.end() || it->second->deadline != deadline) continue;  // stale entry
       submission& s = *it->second;
-      // With the connection lost, a resend would only wait in the backlog
-      // behind this one: the request ends here, and a restart shorter than
-      // the timeout is ridden through by on_reconnect instead.
+      // With the connection lost, or never made, a resend would only wait in
+      // the backlog behind this one: the request ends here, and a restart
+      // shorter than the timeout is ridden through by on_reconnect instead.
       const bool lost = connection_lost();
-      if (s.resends_left > 0 && !lost) {
+      const bool never = !mdp_ && watched_ && !ever_connected_;
+      if (s.resends_left > 0 && !lost && !never) {
         --s.resends_left;
         owner_.counters_.resends.fetch_add(1);
         log_.info("client {}: no reply for id {} in {} ms; sending it again", owner_.name_, key,
@@ -541,7 +542,7 @@ class client::io_loop {
       reply r = local_reply(
           code::expired, done->id,
           "timeout: no reply from broker in " + std::to_string(done->timeout.count()) + " ms" +
-              (lost ? " (the connection to it is lost)" : ""),
+              (lost ? " (the connection to it is lost)" : never ? " (no connection to it)" : ""),
           done->submitted_at);
       complete(std::move(done), std::move(r));
     }

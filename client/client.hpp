@@ -19,7 +19,8 @@
 // Broker restarts: a socket monitor watches the DEALER. When its connection
 // comes back after a loss, every unanswered request is sent again at once (the
 // same client and id: the broker runs it once), each resend taking one of its
-// `retries`. When no connection to the broker was ever made (tcp/ipc; the
+// `retries`; an attempt that times out is resent only while connected (else
+// it ends with 504: its copy is still waiting in the client). When no connection to the broker was ever made (tcp/ipc; the
 // monitor sees none over inproc), requests fail with a local 503 "no broker at
 // ...: nothing answered in 2 s" no_broker_ms after they were submitted, and
 // later ones at once, until the socket connects.
