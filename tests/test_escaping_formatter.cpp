@@ -64,7 +64,7 @@ TEST_CASE("escaping_formatter: one call is one line, its control characters writ
   CHECK_THAT(lines[0], Catch::EndsWith(
                            "[test] stored title=Rapporto\\n2030-01-01 00:00:00.000 info  [broker] "
                            "forged\\r\\tend\\x1b[2J\\x07\\x7f bytes=12"));
-  CHECK_THAT(lines[1], Catch::EndsWith("warn  [test] clean line"));
+  CHECK_THAT(lines[1], Catch::EndsWith("warning [test] clean line"));
 }
 
 TEST_CASE("escaping_formatter: clones escape too (every sink of a logger gets one)") {
