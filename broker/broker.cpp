@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cerrno>
 #include <charconv>
+#include <unordered_set>
 
 #ifdef __GLIBC__
 #include <malloc.h>  // malloc_trim
@@ -181,6 +182,7 @@ broker::broker(zmq::context_t& context, broker_options options,
                std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)),
       log_(logger ? std::move(logger) : null_logger()),
+      access_(log_),
       frontend_(context, zmq::socket_type::router),
       backend_(context, zmq::socket_type::router),
       to_clients_(frontend_,
@@ -255,13 +257,30 @@ void broker::stop() {
   waker_.wake();
 }
 
+void broker::begin_shutdown() {
+  shutting_down_ = true;
+  shutdown_deadline_ = clock::now() + milliseconds(options_.shutdown_grace_ms);
+  next_tick_ = std::min(next_tick_, shutdown_deadline_);
+  std::size_t held = 0;
+  for (const auto& [identity, w] : workers_) held += w->in_flight.size();
+  log_->info("broker shutting down: refusing new requests, waiting up to {} ms for the {} "
+             "requests workers hold",
+             options_.shutdown_grace_ms, held);
+}
+
 void broker::run() {
   // A busy broker goes from one receive batch to the next; it waits only after
   // a pass that found nothing on either socket. Then each socket's last
   // operation was a receive that found nothing, so wait_for_input, which costs
   // one system call where zmq::poll costs five, is sound.
   bool idle = false;
-  while (!stopping_ && !stop_signalled()) {
+  while (!stopping_) {
+    if (stop_signalled() && !shutting_down_) begin_shutdown();
+    if (shutting_down_) {
+      std::size_t held = 0;
+      for (const auto& [identity, w] : workers_) held += w->in_flight.size();
+      if (held == 0 || clock::now() >= shutdown_deadline_) break;
+    }
     try {
       if (idle) {
         zmq::pollitem_t items[] = {
@@ -428,8 +447,8 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
 void broker::accept_request(std::string&& client, client_request&& message) {
   // While message.head_raw, the header is read here in place, from what the
   // codec's raw_map read (client_head_). A key needs `client`, so a header
-  // with one is decoded; so is one the journal or the info log will read.
-  const bool log_info = log_->should_log(spdlog::level::info);
+  // with one is decoded; so is one the journal will read. (The access log
+  // reads the encoded header on its own thread.)
   // What is read in place, found in one pass: `id`, and whether the header
   // has a `client` (a key) or `request`/`attempt` (replaced per dispatch).
   const raw_map::entry* raw_id = nullptr;
@@ -450,11 +469,17 @@ void broker::accept_request(std::string&& client, client_request&& message) {
       }
     }
   }
-  if (message.head_raw && (journal_ || log_info || raw_client)) decode_head(message);
+  if (message.head_raw && (journal_ || raw_client)) decode_head(message);
   if (!was_raw) timeout_ms = message.head.get_uint("timeout_ms");
   std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
   if (key && answer_resend(client, *key)) return;
+  if (shutting_down_) {
+    ++stats_.refused;
+    reply_error(client, message.from, message.service, code::queue_full, "shutting down",
+                &decode_head(message));
+    return;
+  }
   const std::size_t bytes = held_bytes(message);
   if (refuse_over_limits(client, message, bytes)) return;
   service& s = require_service(message.service);
@@ -523,12 +548,6 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     keyed_[r.key] = number;
     if (journal_keys_) journal_keys_->add(r.key);
   }
-  if (log_info) {  // the header was decoded above
-    log_->info("request {} received service={} client={} name={} id={} title={} bytes={}", number,
-               s.name, client_label(r.client), message.head.get_string("client").value_or("-"),
-               key ? key->client_id : "-", message.head.get_string("title").value_or("-"),
-               r.payload.size());
-  }
   if (journal_) {
     journal_event e;
     e.what = journal_event::kind::received;
@@ -555,12 +574,6 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   note_deadline(r);
   queue_back(s, std::move(r));
   dispatch(s);
-  if (log_->should_log(spdlog::level::info) &&
-      ((!s.parked.empty() && s.parked.last_number() == number) ||
-       (!s.queue.empty() && s.queue.back() == number))) {
-    log_->info("request {} queued: no {} worker free ({} waiting, {} workers)", number, s.name,
-               waiting(s), s.ring.size());
-  }
 }
 
 void broker::reply_error(const std::string& client, dialect to, std::string_view service,
@@ -637,6 +650,7 @@ void broker::mark_batch() {
 void broker::flush_sends() {
   to_workers_.flush();
   to_clients_.flush();
+  access_.flush();
 }
 
 // RFC 8 (MMI) for a stock client: mmi.service answers one frame, 200 or 404;
@@ -733,11 +747,27 @@ nlohmann::json broker::workers_json() const {
 nlohmann::json broker::stats_json() const {
   std::size_t queued = 0;
   std::size_t queued_in_full = 0;  // the waiting requests that are in requests_
-  nlohmann::json services = nlohmann::json::object();
+  // At most stats_services of them by name, those with workers or the
+  // longest queues first: the reply stays small however many names clients
+  // send (a header map holds at most 4096 entries).
+  constexpr std::size_t stats_services = 256;
+  std::vector<const service*> shown;
   for (const auto& [name, s] : services_) {
     queued += waiting(*s);
     queued_in_full += s->queue.size();
-    services[name] = {{"workers", s->ring.size()}, {"queued", waiting(*s)}};
+    shown.push_back(s.get());
+  }
+  const auto weight = [this](const service* s) {
+    return std::make_pair(s->ring.size(), waiting(*s));
+  };
+  if (shown.size() > stats_services) {
+    std::partial_sort(shown.begin(), shown.begin() + stats_services, shown.end(),
+                      [&](const service* a, const service* b) { return weight(a) > weight(b); });
+    shown.resize(stats_services);
+  }
+  nlohmann::json services = nlohmann::json::object();
+  for (const service* s : shown) {
+    services[s->name] = {{"workers", s->ring.size()}, {"queued", waiting(*s)}};
   }
   return {{"received", stats_.received},
           {"done", stats_.done},
@@ -756,6 +786,7 @@ nlohmann::json broker::stats_json() const {
           {"workers_joined", stats_.workers_joined},
           {"workers_lost", stats_.workers_lost},
           {"services", services},
+          {"services_known", services_.size()},
           {"uptime_ms", ms_between(started_at_, clock::now())}};
 }
 
@@ -915,12 +946,6 @@ void broker::register_worker(const std::string& identity, worker_message& messag
     send_to_worker(identity, encode_disconnect(from));
     return;
   }
-  if (services_.size() >= options_.max_services && !services_.count(message.service)) {
-    log_->warn("READY from {} refused: too many services ({} known); sending DISCONNECT",
-               hex_id(identity), services_.size());
-    send_to_worker(identity, encode_disconnect(from));
-    return;
-  }
   auto w = std::make_unique<known_worker>();
   w->identity = identity;
   w->from = from;
@@ -1050,10 +1075,6 @@ void broker::on_reply(known_worker& w, worker_message& message) {
     ++stats_.done;
   } else {
     ++stats_.failed;
-  }
-  if (log_->should_log(spdlog::level::info)) {
-    log_->info("request {} done code={} worker={} attempts={} ms={}", r.number, result_code, w.name,
-               r.attempts, ms_between(r.received_at, clock::now()));
   }
   requests_.erase(it);
   dispatch(s);
@@ -1221,6 +1242,7 @@ void broker::on_tick() {
   }
   purge_expired(now);
   expire_waiting(now);
+  forget_idle_services();
   if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
   trim_after_burst();
   // An idle broker still looks around once per heartbeat interval.
@@ -1229,6 +1251,24 @@ void broker::on_tick() {
     next_tick_ = std::min({next_tick_, w->expires_at, w->next_heartbeat});
   }
   if (!sticky_.empty()) next_tick_ = std::min(next_tick_, sticky_until_);
+}
+
+// A service is kept while a worker serves it or a request names it; the
+// names clients send cost nothing once their requests are answered or expired
+// (so max_services counts what is in use, and a worker can always join).
+void broker::forget_idle_services() {
+  std::unordered_set<service*> idle;
+  for (auto& [name, s] : services_) {
+    if (s->ring.empty() && s->queue.empty() && s->parked.empty()) idle.insert(s.get());
+  }
+  if (idle.empty()) return;
+  // Requests waiting for their journal commit or for their old worker, or
+  // held, point at their service without being in its queue.
+  for (const auto& [number, r] : requests_) {
+    idle.erase(r.target);
+    if (idle.empty()) return;
+  }
+  for (service* s : idle) services_.erase(s->name);
 }
 
 // A burst that parks many requests leaves ZeroMQ's I/O thread with receive
@@ -1302,6 +1342,7 @@ request& broker::unpark(service& s) {
 }
 
 void broker::dispatch(service& s) {
+  if (shutting_down_) return;  // what waits stays in the journal for the next start
   while (!s.queue.empty() || !s.parked.empty()) {
     known_worker* w = s.ring.next_eligible();
     if (w == nullptr) return;
@@ -1352,10 +1393,6 @@ void broker::send_request(known_worker& w, request& r) {
     zmq::message_t payload;
     payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
     send_addressed(to_workers_, w.identity, w.from, command::request, address, &head, &payload, 1);
-  }
-  if (log_->should_log(spdlog::level::info)) {
-    log_->info("request {} dispatched to {} attempt={} ({}/{} in flight)", r.number, w.name,
-               r.attempts, w.in_flight.size(), w.info.capacity);
   }
   if (journal_) {
     journal_event e;
@@ -1514,6 +1551,31 @@ void broker::send_after_commit(std::uint64_t seq, const std::string& client, dia
       {seq, client, to, std::string(service), std::move(head_frame), std::move(body)});
 }
 
+// Hands the access log the record of r, which ends now with `code`.
+void broker::log_access(request& r, std::uint64_t code, request_state state,
+                        std::string_view worker) {
+  const time_point now = clock::now();
+  auto us = [](time_point from, time_point to) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+  };
+  const bool dispatched = r.attempts > 0;
+  access_record a;
+  a.number = r.number;
+  a.code = code;
+  a.outcome = std::string(request_state_name(state));
+  a.service = r.target->name;
+  a.worker = std::string(worker);
+  a.attempts = r.attempts;
+  a.client = r.client;
+  a.stock = r.from == dialect::mdp;
+  a.head.copy(r.head);  // shares a large buffer; a small one is copied inline
+  a.bytes = r.payload.size();
+  a.queued_us = us(r.received_at, dispatched ? r.dispatched_at : now);
+  a.worker_us = dispatched ? us(r.dispatched_at, now) : 0;
+  a.total_us = us(r.received_at, now);
+  access_.add(std::move(a));
+}
+
 // The final reply of r goes to its client and to every resend waiting for it,
 // once the journal holds the outcome; the reply is remembered under r's key so
 // that a later resend gets it again. The caller erases r.
@@ -1530,6 +1592,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
                             std::string_view worker) {
   if (r.quota_bytes > 0) quota_.release(r.client, r.quota_bytes);
   r.quota_bytes = 0;
+  if (access_.enabled()) log_access(r, result_code, state, worker);
   std::uint64_t seq = 0;
   // The reply, for the reply cache and the journal: only a request with a key
   // can be sent again, so only its reply is kept.

@@ -23,6 +23,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "broker/access_log.hpp"
 #include "broker/block_recycler.hpp"
 #include "broker/client_quota.hpp"
 #include "broker/journal.hpp"
@@ -73,6 +74,8 @@ struct broker_options {
   std::size_t max_inflight_per_client = 10000;    // unanswered requests per client, then 503; 0: no cap
   std::size_t max_services = 10000;               // distinct service names (clients' and workers')
   std::size_t max_held_bytes = std::size_t{2} << 30;  // request bytes held in memory, then 503; 0: no cap
+  long shutdown_grace_ms = 5000;                  // on SIGINT/SIGTERM: how long workers may finish
+                                                  // what they hold before the broker leaves
 };
 
 // Counters reported by mmi.stats.
@@ -111,8 +114,12 @@ class broker {
   std::string backend_endpoint() const;
 
   // Serves until stop() or SIGINT/SIGTERM, then sends DISCONNECT to every worker.
+  // A signal stops it cleanly: new requests are answered 503 "shutting down",
+  // nothing more is dispatched, the workers get up to shutdown_grace_ms to
+  // answer what they hold, and every outcome is committed before it returns;
+  // what is still unfinished stays in the journal for the next start.
   void run();
-  // Asks run() to return; safe from any thread.
+  // Asks run() to return at once; safe from any thread.
   void stop();
 
  private:
@@ -122,6 +129,10 @@ class broker {
   std::size_t handle_backend();
   void on_tick();
   void trim_after_burst();
+  // Enters the clean stop (run()'s contract): refuse, stop dispatching, wait.
+  void begin_shutdown();
+  // Forgets services with no worker and nothing waiting or in flight.
+  void forget_idle_services();
 
   void on_client_message(std::string&& client, zmq::multipart_t&& frames);
   void on_oversized_client_message(const std::string& client, zmq::multipart_t& frames,
@@ -182,6 +193,7 @@ class broker {
   void finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
                       std::vector<zmq::message_t>&& body, request_state state,
                       std::string_view worker);
+  void log_access(request& r, std::uint64_t code, request_state state, std::string_view worker);
   void send_after_commit(std::uint64_t seq, const std::string& client, dialect to,
                          std::string_view service, zmq::message_t&& head_frame,
                          std::vector<zmq::message_t>&& body);
@@ -206,6 +218,7 @@ class broker {
 
   broker_options options_;                   // as configured
   std::shared_ptr<spdlog::logger> log_;      // loadbalancer.log and stderr
+  access_log access_;                        // one line per finished request (info)
   zmq::socket_t frontend_;                   // ROUTER for clients
   zmq::socket_t backend_;                    // ROUTER for workers
   outbox to_clients_;                        // frontend sends, flushed after each batch
@@ -215,6 +228,8 @@ class broker {
   raw_map worker_head_;  // the same for the REPLY header being handled
   loop_waker waker_;                         // lets stop() interrupt poll
   std::atomic<bool> stopping_{false};        // set by stop()
+  bool shutting_down_{false};                // a signal arrived: clean stop under way
+  time_point shutdown_deadline_{};           // when the clean stop gives up waiting
   milliseconds expiry_;                      // liveness x the broker's heartbeat interval
 
   std::unordered_map<std::string, std::unique_ptr<known_worker>> workers_;  // by routing id

@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
                  "request's own timeout_ms wins)")
       ->capture_default_str()
       ->check(CLI::Range(1L, 30L * 24 * 3600 * 1000));
+  app.add_option("--shutdown-grace-ms", options.shutdown_grace_ms,
+                 "on SIGTERM/SIGINT: how long workers may finish what they hold (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(0L, 600000L));
   app.add_option("--liveness", options.liveness, "missed heartbeats before a worker is dead")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));

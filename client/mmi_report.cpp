@@ -108,15 +108,8 @@ std::string format_workers(const nlohmann::json& result) {
   }
   if (workers == nullptr || workers->empty()) return "no workers\n";
   std::vector<std::vector<std::string>> rows{
-      {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "HOST", "PID"}};
-  // Why a worker is not ready (its load report's reason), as a last column
-  // when any worker gives one.
-  bool reasons = false;
-  for (const nlohmann::json& w : *workers) {
-    reasons = reasons || (w.is_object() && w.contains("reason") && w["reason"].is_string() &&
-                          !w["reason"].get<std::string>().empty());
-  }
-  if (reasons) rows.front().push_back("REASON");
+      {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "PROTOCOL", "HOST",
+       "PID"}};
   for (const nlohmann::json& w : *workers) {
     if (!w.is_object()) continue;
     std::string memory = "-";
@@ -130,14 +123,16 @@ std::string format_workers(const nlohmann::json& result) {
     }
     std::string seen = "-";
     if (auto ms = number(w, "last_seen_ms")) seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
-    rows.push_back({cell(w, "name"), cell(w, "state"), cell(w, "in_flight") + " / " + cell(w, "capacity"),
-                    memory, seen, cell(w, "service"), cell(w, "host"), cell(w, "pid")});
-    if (reasons) {
-      const std::string reason = w.value("reason", nlohmann::json()).is_string()
-                                     ? w["reason"].get<std::string>()
-                                     : std::string();
-      rows.back().push_back(reason.empty() ? "-" : safe(reason, 160));
+    // Why a worker is not ready, when it says (its load report's reason).
+    std::string state = cell(w, "state");
+    if (auto it = w.find("reason"); it != w.end() && it->is_string() && !it->get<std::string>().empty()) {
+      state += " (" + it->get<std::string>() + ")";
     }
+    // Its dialect and the heartbeat interval it is held to: "carico 500ms", "mdp 2500ms".
+    std::string protocol = cell(w, "dialect");
+    if (auto ms = number(w, "heartbeat_ms")) protocol += " " + std::to_string(static_cast<long long>(*ms)) + "ms";
+    rows.push_back({cell(w, "name"), state, cell(w, "in_flight") + " / " + cell(w, "capacity"), memory,
+                    seen, cell(w, "service"), protocol, cell(w, "host"), cell(w, "pid")});
   }
   return render_table(rows);
 }

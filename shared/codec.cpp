@@ -131,7 +131,8 @@ std::optional<std::string> read_client_request(zmq::multipart_t& frames,
   out.from = *envelope.from;
   out.service = frames[2].to_string();
   const std::size_t body = frames.size() - 3;
-  if (out.from == dialect::mdp) {  // RFC 7: the body is opaque, any number of frames
+  if (out.from == dialect::mdp) {  // RFC 7: the body is one or more opaque frames
+    if (body == 0) return "message has no body frame";
     out.body_frames = body;
     if (body > 0) out.payload = std::move(frames[3]);
     for (std::size_t i = 4; i < frames.size(); ++i) out.more.push_back(std::move(frames[i]));
@@ -387,7 +388,8 @@ std::optional<std::string> read_worker_message(zmq::multipart_t& frames, header_
       if (n < 5) return std::string(name) + " takes an address and an empty frame";
       if (frames[4].size() != 0) return std::string(name) + " frame 4 must be empty";
       m.address = std::move(frames[3]);
-      if (stock) {
+      if (stock) {  // RFC 7: frames 6+ are the body, one or more
+        if (n < 6) return std::string(name) + " has no body frame";
         m.body = take_rest(frames, 5);
         break;
       }

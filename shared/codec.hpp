@@ -91,9 +91,9 @@ struct client_request {
   header head;                    // carico: frame 3, when decoded (not while head_raw); stock: empty
   zmq::message_t head_frame;      // carico: frame 3 as received; stock: empty
   zmq::message_t payload;         // the first body frame: carico frame 4 (an empty frame when
-                                  // absent); stock frame 3 (empty when the body has none)
+                                  // absent); stock frame 3
   std::vector<zmq::message_t> more;  // stock: body frames after the first (usually none)
-  std::size_t body_frames{0};     // stock: frames in the body, 0 or more; carico: 1
+  std::size_t body_frames{0};     // stock: frames in the body, 1 or more; carico: 1
   bool head_raw{false};           // header_mode::keep_raw: raw_map reads head_frame, `head` is not
                                   // decoded yet (decode_head() does it)
 };

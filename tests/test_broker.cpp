@@ -25,55 +25,6 @@ const std::string sig_c(client_ext_signature);  // a carico client
 const std::string sig_w(worker_ext_signature);  // a carico worker
 const std::string sig_sc(client_signature);     // a stock MDP/0.1 client
 
-// Starts workers one at a time, each registered before the next connects, so
-// that ring order is the order of names.
-std::vector<std::unique_ptr<fake_worker>> start_workers(zmq::context_t& context,
-                                                        const running_broker& broker,
-                                                        fake_client& mmi,
-                                                        const std::vector<std::string>& names,
-                                                        fake_worker_options options = {}) {
-  std::vector<std::unique_ptr<fake_worker>> out;
-  const std::size_t before = wait_for_workers(mmi, 0, 0ms).size();
-  for (const std::string& name : names) {
-    options.endpoint = broker.backend();
-    options.name = name;
-    out.push_back(std::make_unique<fake_worker>(context, options));
-    REQUIRE(wait_for_workers(mmi, before + out.size()).size() == before + out.size());
-  }
-  return out;
-}
-
-// Workers that answer only when told (fake_worker::reply), each holding up to
-// `capacity` requests; started as start_workers does.
-std::vector<std::unique_ptr<fake_worker>> holding_workers(zmq::context_t& context,
-                                                          const running_broker& broker,
-                                                          fake_client& mmi,
-                                                          const std::vector<std::string>& names,
-                                                          std::uint64_t capacity = 1) {
-  fake_worker_options holds;
-  holds.auto_reply = false;
-  holds.capacity = capacity;
-  return start_workers(context, broker, mmi, names, holds);
-}
-
-// The mmi.workers entry of a worker, or null.
-json worker_entry(fake_client& mmi, const std::string& name) {
-  std::optional<client_view> r = mmi.call("mmi.workers", json::object(), "");
-  if (!r) return nullptr;
-  for (const json& w : r->head["result"]["workers"]) {
-    if (w["name"] == name) return w;
-  }
-  return nullptr;
-}
-
-bool worker_state_is(fake_client& mmi, const std::string& name, const std::string& state) {
-  return eventually([&] {
-    json w = worker_entry(mmi, name);
-    return !w.is_null() && w["state"] == state;
-  });
-}
-
-std::string worker_of(const client_view& r) { return r.head.value("worker", std::string("?")); }
 
 }  // namespace
 

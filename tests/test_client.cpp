@@ -736,9 +736,16 @@ TEST_CASE("reply lines and reports") {
                    {{{"name", "w1"}, {"service", "text"}, {"state", "ready"}, {"in_flight", 0}, {"capacity", 2}},
                     {{"name", "worker-long-name"}, {"service", "text"}, {"state", "overload"}}}}};
   std::string table = format_workers(workers);
-  CHECK(table.rfind("NAME              STATE     IN FLIGHT  MEMORY  LAST HEARTBEAT  SERVICE  HOST  PID\n", 0) == 0);
-  CHECK(table.find("\nw1                ready     0 / 2      -       -               text     -     -\n") !=
+  CHECK(table.rfind("NAME              STATE     IN FLIGHT  MEMORY  LAST HEARTBEAT  SERVICE  PROTOCOL  HOST  PID\n",
+                    0) == 0);
+  CHECK(table.find("\nw1                ready     0 / 2      -       -               text     -         -     -\n") !=
         std::string::npos);
+  // The dialect with its heartbeat interval, and why a worker is not ready.
+  std::string v2 = format_workers({{"workers",
+                                    {{{"name", "s"}, {"state", "overload"}, {"reason", "storage full"},
+                                      {"dialect", "mdp"}, {"heartbeat_ms", 2500}}}}});
+  CHECK(v2.find("overload (storage full)") != std::string::npos);
+  CHECK(v2.find("mdp 2500ms") != std::string::npos);
   CHECK(format_workers({{"workers", json::array()}}) == "no workers\n");
   // A name with an escape sequence or a newline cannot reach the terminal as such.
   std::string hostile = format_workers({{"workers", {{{"name", "a\x1b[2J\nb"}, {"host", "h\r"}}}}});

@@ -168,10 +168,9 @@ TEST_CASE("a stock request's body is opaque frames, never a header", "[codec][cl
     CHECK(three->more[0].to_string() == map_of({{"k", 1}}));
     CHECK(three->more[1].to_string() == "c");
   }
-  SECTION("no body frame at all, and an empty one, are bodies too") {
+  SECTION("one empty frame is a body; no frame at all is malformed (RFC 7: one or more)") {
     decoded<client_request> none = decode_client_request(frames_of({"", sig_sc, "echo"}));
-    REQUIRE(none);
-    CHECK(none->body_frames == 0);
+    CHECK_FALSE(none);
     decoded<client_request> e = decode_client_request(frames_of({"", sig_sc, "echo", ""}));
     REQUIRE(e);
     CHECK(e->body_frames == 1);
@@ -444,6 +443,7 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
     CHECK_FALSE(decode_worker_message(
         frames_of({"", sig_w, cmd(command::request), "c", "", "bad", "p"})));
     CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c"})));
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c", ""})));
     CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c", "x"})));
   }
 }
@@ -544,10 +544,8 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
     REQUIRE(m->body.size() == 2);
     CHECK(m->body[0].to_string() == map_of({{"code", 404}}));
     CHECK(m->body[1].to_string() == "world");
-    decoded<worker_message> empty =
-        decode_worker_message(frames_of({"", sig_sw, cmd(command::reply), "cid", ""}));
-    REQUIRE(empty);
-    CHECK(empty->body.empty());
+    // RFC 7: frames 6+ are the body; a stock REPLY without one is malformed.
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::reply), "cid", ""})));
   }
   SECTION("a carico reply's frame 5 must be a header: the dialect is never guessed") {
     CHECK_FALSE(decode_worker_message(

@@ -692,3 +692,27 @@ TEST_CASE("parked requests with a journal: committed, reloaded in order, answere
   CHECK_FALSE(c.recv(100ms));
   CHECK(w.requests().size() == 4);
 }
+
+TEST_CASE("a stock client's request survives a restart with its body frames intact",
+          "[journal][mdp]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  zmq::context_t context;
+  const std::string map = header::from_json({{"code", 404}}).value->encode_string();
+  {
+    running_broker broker(context, journaled(path));
+    fake_client stock(context, broker.frontend());
+    stock.send_raw({"", std::string(client_signature), "later", "part1", map, ""});
+    fake_client mmi(context, broker.frontend());
+    CHECK(eventually([&] { return mmi_stats(mmi)["queued"] == 1; }));
+  }
+  running_broker again(context, journaled(path));
+  fake_client mmi(context, again.frontend());
+  fake_worker_options plain;
+  plain.plain_mdp = true;
+  plain.service = "later";
+  plain.auto_reply = false;
+  auto workers = start_workers(context, again, mmi, {"P"}, plain);
+  REQUIRE(workers[0]->wait_requests(1));
+  CHECK(workers[0]->requests()[0].body == std::vector<std::string>{"part1", map, ""});
+}

@@ -1,5 +1,7 @@
 #include "tests/support/fake_peers.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -111,7 +113,8 @@ void fake_worker::run() {
                       options_.service}));
     } else {
       send(encode_ready(dialect::carico, options_.service,
-                        {options_.name, options_.capacity, 4242, "test-host", 0}));
+                        {options_.name, options_.capacity, 4242, "test-host",
+                         options_.announce_heartbeat_ms}));
     }
   }
   next_heartbeat_ = clock::now() + options_.heartbeat;
@@ -180,6 +183,7 @@ void fake_worker::receive_all() {
       r.attempt = m->head ? m->head->get_uint("attempt").value_or(0) : 0;
       r.address = m->address.to_string();
       r.payload = m->body.empty() ? std::string() : m->body[0].to_string();
+      for (const zmq::message_t& f : m->body) r.body.push_back(f.to_string());
       requests_.push_back(r);
       lock.unlock();
       if (options_.silent_on_request) silent_ = true;
@@ -393,5 +397,57 @@ nlohmann::json mmi_stats(fake_client& client) {
   if (!r || !r->head.contains("result")) return nlohmann::json::object();
   return r->head["result"];
 }
+
+// ------------------------------------------------------------------ fixtures
+
+// Starts workers one at a time, each registered before the next connects, so
+// that ring order is the order of names.
+std::vector<std::unique_ptr<fake_worker>> start_workers(zmq::context_t& context,
+                                                        const running_broker& broker,
+                                                        fake_client& mmi,
+                                                        const std::vector<std::string>& names,
+                                                        fake_worker_options options) {
+  std::vector<std::unique_ptr<fake_worker>> out;
+  const std::size_t before = wait_for_workers(mmi, 0, 0ms).size();
+  for (const std::string& name : names) {
+    options.endpoint = broker.backend();
+    options.name = name;
+    out.push_back(std::make_unique<fake_worker>(context, options));
+    REQUIRE(wait_for_workers(mmi, before + out.size()).size() == before + out.size());
+  }
+  return out;
+}
+
+// Workers that answer only when told (fake_worker::reply), each holding up to
+// `capacity` requests; started as start_workers does.
+std::vector<std::unique_ptr<fake_worker>> holding_workers(zmq::context_t& context,
+                                                          const running_broker& broker,
+                                                          fake_client& mmi,
+                                                          const std::vector<std::string>& names,
+                                                          std::uint64_t capacity) {
+  fake_worker_options holds;
+  holds.auto_reply = false;
+  holds.capacity = capacity;
+  return start_workers(context, broker, mmi, names, holds);
+}
+
+// The mmi.workers entry of a worker, or null.
+nlohmann::json worker_entry(fake_client& mmi, const std::string& name) {
+  std::optional<client_view> r = mmi.call("mmi.workers", nlohmann::json::object(), "");
+  if (!r) return nullptr;
+  for (const nlohmann::json& w : r->head["result"]["workers"]) {
+    if (w["name"] == name) return w;
+  }
+  return nullptr;
+}
+
+bool worker_state_is(fake_client& mmi, const std::string& name, const std::string& state) {
+  return eventually([&] {
+    nlohmann::json w = worker_entry(mmi, name);
+    return !w.is_null() && w["state"] == state;
+  });
+}
+
+std::string worker_of(const client_view& r) { return r.head.value("worker", std::string("?")); }
 
 }  // namespace carico::test

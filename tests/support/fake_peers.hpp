@@ -89,6 +89,7 @@ struct fake_worker_options {
   milliseconds reply_delay{0};          // how long an automatic reply waits
   bool silent_on_request = false;       // fall silent as soon as a request arrives
   milliseconds heartbeat{20};           // interval of its own heartbeats
+  std::uint64_t announce_heartbeat_ms = 0;  // READY heartbeat_ms; 0: none (the broker's own)
   bool send_ready = true;               // send READY on start
 };
 
@@ -98,7 +99,8 @@ struct received_request {
   std::uint64_t attempt{0};  // header `attempt`, 0 when missing
   std::string address;       // frame 3: the broker's token for the request
   nlohmann::json head;       // frame 5 as JSON
-  std::string payload;       // frame 6
+  std::string payload;       // the first body frame
+  std::vector<std::string> body;  // every body frame
 };
 
 // A DEALER speaking MDPWX1 (plain_mdp: MDPW01). Automatic replies carry a carico header
@@ -216,5 +218,28 @@ nlohmann::json wait_for_workers(fake_client& client, std::size_t n,
                                 milliseconds timeout = 2000ms);
 // The `result` of mmi.stats.
 nlohmann::json mmi_stats(fake_client& client);
+
+// ------------------------------------------------------------------ fixtures
+
+// Starts workers one at a time, each registered before the next connects, so
+// that ring order is the order of names.
+std::vector<std::unique_ptr<fake_worker>> start_workers(zmq::context_t& context,
+                                                        const running_broker& broker,
+                                                        fake_client& mmi,
+                                                        const std::vector<std::string>& names,
+                                                        fake_worker_options options = {});
+// Workers that answer only when told (fake_worker::reply), each holding up to
+// `capacity` requests; started as start_workers does.
+std::vector<std::unique_ptr<fake_worker>> holding_workers(zmq::context_t& context,
+                                                          const running_broker& broker,
+                                                          fake_client& mmi,
+                                                          const std::vector<std::string>& names,
+                                                          std::uint64_t capacity = 1);
+// The mmi.workers entry of a worker, or null.
+nlohmann::json worker_entry(fake_client& mmi, const std::string& name);
+// Whether mmi.workers soon shows the worker in `state`.
+bool worker_state_is(fake_client& mmi, const std::string& name, const std::string& state);
+// The reply's `worker`, or "?".
+std::string worker_of(const client_view& r);
 
 }  // namespace carico::test

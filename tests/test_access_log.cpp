@@ -1,0 +1,83 @@
+// The routing log as an access log: one line per finished request, formatted
+// off the broker's loop, with client text escaped.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "broker/access_log.hpp"
+#include "shared/header.hpp"
+#include "tests/support/fake_peers.hpp"
+#include "tests/support/log_capture.hpp"
+
+using namespace carico;
+using namespace carico::test;
+
+namespace {
+
+zmq::message_t head_of(const nlohmann::json& j) {
+  header_result h = header::from_json(j);
+  REQUIRE(h);
+  return h.value->encode();
+}
+
+}  // namespace
+
+TEST_CASE("an access line says where a request went and how long each part took", "[access]") {
+  access_record r;
+  r.number = 7;
+  r.code = 200;
+  r.outcome = "done";
+  r.service = "text";
+  r.worker = "w1";
+  r.attempts = 1;
+  r.client = std::string("\x00\xa1", 2);
+  r.head = head_of({{"client", "c1"}, {"id", 12}, {"title", "Banana bread"}});
+  r.bytes = 311;
+  r.queued_us = 100;
+  r.worker_us = 2300;
+  r.total_us = 2400;
+  CHECK(access_log::format(r) ==
+        "request 7 done code=200 service=text worker=w1 attempts=1 client=00a1 name=c1 id=12 "
+        "title=\"Banana bread\" bytes=311 queued_ms=0.1 worker_ms=2.3 total_ms=2.4");
+
+  SECTION("control characters from a client never reach the line raw") {
+    r.head = head_of({{"title", "evil\n2026-01-01 fake line\t\x1b[2J"}, {"id", "a\rb"}});
+    const std::string line = access_log::format(r);
+    for (char c : line) CHECK(static_cast<unsigned char>(c) >= 0x20);
+    CHECK(line.find("evil\\x0a2026") != std::string::npos);
+  }
+  SECTION("a stock client's request has no header to read") {
+    r.stock = true;
+    r.head = zmq::message_t();
+    r.worker.clear();
+    r.outcome = "expired";
+    r.code = 504;
+    CHECK(access_log::format(r) ==
+          "request 7 expired code=504 service=text worker=- attempts=1 client=00a1 dialect=mdp "
+          "bytes=311 queued_ms=0.1 worker_ms=2.3 total_ms=2.4");
+  }
+}
+
+TEST_CASE("the broker writes one access line per finished request, none at warn", "[access]") {
+  zmq::context_t context;
+  SECTION("at info") {
+    log_capture logs;
+    running_broker broker(context, fast_broker_options(), logs.logger());
+    fake_client client(context, broker.frontend());
+    auto workers = start_workers(context, broker, client, {"A"});
+    for (int i = 0; i < 5; ++i) {
+      std::optional<client_view> r = client.call("text", {{"id", i}, {"title", "t" + std::to_string(i)}}, "d");
+      REQUIRE(r);
+      CHECK(r->code() == 200);
+    }
+    REQUIRE(logs.wait_for("done code=200 service=text worker=A", 5));
+    CHECK(logs.count("title=\"t3\"") == 1);
+    CHECK(logs.count("request 1 ") == 1);  // one line per request, not one per step
+  }
+  SECTION("at warn: nothing per request, and no thread") {
+    log_capture logs;
+    logs.logger()->set_level(spdlog::level::warn);
+    access_log off(logs.logger());
+    CHECK_FALSE(off.enabled());
+  }
+}
