@@ -36,7 +36,11 @@ std::string stored_cell(const nlohmann::json& row, const char* key) {
   for (char& c : s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   }
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  if (s.size() > 60) {  // cut on a UTF-8 character boundary
+    std::size_t cut = 57;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s = s.substr(0, cut) + "...";
+  }
   return s;
 }
 

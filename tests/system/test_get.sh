@@ -78,18 +78,18 @@ def wait_for(pattern, seconds=10):
                 seen += os.read(fd, 65536)
             except OSError:
                 break
-    sys.exit("REPL: never saw %r; screen:\n%s" % (pattern, seen[-2000:].decode(errors="replace")))
+    sys.exit("REPL: never saw %r; screen: %r" % (pattern, seen[-2000:]))
 wait_for(rb"carico> ")
 os.write(fd, b"send citta-con-accenti.json\r")
 number = wait_for(rb"200 request=(\d+)").group(1)
 seen = b""
 os.write(fd, b"get \t")  # one recent number: completed in place
-wait_for(rb"get " + number)
+wait_for(rb"get \r?(\x1b\[[0-9]+G)?" + number + rb" ")  # the editor may move the cursor
 os.write(fd, b" " + work.encode() + b"/repl-copy.json\r")
 wait_for(rb"written to " + re.escape(work.encode()) + rb"/repl-copy\.json")
 os.write(fd, b"stored 3\r")
 wait_for(rb"REQUEST +TITLE +WORKER +BYTES")
-wait_for(number + rb" +Citt")
+wait_for(number + rb" +Perch\xc3\xa9")
 os.write(fd, b"get 999999\r")
 wait_for(rb"get 999999: 404 no such request")
 os.write(fd, b"exit\r")
