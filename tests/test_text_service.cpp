@@ -188,10 +188,11 @@ TEST_CASE("document_store finds a request's file, and text serves it to `get`") 
     CHECK(r.result["stored_as"] == name);
     CHECK(r.result["bytes"] == doc.size());
   }
-  SECTION("not stored here: 404") {
+  SECTION("a file not (or no longer) here: 500, gone") {
     job_result r = get(18);
-    CHECK(r.code == code::not_found);
-    CHECK_THAT(r.error, Catch::Contains("not stored here"));
+    CHECK(r.code == code::worker_failed);
+    CHECK_THAT(r.error, Catch::Contains("is gone"));
+    CHECK(r.body.empty());
   }
   SECTION("a damaged file: 500 that says so") {
     std::ofstream(dir / name, std::ios::trunc) << "{\"title\": \"Citt";

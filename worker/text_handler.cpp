@@ -16,8 +16,9 @@ void simulate_work(std::chrono::microseconds cost, const std::atomic<bool>* canc
   }
 }
 
-// `get`: the document stored for request `of`, byte for byte, as the body;
-// 404 when this store has none, 500 when its file is unreadable or damaged.
+// `get`: the document stored for request `of`, byte for byte, as the body.
+// The broker asks only the worker its journal says stored it, so a file
+// that is not here is gone (500), as is one unreadable or damaged.
 job_result fetch_document(const document_store& store, std::uint64_t of) {
   job_result r;
   const std::string n = std::to_string(of);
@@ -25,8 +26,9 @@ job_result fetch_document(const document_store& store, std::uint64_t of) {
     const std::optional<std::string> name = store.find(of);
     std::optional<std::string> bytes = name ? store.read(*name) : std::nullopt;
     if (!bytes) {
-      r.code = code::not_found;
-      r.error = "request " + n + " is not stored here (" + store.dir().string() + ")";
+      r.code = code::worker_failed;
+      r.error = "the stored document of request " + n + " is gone: no " + n + "-*.json in " +
+                store.dir().string();
       return r;
     }
     if (decoded<document> doc = parse_document(*bytes); !doc) {

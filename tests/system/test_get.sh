@@ -2,7 +2,7 @@
 # `get`: 3 workers with separate stores; 12 documents sent (the 1 MiB one and a
 # non-ASCII title among them), each fetched back with `carico-client get N
 # --out F` and compared byte for byte; an unknown request is a 404 and a
-# non-zero exit; the REPL's `get N FILE` (with completion of N) and `stored`
+# non-zero exit; a damaged or deleted stored file is a 500 that says so; the REPL's `get N FILE` (with completion of N) and `stored`
 # through a pty; the holder killed: 503 naming it within 5 s, --out untouched;
 # with --curve, another client's key gets 404.
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +54,21 @@ if "$CLIENT" --connect "$front" get 999999 --out "$WORK/none.json" 2>"$WORK/unkn
 fi
 grep -q "404 no such request: 999999" "$WORK/unknown.err" || fail "unknown request: no 404 said"
 [ ! -e "$WORK/none.json" ] || fail "unknown request: --out was written"
+
+# A stored file damaged, or gone, on its worker: 500 that says so.
+read -r number worker _ < <(grep " w3 " "$WORK/sent.txt" | tail -n 1)
+stored=$(find "$WORK/storage/w3" -name "$number-*.json")
+printf '{"titolo": "tron' >"$stored"
+if "$CLIENT" --connect "$front" get "$number" --out "$WORK/damaged.json" 2>"$WORK/damaged.err"; then
+  fail "get of a damaged file exited 0"
+fi
+grep -q "500 stored file $number-.* is damaged" "$WORK/damaged.err" || fail "damaged: $(cat "$WORK/damaged.err")"
+rm "$stored"
+if "$CLIENT" --connect "$front" get "$number" --out "$WORK/damaged.json" 2>"$WORK/gone.err"; then
+  fail "get of a deleted file exited 0"
+fi
+grep -q "500 the stored document of request $number is gone" "$WORK/gone.err" || fail "gone: $(cat "$WORK/gone.err")"
+[ ! -e "$WORK/damaged.json" ] || fail "damaged or gone: --out was written"
 
 # The REPL on a pty: send, `get <Tab>` completes the request number, the copy
 # is the document; `stored` lists it; a get of an unknown request says 404.
