@@ -9,8 +9,7 @@
 
 namespace carico {
 
-std::optional<std::uint64_t> broker::get_of(const std::string& client,
-                                            client_request& message) {
+std::optional<std::uint64_t> broker::get_of(const std::string& client, client_request& message) {
   std::optional<std::uint64_t> of;
   bool present = false;
   if (message.head_raw) {
@@ -54,15 +53,18 @@ void broker::accept_get(std::string&& client, client_request&& message, std::uin
   };
   if (shutting_down_) return refuse(code::queue_full, "shutting down");
   if (!journal_) {
-    return refuse(code::not_found, "no journal: this broker runs with --journal none, so it "
-                                   "does not know who stored request " + n);
+    return refuse(code::not_found,
+                  "no journal: this broker runs with --journal none, so it "
+                  "does not know who stored request " +
+                      n);
   }
   const std::optional<journal_record> row = journal_->find(of);
   // With curve, another client's document does not exist for this one.
   if (!row || (options_.curve && journal_->owner_of(of).value_or("") != owner_of(message))) {
     return refuse(code::not_found, "no such request: " + n);
   }
-  if (!is_final(row->state)) return refuse(code::not_found, "request " + n + " is not answered yet");
+  if (!is_final(row->state))
+    return refuse(code::not_found, "request " + n + " is not answered yet");
   if (row->state != request_state::done || row->stored_as.empty()) {
     return refuse(code::not_found,
                   "request " + n + " stored no document: it ended " +
@@ -83,11 +85,12 @@ void broker::accept_get(std::string&& client, client_request&& message, std::uin
   }
   if (holder == nullptr) {
     return refuse(code::queue_full, "worker " + row->worker + ", which stored request " + n +
-                                         " as " + row->stored_as + ", is not connected");
+                                        " as " + row->stored_as + ", is not connected");
   }
   if (holder->from != dialect::carico) {
-    return refuse(code::queue_full, "worker " + row->worker + " is a stock MDP/0.1 worker: it "
-                                         "cannot serve get");
+    return refuse(code::queue_full, "worker " + row->worker +
+                                        " is a stock MDP/0.1 worker: it "
+                                        "cannot serve get");
   }
   ++stats_.received;
   request r;

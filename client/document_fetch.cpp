@@ -11,7 +11,9 @@
 
 namespace carico {
 
-nlohmann::json fetch_header(std::uint64_t number) { return nlohmann::json{{"get", number}}; }
+nlohmann::json fetch_header(std::uint64_t number) {
+  return nlohmann::json{{"get", number}};
+}
 
 fetched fetch_document(client& c, const std::string& service, std::uint64_t number) {
   return read_fetch_reply(c.call(service, fetch_header(number), ""));
@@ -50,7 +52,8 @@ std::optional<std::string> write_whole_file(const std::string& path, std::string
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::string temp = (dir / (".carico-get-XXXXXX")).string();
   const int fd = ::mkstemp(temp.data());
-  if (fd < 0) return "cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno);
+  if (fd < 0)
+    return "cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno);
   auto fail = [&](const std::string& what) {
     const std::string reason = what + ": " + std::strerror(errno);
     ::close(fd);

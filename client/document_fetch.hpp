@@ -16,11 +16,11 @@
 namespace carico {
 
 struct fetched {
-  std::uint64_t code{0};   // the reply's code (200: bytes is the whole document)
-  std::string reason;      // "CODE message" when code is not 200
-  std::string bytes;       // the document, byte for byte as it was sent
-  std::string worker;      // the worker that held it
-  std::string stored_as;   // its file name in that worker's store
+  std::uint64_t code{0};  // the reply's code (200: bytes is the whole document)
+  std::string reason;     // "CODE message" when code is not 200
+  std::string bytes;      // the document, byte for byte as it was sent
+  std::string worker;     // the worker that held it
+  std::string stored_as;  // its file name in that worker's store
 
   bool ok() const { return code == 200; }
 };

@@ -127,7 +127,8 @@ void repl::cmd_stored(const arguments& args) {
       say("no stored documents");
       return;
     }
-    std::vector<std::vector<std::string>> table{{"REQUEST", "TITLE", "WORKER", "BYTES", "WHEN (UTC)"}};
+    std::vector<std::vector<std::string>> table{
+        {"REQUEST", "TITLE", "WORKER", "BYTES", "WHEN (UTC)"}};
     for (const nlohmann::json& row : rows) {
       table.push_back({stored_cell(row, "request"), stored_cell(row, "title"),
                        stored_cell(row, "worker"), stored_cell(row, "bytes"),
