@@ -165,6 +165,24 @@ void read_result_summary(const zmq::message_t& head_frame, journal_record& row) 
   }
 }
 
+// mmi.stats' "journal": whether it can be written (and since when, unix ms),
+// why not, and its size on disk against its bound.
+nlohmann::json journal_json(const journal& j, const broker_options& options,
+                            std::uint64_t refused) {
+  const journal_health h = j.health();
+  nlohmann::json out = {{"state", h.writable ? "ok" : "unavailable"},
+                        {"since_ms", h.since_ms},
+                        {"refused", refused},
+                        {"bytes", j.disk_bytes()},
+                        {"max_bytes", options.journal_max_bytes}};
+  if (!h.writable) {
+    out["error"] = h.error;
+    out["failed_writes"] = h.attempts;
+    out["waiting_events"] = h.waiting;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string hex_id(std::string_view bytes) {
@@ -480,6 +498,16 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   if (!was_raw) timeout_ms = message.head.get_uint("timeout_ms");
   std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
+  if (journal_ && !journal_->writable() && !(key && keyed_.contains(key->text))) {
+    // No outcome could be recorded, so nothing new is taken (the journal
+    // logged the state once); a resend of a request in flight may still
+    // wait for its outcome.
+    ++stats_.refused;
+    ++stats_.journal_refused;
+    reply_error(client, message.from, message.service, code::queue_full, "journal unavailable",
+                &decode_head(message));
+    return;
+  }
   if (key && answer_resend(client, *key)) return;
   if (shutting_down_) {
     ++stats_.refused;
@@ -785,25 +813,27 @@ nlohmann::json broker::stats_json() const {
   for (const service* s : shown) {
     services[s->name] = {{"workers", s->ring.size()}, {"queued", waiting(*s)}};
   }
-  return {{"received", stats_.received},
-          {"done", stats_.done},
-          {"failed", stats_.failed},
-          {"expired", stats_.expired},
-          {"redispatched", stats_.redispatched},
-          {"refused", stats_.refused},
-          {"malformed", stats_.malformed},
-          {"late_replies", stats_.late_replies},
-          {"unread_dropped", stats_.unread_dropped},
-          {"resends", stats_.resends},
-          {"mdp_dropped", stats_.mdp_dropped},
-          {"queued", queued},
-          {"in_flight", requests_.size() - queued_in_full},
-          {"workers", workers_.size()},
-          {"workers_joined", stats_.workers_joined},
-          {"workers_lost", stats_.workers_lost},
-          {"services", services},
-          {"services_known", services_.size()},
-          {"uptime_ms", ms_between(started_at_, clock::now())}};
+  nlohmann::json out = {{"received", stats_.received},
+                        {"done", stats_.done},
+                        {"failed", stats_.failed},
+                        {"expired", stats_.expired},
+                        {"redispatched", stats_.redispatched},
+                        {"refused", stats_.refused},
+                        {"malformed", stats_.malformed},
+                        {"late_replies", stats_.late_replies},
+                        {"unread_dropped", stats_.unread_dropped},
+                        {"resends", stats_.resends},
+                        {"mdp_dropped", stats_.mdp_dropped},
+                        {"queued", queued},
+                        {"in_flight", requests_.size() - queued_in_full},
+                        {"workers", workers_.size()},
+                        {"workers_joined", stats_.workers_joined},
+                        {"workers_lost", stats_.workers_lost},
+                        {"services", services},
+                        {"services_known", services_.size()},
+                        {"uptime_ms", ms_between(started_at_, clock::now())}};
+  if (journal_) out["journal"] = journal_json(*journal_, options_, stats_.journal_refused);
+  return out;
 }
 
 nlohmann::json broker::request_json(const request& r) const {
@@ -1433,6 +1463,7 @@ void broker::open_journal() {
   journal_options options;
   options.path = options_.journal_path;
   options.keep = options_.journal_keep;
+  options.max_bytes = options_.journal_max_bytes;
   options.on_commit = [this] { journal_commits_.wake(); };
   journal_ = std::make_unique<journal>(std::move(options), log_);
   journal_keys_ = std::make_unique<key_filter>();

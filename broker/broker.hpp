@@ -62,6 +62,8 @@ struct broker_options {
   std::uint64_t max_attempts = 3;                 // workers a request may be given to
   std::string journal_path{};                     // SQLite request journal; empty for none
   std::chrono::milliseconds journal_keep = std::chrono::hours(24 * 7);  // finished rows kept
+  std::uint64_t journal_max_bytes = 1ULL << 30;   // journal files on disk; the oldest
+                                                  // finished rows go to stay under it
   std::size_t remembered_replies = 100000;        // answered keys kept in memory for resends
   // Security and limits (docs/security.md).
   bool curve = false;                             // CurveZMQ on both sockets, ZAP allow lists
@@ -94,6 +96,7 @@ struct broker_stats {
   std::uint64_t resends{0};        // keyed requests seen again: attached or answered again
   std::uint64_t mdp_dropped{0};    // stock (MDPC01) requests that failed: MDP/0.1 has no error
                                    // reply, so nothing was sent
+  std::uint64_t journal_refused{0};  // new requests answered 503: the journal could not be written
 };
 
 class broker {

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <unordered_map>
 
 #include <fcntl.h>
@@ -217,6 +218,36 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   return std::chrono::seconds(n * unit);
 }
 
+std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  struct suffix {
+    std::string_view name;  // as typed after the number
+    std::uint64_t unit;     // bytes it stands for
+  };
+  static constexpr suffix suffixes[] = {
+      {"TiB", 1ULL << 40}, {"GiB", 1ULL << 30},      {"MiB", 1ULL << 20},
+      {"KiB", 1ULL << 10}, {"TB", 1000000000000ULL}, {"GB", 1000000000ULL},
+      {"MB", 1000000ULL},  {"KB", 1000ULL},          {"kB", 1000ULL},
+      {"T", 1ULL << 40},   {"G", 1ULL << 30},        {"M", 1ULL << 20},
+      {"K", 1ULL << 10},   {"k", 1ULL << 10},        {"B", 1}};
+  std::uint64_t unit = 1;
+  for (const suffix& s : suffixes) {
+    if (text.size() > s.name.size() && text.ends_with(s.name)) {
+      unit = s.unit;
+      text.remove_suffix(s.name.size());
+      break;
+    }
+  }
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  constexpr std::uint64_t most = std::uint64_t{1} << 62;
+  if (n > most / unit) return std::nullopt;
+  return n * unit;
+}
+
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -286,12 +317,13 @@ struct journal::writer_statements {
   explicit writer_statements(sqlite3* db)
       : begin(db, "BEGIN"),
         commit(db, "COMMIT"),
-        insert(db,
-               "INSERT OR REPLACE INTO requests (number, client, client_id, service, title, bytes, "
-               "state, worker, attempts, received_ms, dispatched_ms, completed_ms, code, count_a, "
-               "stored_as, reply_head, reply_body, request_head, payload, owner) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-               "?18, ?19, ?20)"),
+        insert(
+            db,
+            "INSERT OR REPLACE INTO requests (number, client, client_id, service, title, bytes, "
+            "state, worker, attempts, received_ms, dispatched_ms, completed_ms, code, count_a, "
+            "stored_as, reply_head, reply_body, request_head, payload, owner) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+            "?18, ?19, ?20)"),
         dispatch(db,
                  "UPDATE requests SET state = 'dispatched', worker = ?2, attempts = ?3, "
                  "dispatched_ms = ?4 WHERE number = ?1"),
@@ -310,7 +342,13 @@ struct journal::writer_statements {
               "DELETE FROM requests WHERE number IN (SELECT number FROM "
               "(SELECT number, state, completed_ms FROM requests ORDER BY number LIMIT ?2) "
               "WHERE state IN ('done', 'failed', 'expired', 'refused') AND completed_ms < ?1 "
-              "LIMIT ?3)") {}
+              "LIMIT ?3)"),
+        prune_oldest(db,
+                     "DELETE FROM requests WHERE number IN (SELECT number FROM requests "
+                     "WHERE state IN ('done', 'failed', 'expired', 'refused') "
+                     "ORDER BY number LIMIT ?1)"),
+        page_count(db, "PRAGMA page_count"),
+        freelist_count(db, "PRAGMA freelist_count") {}
   sql_statement begin;       // opens a batch
   sql_statement commit;      // ends a batch
   sql_statement insert;      // a whole row
@@ -319,7 +357,21 @@ struct journal::writer_statements {
   sql_statement high_water;  // meta.max_number, so numbers survive pruning
   sql_statement reserve;     // meta.reserved_number, see journal::reserved()
   sql_statement prune;       // old finished rows
+  sql_statement prune_oldest;    // the oldest finished rows, however young
+  sql_statement page_count;      // pages in the file, used or free
+  sql_statement freelist_count;  // free pages in the file
 };
+
+namespace {
+
+// The one value a PRAGMA statement returns; its statement is reset for the next time.
+std::uint64_t read_count(sql_statement& s) {
+  const std::uint64_t n = s.step() ? static_cast<std::uint64_t>(s.integer(0)) : 0;
+  s.reset();
+  return n;
+}
+
+}  // namespace
 
 journal::journal(journal_options options, std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)), log_(logger ? std::move(logger) : null_logger()) {
@@ -335,6 +387,7 @@ journal::journal(journal_options options, std::shared_ptr<spdlog::logger> logger
     throw journal_error("journal " + options_.path + ": " + e.what());
   }
   next_prune_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  health_.since_ms = unix_ms();
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -398,6 +451,9 @@ void journal::open_files() {
   }
   sqlite3_busy_timeout(db_, 5000);
   try {
+    // A new file gives pruned pages back to the file system (keep_under_bound);
+    // on an existing file this changes nothing (it would take a VACUUM).
+    exec(db_, "PRAGMA auto_vacuum = INCREMENTAL");
     sql_statement mode(db_, "PRAGMA journal_mode = WAL");
     if (!mode.step() || mode.text(0) != "wal") {
       throw journal_error("cannot switch to WAL mode (is the directory writable?)");
@@ -411,6 +467,16 @@ void journal::open_files() {
     throw;
   }
   exec(db_, "PRAGMA synchronous = NORMAL");
+  page_size_ = std::max<std::uint64_t>(pragma_value("PRAGMA page_size"), 512);
+  can_shrink_ = pragma_value("PRAGMA auto_vacuum") == 2;
+  if (options_.max_bytes > 0) {
+    // The WAL takes a sixteenth of the bound, at most SQLite's usual 4 MiB:
+    // checkpointed at that size and truncated back to it after.
+    wal_budget_ = std::min<std::uint64_t>(std::uint64_t{4} << 20, options_.max_bytes / 16);
+    const std::uint64_t pages = std::max<std::uint64_t>(16, wal_budget_ / page_size_);
+    exec(db_, ("PRAGMA wal_autocheckpoint = " + std::to_string(pages)).c_str());
+    exec(db_, ("PRAGMA journal_size_limit = " + std::to_string(wal_budget_)).c_str());
+  }
   {
     sql_statement check(db_, "PRAGMA quick_check");
     std::string verdict = check.step() ? check.text(0) : "no answer";
@@ -502,42 +568,141 @@ std::uint64_t journal::post(journal_event&& event) {
   return seq;
 }
 
-void journal::flush() {
+bool journal::flush() {
   const std::uint64_t target = posted_;
   std::unique_lock lock(mutex_);
   ++flushes_wanted_;
   wake_.notify_one();
-  flushed_.wait(lock, [&] { return committed() >= target && flushes_done_ >= flushes_wanted_; });
+  flushed_.wait(lock, [&] {
+    return (committed() >= target && flushes_done_ >= flushes_wanted_) || !writable();
+  });
+  return committed() >= target;
+}
+
+journal_health journal::health() const {
+  std::lock_guard lock(mutex_);
+  return health_;
+}
+
+std::uint64_t journal::disk_bytes() const {
+  std::uint64_t total = 0;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(options_.path + suffix, ec);
+    if (!ec) total += size;
+  }
+  return total;
+}
+
+void journal::note_write_failed(const std::string& error) {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    ++health_.attempts;
+    health_.error = error;
+    if (health_.writable) {
+      first = true;
+      health_.writable = false;
+      health_.since_ms = unix_ms();
+      writable_.store(false, std::memory_order_release);
+    }
+  }
+  if (!first) return;
+  flushed_.notify_all();  // a flush() stops waiting for what cannot come
+  log_->error(
+      "journal {} unavailable: cannot write ({}); replies wait for their outcome, new "
+      "requests are refused (503 journal unavailable), retrying every {} ms",
+      options_.path, error, options_.retry_every.count());
+  if (options_.on_commit) options_.on_commit();
+}
+
+void journal::note_write_succeeded() {
+  if (writable()) return;
+  journal_health was;
+  {
+    std::lock_guard lock(mutex_);
+    was = health_;
+    health_ = journal_health{};
+    health_.since_ms = unix_ms();
+    writable_.store(true, std::memory_order_release);
+  }
+  log_->warn(
+      "journal {} available again after {} ms and {} failed writes: everything kept "
+      "meanwhile is committed, serving again",
+      options_.path, unix_ms() - was.since_ms, was.attempts);
 }
 
 // Dispatch notes gate nothing (the broker waits only for `received` and
 // `finished`), so a batch's dispatch notes whose request saw nothing else in
 // it are carried to the next batch, where the request's answer usually is:
 // the two fold into one UPDATE. A note is carried once at most, and never
-// past a flush(), a stop or an idle writer.
+// past a flush(), a stop, an idle writer or a failed write.
+//
+// A batch that fails stays in `batch` (carried notes first): while the
+// journal is not writable the writer wakes every retry_every (or for a stop),
+// adds what was posted meanwhile and tries the whole of it again. At a stop
+// it keeps trying for stop_grace, then gives up (the replies those events
+// gate were never sent).
 void journal::writer_loop() {
+  using clock = std::chrono::steady_clock;
   std::vector<journal_event> batch;
   std::vector<journal_event> carried;  // dispatch notes held back one batch
+  clock::time_point next_retry{};      // while not writable
+  std::optional<clock::time_point> give_up_at;  // while stopping on a failing journal
   bool stopping = false;
-  while (!stopping) {
+  for (;;) {
     std::uint64_t flushes = 0;
     {
       std::unique_lock lock(mutex_);
-      const auto deadline = carried.empty()
-                                ? next_prune_
-                                : std::min(next_prune_, std::chrono::steady_clock::now() +
-                                                            std::chrono::milliseconds(20));
-      wake_.wait_until(lock, deadline,
-                       [&] { return !queue_.empty() || flushes_done_ < flushes_wanted_; });
-      batch.swap(queue_);
+      if (!writable()) {
+        wake_.wait_until(lock, next_retry, [&] {
+          return !queue_.empty() && queue_.back().what == journal_event::kind::stop;
+        });
+      } else {
+        const auto deadline =
+            carried.empty() ? next_prune_
+                            : std::min(next_prune_, clock::now() + std::chrono::milliseconds(20));
+        wake_.wait_until(lock, deadline,
+                         [&] { return !queue_.empty() || flushes_done_ < flushes_wanted_; });
+      }
+      if (batch.empty()) {
+        batch.swap(queue_);
+      } else {
+        std::move(queue_.begin(), queue_.end(), std::back_inserter(batch));
+        queue_.clear();
+      }
       flushes = flushes_wanted_;
     }
     stopping = !batch.empty() && batch.back().what == journal_event::kind::stop;
-    const bool everything = stopping || flushes > flushes_done_ || batch.empty();
+    const bool everything = stopping || flushes > flushes_done_ || batch.empty() || !writable();
     if (!batch.empty() || !carried.empty()) {
       const std::uint64_t last = batch.empty() ? committed() : batch.back().seq;
       std::vector<journal_event> held;
-      write_batch(carried, batch, everything ? nullptr : &held);
+      std::string error;
+      if (!write_batch(carried, batch, everything ? nullptr : &held, error)) {
+        // Keep all of it, in order, for the retry: carried notes first.
+        if (!carried.empty()) {
+          std::move(batch.begin(), batch.end(), std::back_inserter(carried));
+          batch.swap(carried);
+          carried.clear();
+        }
+        note_write_failed(error);
+        next_retry = clock::now() + options_.retry_every;
+        if (stopping) {
+          if (!give_up_at) give_up_at = clock::now() + options_.stop_grace;
+          if (clock::now() >= *give_up_at) {
+            log_->error(
+                "journal {}: stopping with {} events never written ({}); the replies "
+                "they gate were not sent",
+                options_.path, batch.size() - 1, error);
+            break;
+          }
+        }
+        std::lock_guard lock(mutex_);
+        health_.waiting = batch.size();
+        continue;
+      }
+      note_write_succeeded();
       carried = std::move(held);
       batch.clear();
       // After a stall (a 5 s busy wait, say) a batch can be huge; vectors keep
@@ -545,11 +710,12 @@ void journal::writer_loop() {
       if (batch.capacity() > 65536) batch = std::vector<journal_event>();
       {
         std::lock_guard lock(mutex_);
-        committed_.store(last, std::memory_order_release);
+        committed_.store(std::max(last, committed()), std::memory_order_release);
         if (everything) flushes_done_ = flushes;
       }
       flushed_.notify_all();
       if (options_.on_commit) options_.on_commit();
+      if (options_.max_bytes > 0) keep_under_bound();  // two cached reads when under
     } else if (flushes > flushes_done_) {
       {
         std::lock_guard lock(mutex_);
@@ -557,15 +723,16 @@ void journal::writer_loop() {
       }
       flushed_.notify_all();
     }
-    if (!stopping && std::chrono::steady_clock::now() >= next_prune_) {
+    if (stopping) break;
+    if (clock::now() >= next_prune_) {
       prune();
-      next_prune_ = std::chrono::steady_clock::now() + options_.prune_every;
+      next_prune_ = clock::now() + options_.prune_every;
     }
   }
 }
 
-void journal::write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
-                          std::vector<journal_event>* hold) {
+bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
+                          std::vector<journal_event>* hold, std::string& error) {
   // Fold the batch into one statement per request: a request received,
   // dispatched and answered within one batch is a single INSERT without payload.
   struct folded {
@@ -597,15 +764,24 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
   };
   for (journal_event& e : carried) fold(e, true);
   for (journal_event& e : batch) fold(e, false);
+  // Held notes are moved out only once the rest is committed: a failed
+  // transaction leaves every event where it was, for the retry.
+  std::vector<journal_event*> held;
   if (hold != nullptr) {
     std::erase_if(order, [&](std::uint64_t number) {
       folded& f = rows[number];
       if (f.insert != nullptr || f.finish != nullptr || f.was_carried) return false;
-      hold->push_back(std::move(*f.dispatch));
+      held.push_back(f.dispatch);
       return true;
     });
   }
-  if (order.empty()) return;
+  const auto move_held = [&] {
+    for (journal_event* e : held) hold->push_back(std::move(*e));
+  };
+  if (order.empty()) {
+    move_held();
+    return true;
+  }
 
   writer_statements& w = *writes_;
   try {
@@ -692,21 +868,18 @@ void journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
     w.commit.run();
     max_number_ = std::max(max_number_, batch_max);  // only what the file now holds
     reserved_.store(reserving_, std::memory_order_release);
-    if (write_failed_) log_->warn("journal {}: writing again after an error", options_.path);
-    write_failed_ = false;
   } catch (const journal_error& e) {
     for (sql_statement* s :
-         {&w.insert, &w.dispatch, &w.finish, &w.high_water, &w.reserve, &w.commit}) {
+         {&w.begin, &w.insert, &w.dispatch, &w.finish, &w.high_water, &w.reserve, &w.commit}) {
       s->reset();
     }
     reserving_ = reserved_.load(std::memory_order_relaxed);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    if (!write_failed_) {
-      log_->error("journal {}: cannot write {} events, they are lost to the journal: {}",
-                  options_.path, batch.size(), e.what());
-    }
-    write_failed_ = true;
+    error = e.what();
+    return false;
   }
+  move_held();
+  return true;
 }
 
 void journal::prune() {
@@ -728,6 +901,86 @@ void journal::prune() {
     log_->warn("journal {}: pruning failed: {}", options_.path, e.what());
   }
   if (total > 0) log_->info("journal {}: pruned {} finished requests", options_.path, total);
+}
+
+std::uint64_t journal::pragma_value(const char* sql) {
+  sql_statement s(db_, sql);
+  return s.step() ? static_cast<std::uint64_t>(s.integer(0)) : 0;
+}
+
+// The budget: the WAL may reach twice wal_budget_ (checkpointed at one, and a
+// batch or a reader may hold it a little past that), the shared-memory index
+// a few pages; the file's used pages get the rest. Over that, the oldest
+// finished rows go until a tenth of it is free again, so that this prunes in
+// bursts rather than on every batch. Unfinished rows are never pruned.
+void journal::keep_under_bound() {
+  const std::uint64_t shm_budget = 64 << 10;
+  const std::uint64_t reserved_bytes = 2 * wal_budget_ + shm_budget;
+  if (options_.max_bytes <= reserved_bytes) return;
+  const std::uint64_t high = (options_.max_bytes - reserved_bytes) / page_size_;
+  const std::uint64_t low = high - high / 10;
+  writer_statements& w = *writes_;
+  std::uint64_t pages = 0;
+  std::uint64_t used = 0;
+  std::uint64_t pruned = 0;
+  bool nothing_left = false;  // no finished row left to prune
+  try {
+    pages = read_count(w.page_count);
+    used = pages - std::min(pages, read_count(w.freelist_count));
+    if (used > high) {
+      for (int round = 0; round < 200 && used > low; ++round) {
+        // Rows per round from the average row (pages / rows unknown: assume
+        // at least 4 rows a page), at least 64.
+        const std::uint64_t rows = std::max<std::uint64_t>(64, (used - low) * 4);
+        w.prune_oldest.bind(1, static_cast<std::int64_t>(std::min<std::uint64_t>(rows, 2000)));
+        w.prune_oldest.run();
+        const int deleted = sqlite3_changes(db_);
+        if (deleted == 0) {
+          nothing_left = true;
+          break;
+        }
+        pruned += static_cast<std::uint64_t>(deleted);
+        used = pages - std::min(pages, read_count(w.freelist_count));
+      }
+    }
+    // Free pages past the budget go back to the file system (a file made
+    // before this version cannot: it stays as large as it grew).
+    if (can_shrink_ && pages > high) {
+      const std::uint64_t spare = read_count(w.freelist_count);
+      const std::uint64_t give = std::min(spare, pages - high);
+      if (give > 0) {
+        exec(db_, ("PRAGMA incremental_vacuum(" + std::to_string(give) + ")").c_str());
+      }
+    }
+  } catch (const journal_error& e) {
+    for (sql_statement* s : {&w.prune_oldest, &w.page_count, &w.freelist_count}) s->reset();
+    log_->warn("journal {}: keeping it under {} bytes failed: {}", options_.path,
+               options_.max_bytes, e.what());
+    return;
+  }
+  if (pruned > 0) {
+    log_->info("journal {}: pruned the {} oldest finished requests to stay under {} bytes",
+               options_.path, pruned, options_.max_bytes);
+  }
+  if (nothing_left && used > high) {
+    if (!over_bound_logged_) {
+      log_->warn(
+          "journal {}: {} bytes of unfinished requests, over the bound of {} bytes "
+          "(--journal-max-bytes); unfinished requests are never pruned",
+          options_.path, used * page_size_, options_.max_bytes);
+    }
+    over_bound_logged_ = true;
+  } else if (used <= high) {
+    over_bound_logged_ = false;
+  }
+  // A WAL that a reader kept from being checkpointed grows past its budget:
+  // checkpoint it without waiting for anyone (PASSIVE); the next write then
+  // starts it over, truncated to journal_size_limit.
+  std::error_code ec;
+  const std::uintmax_t wal = std::filesystem::file_size(options_.path + "-wal", ec);
+  if (!ec && wal > 2 * wal_budget_) {
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
 }
 
 // ------------------------------------------------------------------ reading
@@ -828,6 +1081,26 @@ std::vector<journal_record> journal::read_history(const std::string& path, std::
     throw journal_error("journal " + path + ": cannot open: " + message);
   }
   sqlite3_busy_timeout(db, 2000);
+  // The whole file is checked first (PRAGMA quick_check, a few seconds for a
+  // GiB): a report from a damaged journal would mislead.
+  std::string verdict;
+  try {
+    sql_statement check(db, "PRAGMA quick_check");
+    verdict = check.step() ? check.text(0) : "no answer";
+  } catch (const journal_error& e) {
+    const int code = sqlite3_errcode(db);
+    close_db(db);
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+      throw journal_error("journal " + path +
+                          ": not a usable SQLite database (corrupt?): " + e.what());
+    }
+    throw journal_error("journal " + path + ": cannot check it: " + e.what());
+  }
+  if (verdict != "ok") {
+    close_db(db);
+    throw journal_error("journal " + path +
+                        ": failed its integrity check (PRAGMA quick_check: " + verdict + ")");
+  }
   try {
     std::vector<journal_record> out = select_history(db, last, state);
     close_db(db);

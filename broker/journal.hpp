@@ -9,7 +9,11 @@
 //
 // post() is called from one thread (the broker's); the lookups use a second,
 // read-only connection and are meant for that same thread. The writer thread
-// calls options.on_commit after every transaction.
+// calls options.on_commit after every transaction and when writable() changes.
+//
+// A write that fails (disk full, I/O error) loses nothing: the writer keeps
+// the batch, retries it every retry_every, and committed() stays where it was
+// until a retry succeeds; writable() is false meanwhile.
 #pragma once
 
 #include <atomic>
@@ -52,6 +56,9 @@ inline bool is_final(request_state s) {
 
 // "7d", "12h", "30m", "45s" or plain seconds; nothing for anything else.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+// "1GiB", "8MiB", "512KiB" (also "1G", "8M", "512K"), "10MB" (decimal) or plain
+// bytes; nothing for anything else or more than 2^62.
+std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
 // Milliseconds since the Unix epoch, as the journal stores times.
 std::int64_t unix_ms();
@@ -111,10 +118,27 @@ std::string encode_frames(const std::vector<zmq::message_t>& frames);
 std::vector<std::string> decode_frames(std::string_view blob);
 
 struct journal_options {
-  std::string path{};                                        // the SQLite file
-  std::chrono::milliseconds keep = std::chrono::hours(24 * 7);  // finished rows kept this long
-  std::chrono::milliseconds prune_every = std::chrono::minutes(1);  // how often to prune
-  std::function<void()> on_commit{};                         // writer thread, after each commit
+  std::string path{};  // the SQLite file
+  // Finished rows kept this long, and how often that is applied.
+  std::chrono::milliseconds keep = std::chrono::hours(24 * 7);
+  std::chrono::milliseconds prune_every = std::chrono::minutes(1);
+  // The file, its WAL and its shared-memory index stay under this (the
+  // oldest finished rows are pruned, see keep_under_bound); 0: no bound.
+  std::uint64_t max_bytes = std::uint64_t{1} << 30;
+  // How often a write that failed is tried again, and for how long at a stop.
+  std::chrono::milliseconds retry_every = std::chrono::milliseconds(200);
+  std::chrono::milliseconds stop_grace = std::chrono::seconds(2);
+  // Writer thread: after each commit and each change of writable().
+  std::function<void()> on_commit{};
+};
+
+// Whether the journal can be written, for mmi.stats.
+struct journal_health {
+  bool writable{true};        // the last write succeeded
+  std::string error;          // why the last write failed, while not writable
+  std::int64_t since_ms{0};   // unix ms of the last change (or of the open)
+  std::uint64_t attempts{0};  // failed writes in this streak
+  std::uint64_t waiting{0};   // events kept for the next retry
 };
 
 class journal {
@@ -122,7 +146,8 @@ class journal {
   // Opens (or creates) the file, takes its lock, checks it and loads the
   // unfinished requests. Throws journal_error saying what is wrong.
   journal(journal_options options, std::shared_ptr<spdlog::logger> logger = nullptr);
-  // Commits everything posted, then stops the writer.
+  // Commits everything posted, then stops the writer; a journal that cannot
+  // be written gets stop_grace more tries, then what it holds is given up.
   ~journal();
   journal(const journal&) = delete;
   journal& operator=(const journal&) = delete;
@@ -143,14 +168,21 @@ class journal {
 
   // Queues an event for the writer; returns its sequence number. Never blocks on disk.
   std::uint64_t post(journal_event&& event);
-  // The highest sequence number committed to the file (or given up on after an
-  // error). Dispatch notes may trail it by one batch (they gate nothing); a
-  // flush() writes them too.
+  // The highest sequence number committed to the file; it does not move while
+  // a write fails. Dispatch notes may trail it by one batch (they gate
+  // nothing); a flush() writes them too.
   std::uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
   // The highest sequence number posted.
   std::uint64_t posted() const { return posted_; }
-  // Blocks until everything posted so far is committed, dispatch notes included.
-  void flush();
+  // Blocks until everything posted so far is committed, dispatch notes
+  // included; returns false at once, or as soon as a write fails, while the
+  // journal is not writable (nothing is committed then).
+  bool flush();
+  // False from a failed write until a retry succeeds; a cheap load.
+  bool writable() const { return writable_.load(std::memory_order_acquire); }
+  journal_health health() const;
+  // Bytes of the file, its WAL and its shared-memory index on disk now.
+  std::uint64_t disk_bytes() const;
 
   // Lookups on the committed rows (read connection; the posting thread only).
   std::optional<journal_record> find(std::uint64_t number);
@@ -178,10 +210,19 @@ class journal {
   void load_unfinished();
   void writer_loop();
   // Writes carried then batch in one transaction; with hold, dispatch notes
-  // that may wait one more batch are moved there instead of written.
-  void write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
-                   std::vector<journal_event>* hold);
+  // that may wait one more batch are moved there instead of written. Returns
+  // false when the transaction failed (why in error): nothing moved or written.
+  bool write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
+                   std::vector<journal_event>* hold, std::string& error);
+  // Records a failed write (logged once per streak) or a success after some.
+  void note_write_failed(const std::string& error);
+  void note_write_succeeded();
   void prune();
+  // Prunes the oldest finished rows while the file's used pages are over
+  // their budget, gives freed pages back when it can, and truncates a WAL
+  // that outgrew its budget; a few milliseconds at most, on the writer thread.
+  void keep_under_bound();
+  std::uint64_t pragma_value(const char* sql);
 
   journal_options options_;               // as configured
   std::shared_ptr<spdlog::logger> log_;   // never null
@@ -196,7 +237,7 @@ class journal {
   std::unique_ptr<writer_statements> writes_;  // prepared on db_, used by the writer thread
   std::vector<journal_unfinished> unfinished_;  // loaded at open
 
-  std::mutex mutex_;                      // guards queue_
+  mutable std::mutex mutex_;              // guards queue_, health_
   std::condition_variable wake_;          // signals queue_ not empty
   std::condition_variable flushed_;       // signals committed_ moved
   std::vector<journal_event> queue_;      // posted, not yet taken by the writer
@@ -205,8 +246,13 @@ class journal {
   std::atomic<std::uint64_t> committed_{0};  // last seq committed (dispatch notes may trail)
   std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
   std::uint64_t flushes_done_{0};         // flush() calls the writer has fully served
-  bool write_failed_{false};              // a batch failed: logged once per failure streak
+  std::atomic<bool> writable_{true};      // see writable(); changed under mutex_
+  journal_health health_;                 // see health() (guarded by mutex_)
   std::chrono::steady_clock::time_point next_prune_;  // writer thread
+  std::uint64_t wal_budget_{0};           // bytes the WAL may use (0: SQLite's defaults)
+  std::uint64_t page_size_{4096};         // the file's page size
+  bool can_shrink_{false};                // auto_vacuum = incremental: freed pages can go
+  bool over_bound_logged_{false};         // "cannot prune enough" said once
   std::thread writer_;                    // runs writer_loop()
 };
 

@@ -65,6 +65,17 @@ int main(int argc, char** argv) {
         return carico::parse_duration(text) ? std::string() : "expected e.g. 7d, 12h, 30m, 45s";
       });
 
+  std::string journal_max_bytes = "1GiB";
+  app.add_option("--journal-max-bytes", journal_max_bytes,
+                 "disk the journal may use (file, WAL and index): the oldest finished requests "
+                 "are pruned to stay under it; e.g. 1GiB, 256MiB, 8MiB (at least 1MiB)")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        auto bytes = carico::parse_byte_size(text);
+        if (!bytes) return std::string("expected a size such as 1GiB, 256MiB or 8MiB");
+        return *bytes >= (std::uint64_t{1} << 20) ? std::string() : std::string("at least 1MiB");
+      });
+
   std::string report_path;
   std::size_t report_last = 20;
   std::string report_state;
@@ -95,6 +106,7 @@ int main(int argc, char** argv) {
   }
   if (journal_path != "none") options.journal_path = journal_path;
   options.journal_keep = *carico::parse_duration(journal_keep);
+  options.journal_max_bytes = *carico::parse_byte_size(journal_max_bytes);
   try {
     carico::apply_broker_security(security, options);
   } catch (const carico::curve_error& e) {

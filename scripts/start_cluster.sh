@@ -314,6 +314,11 @@ EOF
   fi
   # shellcheck disable=SC2206
   [ -n "$broker_args" ] && extra+=($broker_args)
+  # Everything the broker logs goes to loadbalancer.log, which rotates; its stderr
+  # would be a second, never-rotated copy of it, so the logger leaves stderr alone
+  # and broker.console.log keeps only what is printed outside the log (a bad flag,
+  # a crash). --broker-args may still set --console-level.
+  [[ " $broker_args " == *" --console-level"* ]] || extra+=(--console-level off)
   (cd "$run_dir" && exec setsid "$BROKER" --frontend "tcp://127.0.0.1:$FRONTEND_PORT" \
       --backend "tcp://127.0.0.1:$BACKEND_PORT" --log "$log_dir/loadbalancer.log" "${extra[@]}" \
       </dev/null >>"$log_dir/broker.console.log" 2>&1) &

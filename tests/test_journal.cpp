@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -15,11 +16,12 @@
 #include <sys/resource.h>
 
 #include "broker/journal.hpp"
+#include "broker/journal_report.hpp"
 #include "broker/reply_cache.hpp"
+#include "tests/support/fake_peers.hpp"
 #include "worker/document_store.hpp"
 #include "worker/text_handler.hpp"
 #include "worker/worker.hpp"
-#include "tests/support/fake_peers.hpp"
 
 using namespace carico;
 using namespace carico::test;
@@ -274,34 +276,197 @@ TEST_CASE("numbers reserved by a run that died are never used again", "[journal]
   }
 }
 
-TEST_CASE("numbers whose rows a failed batch lost are not used again after a clean close",
-          "[journal]") {
+namespace {
+
+// Files this process writes may not grow past their current size (a disk
+// that is full for this journal, as SQLite sees it: EFBIG) until destroyed.
+class frozen_file_sizes {
+ public:
+  explicit frozen_file_sizes(std::uintmax_t limit) {
+    std::signal(SIGXFSZ, SIG_IGN);  // over the file size limit: EFBIG, not a signal
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old_) == 0);
+    rlimit tight = old_;
+    tight.rlim_cur = limit;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  }
+  ~frozen_file_sizes() { thaw(); }
+  void thaw() {
+    if (thawed_) return;
+    thawed_ = true;
+    setrlimit(RLIMIT_FSIZE, &old_);
+  }
+
+ private:
+  rlimit old_{};        // the limit before
+  bool thawed_{false};  // restored already
+};
+
+}  // namespace
+
+TEST_CASE("a write that fails is kept and retried until it succeeds; nothing is lost",
+          "[journal][faults]") {
   temp_dir dir;
   const std::string path = dir.file("j.db");
-  std::signal(SIGXFSZ, SIG_IGN);  // over the file size limit: EFBIG, not a signal
+  std::atomic<int> signals{0};
   {
-    journal j({.path = path});
+    journal j({.path = path, .on_commit = [&] { ++signals; }});
     for (std::uint64_t n = 1; n <= 3; ++n) j.post(received_event(n, std::to_string(n), "a"));
-    j.flush();
-    // The WAL may not grow: the next batch fails (its events are lost to the
-    // journal), though requests 4 to 6 may already be at workers.
-    rlimit old{};
-    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
-    rlimit tight = old;
-    tight.rlim_cur = fs::file_size(path + "-wal");
-    REQUIRE(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+    REQUIRE(j.flush());
+    CHECK(j.writable());
+    CHECK(j.health().writable);
+    const std::uint64_t committed_before = j.committed();
+
+    frozen_file_sizes full(fs::file_size(path + "-wal"));  // the WAL may not grow
+    const auto failed_at = std::chrono::steady_clock::now();
     for (std::uint64_t n = 4; n <= 6; ++n) {
       j.post(received_event(n, std::to_string(n), std::string(3000, 'p')));
     }
-    j.flush();
-    REQUIRE(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK_FALSE(j.flush());  // returns, though nothing could be committed
+    CHECK_FALSE(j.writable());
+    CHECK(j.committed() == committed_before);
+    journal_health h = j.health();
+    CHECK_FALSE(h.writable);
+    CHECK_FALSE(h.error.empty());
+    CHECK(h.since_ms > 0);
+    j.post(finished_event(1, 200, "r"));  // posted meanwhile: kept with the rest
+    // It probes every retry_every (200 ms): a few attempts, not a busy loop.
+    CHECK(eventually([&] { return j.health().attempts >= 3; }, 3000ms));
+    const auto elapsed = std::chrono::steady_clock::now() - failed_at;
+    CHECK(j.health().attempts <= static_cast<std::uint64_t>(elapsed / 200ms) + 2);
+    CHECK(j.health().waiting == 4);
+    CHECK(j.committed() == committed_before);
     CHECK_FALSE(j.find(4));
-    j.post(finished_event(1, 200, "r"));  // a later batch succeeds, about an older number
-    j.flush();
+
+    full.thaw();  // space again: the next probe commits everything kept
+    const auto freed_at = std::chrono::steady_clock::now();
+    REQUIRE(eventually([&] { return j.writable(); }, 2000ms));
+    INFO("healed after " << (std::chrono::steady_clock::now() - freed_at) / 1ms << " ms");
+    CHECK(j.committed() == j.posted());
+    CHECK(j.health().writable);
+    CHECK(j.health().error.empty());
+    CHECK(j.flush());
+    for (std::uint64_t n = 4; n <= 6; ++n) CHECK(j.find(n));
     CHECK(j.find(1)->state == request_state::done);
-  }  // a clean close
+  }
   journal j({.path = path});
   CHECK(j.first_number() == 7);
+  CHECK(j.take_unfinished().size() == 5);  // 2 to 6: none lost, 1 finished
+}
+
+TEST_CASE("a journal that cannot be written refuses new requests and heals by itself",
+          "[journal][faults]") {
+  temp_dir dir;
+  zmq::context_t context;
+  const std::string path = dir.file("j.db");
+  running_broker broker(context, journaled(path));
+  fake_worker w(context,
+                {.endpoint = broker.backend(), .name = "w1", .capacity = 4, .auto_reply = false});
+  fake_client c(context, broker.frontend());
+  fake_client stock(context, broker.frontend());
+  REQUIRE(wait_for_workers(c, 1).size() == 1);
+  CHECK(mmi_stats(c)["journal"]["state"] == "ok");
+
+  c.send("text", keyed("c1", 1), "doc one");
+  REQUIRE(w.wait_requests(1));  // its row is committed before a worker sees it
+  std::optional<frozen_file_sizes> full;
+  full.emplace(fs::file_size(path + "-wal"));
+  w.reply(w.requests()[0].number);
+  CHECK_FALSE(c.recv(400ms));  // its outcome cannot be committed: the reply waits
+  json stats = mmi_stats(c);
+  CHECK(stats["journal"]["state"] == "unavailable");
+  CHECK_FALSE(stats["journal"]["error"].get<std::string>().empty());
+
+  auto refused = c.call("text", keyed("c1", 2), "doc two");
+  REQUIRE(refused);
+  CHECK(refused->code() == 503);
+  CHECK(refused->head["error"] == "journal unavailable");
+  CHECK(refused->head["id"] == 2);
+  stock.send_plain("text", "stock doc");  // MDP/0.1 has no error reply: nothing
+  CHECK_FALSE(stock.recv(200ms));
+  CHECK(w.requests().size() == 1);  // nothing new reached the worker
+  stats = mmi_stats(c);
+  CHECK(stats["journal"]["refused"] == 2);
+
+  full.reset();  // space again
+  const auto freed_at = std::chrono::steady_clock::now();
+  auto held = c.recv(2000ms);
+  REQUIRE(held);
+  INFO("the held reply left " << (std::chrono::steady_clock::now() - freed_at) / 1ms
+                              << " ms after the space came back");
+  CHECK(held->code() == 200);
+  CHECK(held->head["id"] == 1);
+  CHECK(mmi_stats(c)["journal"]["state"] == "ok");
+  c.send("text", keyed("c1", 2), "doc two");  // served again, no restart
+  REQUIRE(w.wait_requests(2));
+  w.reply(w.requests()[1].number);
+  auto served = c.recv();
+  REQUIRE(served);
+  CHECK(served->code() == 200);
+  CHECK(served->head["id"] == 2);
+}
+
+TEST_CASE("the journal stays under --journal-max-bytes: oldest finished rows go first",
+          "[journal][bounds]") {
+  temp_dir dir;
+  const std::string path = dir.file("j.db");
+  constexpr std::uint64_t bound = 1 << 20;
+  journal j({.path = path, .max_bytes = bound});
+  // Two requests never finish: they must survive every prune.
+  j.post(received_event(1, "1", "unfinished one"));
+  j.post(received_event(2, "2", "unfinished two"));
+  std::uint64_t most = 0;
+  const std::string payload(300, 'x');
+  std::uint64_t n = 3;
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 250; ++i, ++n) {
+      j.post(received_event(n, std::to_string(n), payload));
+      j.post(finished_event(n, 200, std::string(100, 'r')));
+    }
+    j.flush();
+    most = std::max(most, j.disk_bytes());
+  }
+  INFO("most " << most << " bytes for a bound of " << bound);
+  CHECK(most <= bound * 5 / 4);
+  CHECK(j.find(1));
+  CHECK(j.find(2));
+  CHECK_FALSE(j.find(3));  // the oldest finished went
+  CHECK(j.find(n - 1));    // the newest stayed
+  CHECK(j.history(1).front().number == n - 1);
+}
+
+TEST_CASE("carico-broker journal on a damaged file says so and exits non-zero",
+          "[journal][faults]") {
+  temp_dir dir;
+  std::ostringstream out;
+  std::ostringstream err;
+  SECTION("not SQLite at all") {
+    const std::string path = dir.file("junk.db");
+    std::ofstream(path) << std::string(8192, 'x');
+    CHECK(print_journal(path, 20, "", false, out, err) != 0);
+    CHECK_THAT(err.str(), Catch::Contains("junk.db") && Catch::Contains("not a usable SQLite"));
+  }
+  SECTION("SQLite with damaged pages") {
+    const std::string path = dir.file("damaged.db");
+    {
+      journal j({.path = path});
+      for (std::uint64_t n = 1; n <= 300; ++n) {
+        j.post(received_event(n, std::to_string(n), std::string(500, 'p')));
+      }
+      j.flush();
+    }  // a clean close checkpoints the WAL into the file
+    const std::uintmax_t size = fs::file_size(path);
+    REQUIRE(size > 16 * 4096);
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(4 * 4096);
+      const std::string garbage(8 * 4096, '\xa5');
+      f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+    CHECK(print_journal(path, 20, "", false, out, err) != 0);
+    CHECK_THAT(err.str(), Catch::Contains("damaged.db") &&
+                              (Catch::Contains("integrity check") || Catch::Contains("corrupt")));
+    CHECK(out.str().empty());
+  }
 }
 
 TEST_CASE("journal on: an unkeyed request is not held for its row, a keyed one is",
@@ -384,6 +549,20 @@ TEST_CASE("a bad journal is a clear error at start", "[journal]") {
     CHECK_FALSE(parse_duration("7w"));
     CHECK_FALSE(parse_duration(""));
     CHECK_FALSE(parse_duration("-1s"));
+  }
+  SECTION("byte sizes") {
+    CHECK(parse_byte_size("1GiB") == std::uint64_t{1} << 30);
+    CHECK(parse_byte_size("8MiB") == std::uint64_t{8} << 20);
+    CHECK(parse_byte_size("8M") == std::uint64_t{8} << 20);
+    CHECK(parse_byte_size("512KiB") == std::uint64_t{512} << 10);
+    CHECK(parse_byte_size("10MB") == std::uint64_t{10000000});
+    CHECK(parse_byte_size("4096") == std::uint64_t{4096});
+    CHECK_FALSE(parse_byte_size(""));
+    CHECK_FALSE(parse_byte_size("MiB"));
+    CHECK_FALSE(parse_byte_size("1.5GiB"));
+    CHECK_FALSE(parse_byte_size("-1M"));
+    CHECK_FALSE(parse_byte_size("8XB"));
+    CHECK_FALSE(parse_byte_size("99999999999TiB"));
   }
 }
 

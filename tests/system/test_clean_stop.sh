@@ -23,7 +23,8 @@ python3 -c 'import json; print(json.dumps({"title": "queued", "content": "b"}))'
 "$CLIENT" --connect "$FE" --timeout-ms 8000 --retries 0 --json send "$doc" >"$WORK/held.out" 2>&1 &
 held=$!
 sleep 0.4
-"$CLIENT" --connect "$FE" --timeout-ms 1500 --retries 0 --json send "$queued" >"$WORK/queued.out" 2>&1 &
+# Its timeout_ms (20 s) outlives the restart below; its client is stopped first.
+"$CLIENT" --connect "$FE" --timeout-ms 20000 --retries 0 --json send "$queued" >"$WORK/queued.out" 2>&1 &
 waiting=$!
 sleep 0.3
 
@@ -46,7 +47,8 @@ unset "PIDS[broker]"
 wait "$held" || fail "the held request was not answered 200: $(cat "$WORK/held.out")"
 grep -q '"code":200' "$WORK/held.out" || fail "held request: $(cat "$WORK/held.out")"
 grep -q "shutting down" "$WORK/broker.log" || fail "no shutdown line in the log"
-wait "$waiting" || true  # its client gave up: the broker stopped before serving it
+kill "$waiting" 2>/dev/null || true  # its client leaves: the broker stopped before serving it
+wait "$waiting" 2>/dev/null || true
 
 # The queued request is in the journal, unfinished, and runs after a restart.
 start broker2 "$BROKER" --frontend "$FE" --backend "$BE"
