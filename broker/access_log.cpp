@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "broker/broker.hpp"  // hex_id
 #include "shared/logging.hpp"
 #include "shared/raw_map.hpp"
 
@@ -12,17 +13,6 @@ std::string millis(std::int64_t us) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(us) / 1000.0);
   return buf;
-}
-
-std::string hex_of(std::string_view bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
 }
 
 }  // namespace
@@ -82,7 +72,7 @@ std::string access_log::format(const access_record& r) {
                      " code=" + std::to_string(r.code) + " service=" +
                      sample(r.service.data(), r.service.size(), 64) + " worker=" +
                      (r.worker.empty() ? std::string("-") : sample(r.worker.data(), r.worker.size(), 64)) +
-                     " attempts=" + std::to_string(r.attempts) + " client=" + hex_of(r.client);
+                     " attempts=" + std::to_string(r.attempts) + " client=" + hex_id(r.client);
   if (r.stock) {
     line += " dialect=mdp";
   } else {

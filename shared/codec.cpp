@@ -246,13 +246,9 @@ zmq::multipart_t encode_client_reply(std::string_view service, zmq::message_t&& 
   return frames;
 }
 
+// RFC 7 gives a client's request and its reply the same shape.
 zmq::multipart_t encode_mdp_reply(std::string_view service, std::vector<zmq::message_t>&& body) {
-  zmq::multipart_t frames;
-  frames.add(zmq::message_t());
-  frames.add(from_view(client_signature));
-  frames.add(from_view(service));
-  for (zmq::message_t& f : body) frames.add(std::move(f));
-  return frames;
+  return encode_mdp_request(service, std::move(body));
 }
 
 // ---------------------------------------------------------------- workers

@@ -197,3 +197,31 @@ TEST_CASE("services nobody serves or waits for are forgotten; workers always joi
   json stats = mmi_stats(client);
   CHECK(stats["services"].size() == 1);
 }
+
+TEST_CASE("5000 requests for services nobody serves: all 504 quickly, then a worker joins",
+          "[broker][expiry]") {
+  zmq::context_t context;
+  running_broker broker(context);  // default caps: 10000 services
+  fake_client client(context, broker.frontend());
+  constexpr int n = 5000;
+  const time_point start = clock::now();
+  for (int i = 0; i < n; ++i) {
+    client.send("nobody-" + std::to_string(i), {{"id", i}, {"timeout_ms", 200}}, "d");
+  }
+  int expired = 0;
+  for (int i = 0; i < n; ++i) {
+    std::optional<client_view> r = client.recv(5000ms);
+    REQUIRE(r);
+    if (r->code() == 504) ++expired;
+  }
+  CHECK(expired == n);
+  CHECK(clock::now() - start < 5000ms);
+  // Forgotten, and mmi.stats answerable with all of them gone.
+  CHECK(eventually([&] { return mmi_stats(client)["services_known"] == 0; }));
+  fake_worker_options o;
+  o.service = "new-service";
+  auto workers = start_workers(context, broker, client, {"N"}, o);
+  std::optional<client_view> served = client.call("new-service", {{"id", "x"}}, "d");
+  REQUIRE(served);
+  CHECK(served->code() == 200);
+}
