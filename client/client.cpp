@@ -1,6 +1,7 @@
 #include "client/client.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <unordered_map>
@@ -87,9 +88,12 @@ class client::io_loop {
       : owner_(owner),
         log_(*owner.log_),
         pipe_pull_(std::move(pipe_pull)),
-        mdp_(owner.options_.protocol == dialect::mdp) {
+        mdp_(owner.options_.protocol == dialect::mdp),
+        // The monitor reports tcp and ipc connections, never inproc ones.
+        watched_(owner.options_.endpoint.rfind("inproc://", 0) != 0),
+        no_broker_after_(std::max(1L, owner.options_.no_broker_ms)) {
     const int count = mdp_ ? std::max(1, owner.options_.connections) : 1;
-    for (int i = 0; i < count; ++i) links_.push_back({open_dealer(), {}});
+    for (int i = 0; i < count; ++i) links_.push_back(open_link());
   }
 
   // Serves until the client is closed, then completes everything left with 503.
@@ -98,26 +102,32 @@ class client::io_loop {
     while (!stopping_) {
       items.clear();
       items.push_back({pipe_pull_.handle(), 0, ZMQ_POLLIN, 0});
-      for (link& l : links_) {
+      for (auto& l : links_) {
         // A carico link with a backlog waits for room to send too.
         const bool want_out = !mdp_ && !backlog_.empty();
-        items.push_back({l.dealer.handle(), 0,
+        items.push_back({l->dealer.handle(), 0,
                          static_cast<short>(ZMQ_POLLIN | (want_out ? ZMQ_POLLOUT : 0)), 0});
+        items.push_back({l->monitor.handle(), 0, ZMQ_POLLIN, 0});
       }
-      const long timeout = deadlines_.empty() ? -1 : poll_timeout(deadlines_.begin()->first, 60000);
       try {
-        zmq::poll(items.data(), items.size(), milliseconds(timeout));
+        zmq::poll(items.data(), items.size(), milliseconds(poll_timeout_ms()));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         log_.error("client {}: poll failed: {}", owner_.name_, e.what());
         break;
       }
       if (items[0].revents & ZMQ_POLLIN) take_submissions();
+      // Connection events first: a reconnect resends before replies are read.
       for (std::size_t i = 0; i < links_.size(); ++i) {
-        if (items[i + 1].revents & ZMQ_POLLIN) receive_replies(links_[i]);
+        if (items[2 * i + 2].revents & ZMQ_POLLIN) watch_connection(*links_[i]);
+      }
+      for (std::size_t i = 0; i < links_.size(); ++i) {
+        if (items[2 * i + 1].revents & ZMQ_POLLIN) receive_replies(*links_[i]);
       }
       if (!backlog_.empty()) flush_backlog();
-      purge_expired(clock::now());
+      const time_point now = clock::now();
+      purge_unreached(now);
+      purge_expired(now);
     }
     fail_all("client closed");
     links_.clear();
@@ -147,9 +157,17 @@ class client::io_loop {
       complete(std::move(s), std::move(r));
       return;
     }
+    if (unreachable_) {
+      // No broker answered before: say so at once rather than after 2 s more.
+      fail_unreached(std::move(s));
+      return;
+    }
     submission& ref = *s;
     pending_.emplace(ref.key, std::move(s));
     arm(ref);
+    if (watched_ && !ever_connected_) {
+      unreached_.emplace_back(ref.submitted_at + no_broker_after_, ref.key);
+    }
     send_or_backlog(ref);
   }
 
@@ -168,30 +186,197 @@ class client::io_loop {
     }
   }
 
-  // One connection to the broker.
+  // One connection to the broker and the monitor that watches it.
   struct link {
-    zmq::socket_t dealer;  // to the broker
-    std::string busy;      // mdp: the key of the request in flight on it; empty when idle
+    zmq::socket_t dealer;   // to the broker
+    zmq::socket_t monitor;  // PAIR: the dealer's connection events
+    std::string busy;       // mdp: the key of the request in flight on it; empty when idle
+    bool connected{false};  // a handshake succeeded and no disconnect since
+    bool lost{false};       // it was connected once and then disconnected
+
+    link() = default;
+    link(const link&) = delete;
+    link& operator=(const link&) = delete;
+    // Stops the monitor before either socket closes: libzmq's end of the
+    // monitor pipe would otherwise block on an event nobody reads.
+    ~link() {
+      if (dealer && monitor) zmq_socket_monitor(dealer.handle(), nullptr, 0);
+    }
   };
 
-  zmq::socket_t open_dealer() {
-    zmq::socket_t dealer(owner_.context_, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::linger, 0);
-    dealer.set(zmq::sockopt::sndhwm, owner_.options_.send_hwm);
-    apply_limits(dealer, owner_.options_.limits);
-    apply_curve_client(dealer, owner_.options_.curve);
-    dealer.connect(owner_.options_.endpoint);
-    return dealer;
+  std::unique_ptr<link> open_link() {
+    auto l = std::make_unique<link>();
+    l->dealer = zmq::socket_t(owner_.context_, zmq::socket_type::dealer);
+    l->dealer.set(zmq::sockopt::linger, 0);
+    l->dealer.set(zmq::sockopt::sndhwm, owner_.options_.send_hwm);
+    // carico: nothing waits inside ZeroMQ for a connection. A request sent
+    // while there is none stays in the backlog, where its timeout can still
+    // withdraw it; and what a lost connection held is not delivered later
+    // behind the resends (on_reconnect sends it again itself).
+    if (!mdp_) l->dealer.set(zmq::sockopt::immediate, true);
+    apply_limits(l->dealer, owner_.options_.limits);
+    apply_curve_client(l->dealer, owner_.options_.curve);
+    // Watched before it connects, so that no event is missed.
+    const std::string monitor_endpoint =
+        "inproc://carico-client-monitor-" +
+        std::to_string(reinterpret_cast<std::uintptr_t>(&owner_)) + "-" +
+        std::to_string(++monitors_);
+    constexpr int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(l->dealer.handle(), monitor_endpoint.c_str(), events) != 0) {
+      throw zmq::error_t();
+    }
+    l->monitor = zmq::socket_t(owner_.context_, zmq::socket_type::pair);
+    l->monitor.set(zmq::sockopt::linger, 0);
+    l->monitor.connect(monitor_endpoint);
+    l->dealer.connect(owner_.options_.endpoint);
+    return l;
+  }
+
+  // Reads the link's connection events. A handshake that succeeds after the
+  // connection was lost (a broker restarted) sends every unanswered request again.
+  void watch_connection(link& l) {
+    for (;;) {
+      zmq::multipart_t event;
+      if (!event.recv(l.monitor, ZMQ_DONTWAIT)) return;
+      if (event.empty() || event[0].size() < 6) continue;
+      std::uint16_t id = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&id, event[0].data(), sizeof id);
+      std::memcpy(&value, static_cast<const char*>(event[0].data()) + 2, sizeof value);
+      switch (id) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: {
+          const bool again = l.lost;
+          l.connected = true;
+          l.lost = false;
+          ever_connected_ = true;
+          unreachable_ = false;
+          unreached_.clear();
+          if (again) on_reconnect();
+          break;
+        }
+        case ZMQ_EVENT_DISCONNECTED:
+          if (l.connected) {
+            l.connected = false;
+            l.lost = true;
+            log_.warn("client {}: lost the connection to the broker at {}; resending when it "
+                      "is back",
+                      owner_.name_, owner_.options_.endpoint);
+          }
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          handshake_failure_ = "the broker refused this client (ZAP status " +
+                               std::to_string(value) + ": check its CURVE keys)";
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+          handshake_failure_ = "the handshake failed (not a carico broker, or CURVE keys that "
+                               "do not match)";
+          break;
+        default: break;
+      }
+    }
+  }
+
+  // The broker is back: what it did not answer may have died with it (kill -9
+  // before its journal had the request), so every unanswered request goes
+  // again now rather than at its timeout. The (client, id) key makes each
+  // resend exactly once at the broker. Stock MDP has no key: nothing is resent.
+  void on_reconnect() {
+    owner_.counters_.reconnects.fetch_add(1);
+    std::size_t resent = 0;
+    std::size_t out_of_retries = 0;
+    if (!mdp_) {
+      for (auto& [key, s] : pending_) {
+        if (s->in_backlog) continue;  // not sent yet: it goes anyway
+        if (s->resends_left <= 0) {
+          ++out_of_retries;
+          continue;
+        }
+        --s->resends_left;
+        owner_.counters_.resends.fetch_add(1);
+        ++resent;
+        arm(*s);
+        send_or_backlog(*s);
+      }
+    }
+    log_.info("client {}: connected to the broker at {} again; {} unanswered requests sent "
+              "again{}",
+              owner_.name_, owner_.options_.endpoint, resent,
+              out_of_retries == 0 ? std::string()
+                                  : ", " + std::to_string(out_of_retries) +
+                                        " not (no retries left: they wait for their timeout)");
+  }
+
+  // carico: the DEALER was connected and is not now (mdp resends nothing).
+  bool connection_lost() const { return !mdp_ && links_.front()->lost; }
+
+  // The poll's timeout: the next attempt deadline or no-broker verdict.
+  long poll_timeout_ms() const {
+    std::optional<time_point> next;
+    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    if (!unreached_.empty() && (!next || unreached_.front().first < *next)) {
+      next = unreached_.front().first;
+    }
+    return next ? poll_timeout(*next, 60000) : -1;
+  }
+
+  // Requests submitted no_broker_ms ago on a socket that never connected: no
+  // broker is there. They fail with 503, and so do later ones until it connects.
+  void purge_unreached(time_point now) {
+    while (!unreached_.empty() && unreached_.front().first <= now) {
+      const std::string key = std::move(unreached_.front().second);
+      const time_point verdict_at = unreached_.front().first;
+      unreached_.pop_front();
+      auto it = pending_.find(key);
+      if (it == pending_.end() || it->second->submitted_at + no_broker_after_ != verdict_at) {
+        continue;  // completed meanwhile
+      }
+      if (!unreachable_) {
+        unreachable_ = true;
+        log_.warn("client {}: {}", owner_.name_, no_broker_text());
+      }
+      std::unique_ptr<submission> s = std::move(it->second);
+      pending_.erase(it);
+      forget_on_links(key);
+      fail_unreached(std::move(s));
+    }
+  }
+
+  void fail_unreached(std::unique_ptr<submission> s) {
+    owner_.counters_.no_broker.fetch_add(1);
+    reply r = local_reply(code::queue_full, s->id, no_broker_text(), s->submitted_at);
+    complete(std::move(s), std::move(r));
+  }
+
+  // "no broker at tcp://127.0.0.1:5555: nothing answered in 2 s".
+  std::string no_broker_text() const {
+    const long ms = no_broker_after_.count();
+    const std::string after = ms % 1000 == 0 ? std::to_string(ms / 1000) + " s"
+                                             : std::to_string(ms) + " ms";
+    std::string text = "no broker at " + owner_.options_.endpoint + ": ";
+    if (handshake_failure_.empty()) return text + "nothing answered in " + after;
+    return text + "connected, but " + handshake_failure_ + " (for " + after + ")";
+  }
+
+  // mdp: a request that completed locally must not be answered by a late reply
+  // on its connection, which would then answer the next request sent there.
+  void forget_on_links(const std::string& key) {
+    for (auto& l : links_) {
+      if (l->busy == key) l = open_link();
+    }
   }
 
   // Sends without blocking; false when the DEALER is at its high-water mark
   // (mdp: when every connection has its one request in flight).
   bool try_send(submission& s) {
-    link* to = &links_.front();
+    link* to = links_.front().get();
     if (mdp_) {
-      auto idle = std::find_if(links_.begin(), links_.end(), [](const link& l) { return l.busy.empty(); });
+      auto idle = std::find_if(links_.begin(), links_.end(),
+                               [](const std::unique_ptr<link>& l) { return l->busy.empty(); });
       if (idle == links_.end()) return false;
-      to = &*idle;
+      to = idle->get();
     }
     // A DEALER adds no delimiter: the contract's empty frame 0 comes from the codec.
     zmq::multipart_t frames;
@@ -234,6 +419,12 @@ class client::io_loop {
       } catch (const zmq::error_t& e) {
         log_.error("client {}: receive failed: {}", owner_.name_, e.what());
         return;
+      }
+      if (!ever_connected_) {
+        // A message proves a broker is there, whatever the monitor said so far.
+        ever_connected_ = true;
+        unreachable_ = false;
+        unreached_.clear();
       }
       if (mdp_) {
         on_mdp_reply(from, std::move(frames));
@@ -330,7 +521,12 @@ class client::io_loop {
       auto it = pending_.find(key);
       if (it == pending_.end() || it->second->deadline != deadline) continue;  // stale entry
       submission& s = *it->second;
-      if (s.resends_left > 0) {
+      // With the connection lost, or never made, a resend would only wait in
+      // the backlog behind this one: the request ends here, and a restart
+      // shorter than the timeout is ridden through by on_reconnect instead.
+      const bool lost = connection_lost();
+      const bool never = !mdp_ && watched_ && !ever_connected_;
+      if (s.resends_left > 0 && !lost && !never) {
         --s.resends_left;
         owner_.counters_.resends.fetch_add(1);
         log_.info("client {}: no reply for id {} in {} ms; sending it again", owner_.name_, key,
@@ -342,13 +538,11 @@ class client::io_loop {
       std::unique_ptr<submission> done = std::move(it->second);
       pending_.erase(it);
       owner_.counters_.timeouts.fetch_add(1);
-      for (link& l : links_) {
-        // Its late reply must not answer the next request sent there: a new socket.
-        if (l.busy == key) l = link{open_dealer(), {}};
-      }
+      forget_on_links(key);
       reply r = local_reply(
           code::expired, done->id,
-          "timeout: no reply from broker in " + std::to_string(done->timeout.count()) + " ms",
+          "timeout: no reply from broker in " + std::to_string(done->timeout.count()) + " ms" +
+              (lost ? " (the connection to it is lost)" : never ? " (no connection to it)" : ""),
           done->submitted_at);
       complete(std::move(done), std::move(r));
     }
@@ -362,6 +556,7 @@ class client::io_loop {
     pending_.clear();
     deadlines_.clear();
     backlog_.clear();
+    unreached_.clear();
   }
 
   void complete(std::unique_ptr<submission> s, reply r) {
@@ -379,7 +574,15 @@ class client::io_loop {
   spdlog::logger& log_;           // the owner's logger
   zmq::socket_t pipe_pull_;       // wake-ups from submit() and close()
   bool mdp_;                      // a stock broker (client_options::protocol)
-  std::vector<link> links_;       // carico: one; mdp: client_options::connections
+  bool watched_;                  // the endpoint's connections are seen by a monitor
+  milliseconds no_broker_after_;  // client_options::no_broker_ms
+  std::vector<std::unique_ptr<link>> links_;  // carico: one; mdp: client_options::connections
+  std::uint64_t monitors_{0};     // monitor endpoints made, for unique names
+  bool ever_connected_{false};    // some link's handshake succeeded once
+  bool unreachable_{false};       // never connected, and a request waited no_broker_ms for it
+  std::string handshake_failure_; // why the last handshake failed; empty when none did
+  std::deque<std::pair<time_point, std::string>> unreached_;  // requests sent before any
+                                  // connection: (submitted + no_broker_ms, key), in order
   bool stopping_{false};          // close() was seen
   std::unordered_map<std::string, std::unique_ptr<submission>> pending_;  // in flight, by key
   std::multimap<time_point, std::string> deadlines_;  // attempt deadlines; stale ones skipped

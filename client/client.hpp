@@ -13,7 +13,17 @@
 // block (close() from a callback only asks the loop to stop; never destroy the
 // client from one). Every request completes exactly once: with the
 // broker's reply, a local 504 when its timeout passes, or a local 503 when the
-// client closes. A reply that arrives for a request already completed is dropped.
+// client closes or no broker was ever reached. A reply that arrives for a
+// request already completed is dropped.
+//
+// Broker restarts: a socket monitor watches the DEALER. When its connection
+// comes back after a loss, every unanswered request is sent again at once (the
+// same client and id: the broker runs it once), each resend taking one of its
+// `retries`; an attempt that times out is resent only while connected (else
+// it ends with 504: its copy is still waiting in the client). When no connection to the broker was ever made (tcp/ipc; the
+// monitor sees none over inproc), requests fail with a local 503 "no broker at
+// ...: nothing answered in 2 s" no_broker_ms after they were submitted, and
+// later ones at once, until the socket connects.
 #pragma once
 
 #include <atomic>
@@ -43,7 +53,9 @@ struct client_options {
   std::string endpoint = "tcp://127.0.0.1:5555";  // the broker's frontend
   std::string name;                               // header `client`; empty: host-pid-random
   long timeout_ms = 10000;                        // per attempt, unless submit() says otherwise
-  int retries = 0;                                // resends of an unanswered request (same client, id)
+  int retries = 3;                                // resends of an unanswered request (same client,
+                                                  // id): after a timeout or a reconnect
+  long no_broker_ms = 2000;                       // never connected this long: requests fail 503
   int send_hwm = 1000;                            // DEALER send high-water mark; beyond it a local backlog
   curve_client_keys curve{};                      // CurveZMQ keys; off when empty
   message_limits limits{};                        // ZMQ_MAXMSGSIZE on the DEALER
@@ -76,7 +88,9 @@ struct client_counters {
   std::atomic<std::uint64_t> sent{0};        // messages handed to the DEALER (resends included)
   std::atomic<std::uint64_t> replies{0};     // requests completed by a broker reply
   std::atomic<std::uint64_t> timeouts{0};    // requests completed with a local 504
-  std::atomic<std::uint64_t> resends{0};     // requests sent again after a timeout
+  std::atomic<std::uint64_t> resends{0};     // requests sent again after a timeout or a reconnect
+  std::atomic<std::uint64_t> reconnects{0};  // connections to the broker made again after a loss
+  std::atomic<std::uint64_t> no_broker{0};   // requests failed with 503: no broker ever reached
   std::atomic<std::uint64_t> late{0};        // replies dropped: no such request outstanding
   std::atomic<std::uint64_t> malformed{0};   // broker messages that could not be decoded
 };

@@ -95,8 +95,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1L, 86400000L));
   app.add_option("--client-name", options.name, "header `client` (default host-pid-random)");
   app.add_option("--retries", options.retries,
-                 "resends of a request with no reply in --timeout-ms (same client and id: the "
-                 "broker never runs it twice)")
+                 "resends of an unanswered request: after --timeout-ms with no reply, or at "
+                 "once when the connection to a restarted broker comes back (same client and "
+                 "id: the broker never runs it twice); 0 for none")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_flag("--json", json, "print one JSON object per reply");

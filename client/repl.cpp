@@ -234,7 +234,11 @@ void repl::ask(std::string service, nlohmann::json head, std::string payload,
                              " ms (is it running?)");
                        return;
                      }
-                     if (r.local && r.code == 503) return;  // closing
+                     if (r.local && r.code == 503) {
+                       // "no broker at ...: nothing answered in 2 s"; silent when closing.
+                       if (r.error() != "client closed") error(r.error() + " (is it running?)");
+                       return;
+                     }
                      on_reply(r);
                    });
                  });

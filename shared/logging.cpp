@@ -1,5 +1,7 @@
 #include "shared/logging.hpp"
 
+#include "shared/escaping_formatter.hpp"
+
 #include <mutex>
 
 #include <spdlog/async.h>
@@ -19,6 +21,8 @@ bool parse_level(const std::string& name, spdlog::level::level_enum& out) {
   }
   return false;
 }
+
+const char* const log_pattern = "%Y-%m-%d %H:%M:%S.%e %-5l [%n] %v";
 
 std::shared_ptr<spdlog::logger> make_logger(const log_options& options) {
   static std::once_flag pool_once;
@@ -50,7 +54,8 @@ std::shared_ptr<spdlog::logger> make_logger(const log_options& options) {
       options.name, sinks.begin(), sinks.end(), spdlog::thread_pool(),
       spdlog::async_overflow_policy::block);
   logger->set_level(std::min(file_level, console_level));
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l [%n] %v");
+  // Text from users (titles, names, services) is escaped in every line.
+  logger->set_formatter(std::make_unique<escaping_formatter>(log_pattern));
   logger->flush_on(spdlog::level::warn);
   // The periodic flusher only sees registered loggers; a second logger of the
   // same name (tests) is simply not registered.

@@ -20,8 +20,13 @@ struct log_options {
   std::size_t max_files = 5;             // rotated files kept
 };
 
+// The layout of every line: "2026-11-27 10:47:03.512 info  [broker] text".
+extern const char* const log_pattern;
+
 // Builds a logger that never blocks its caller on disk I/O (spdlog async).
-// Throws spdlog::spdlog_ex with a readable message when the file cannot be opened.
+// Control characters in a message are escaped (escaping_formatter): one
+// call, one line. Throws spdlog::spdlog_ex with a readable message when the
+// file cannot be opened.
 std::shared_ptr<spdlog::logger> make_logger(const log_options& options);
 
 // A logger that discards everything, for tests and library defaults.

@@ -34,6 +34,36 @@ std::string wrap_words(const std::string& text, std::size_t width, std::size_t i
   return out;
 }
 
+bool has_controls(std::string_view text) {
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+std::string escape_controls(std::string_view text) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out += c;
+      continue;
+    }
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\x";
+        out += hex[u >> 4];
+        out += hex[u & 15];
+    }
+  }
+  return out;
+}
+
 std::string without_controls(std::string text, char with) {
   for (char& c : text) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = with;
@@ -41,7 +71,14 @@ std::string without_controls(std::string text, char with) {
   return text;
 }
 
-std::string render_table(const std::vector<std::vector<std::string>>& rows) {
+std::string render_table(const std::vector<std::vector<std::string>>& raw_rows) {
+  // Escaped first, so that the widths are those of what is printed.
+  std::vector<std::vector<std::string>> rows = raw_rows;
+  for (auto& row : rows) {
+    for (std::string& cell : row) {
+      if (has_controls(cell)) cell = escape_controls(cell);
+    }
+  }
   std::vector<std::size_t> width;
   for (const auto& row : rows) {
     width.resize(std::max(width.size(), row.size()), 0);

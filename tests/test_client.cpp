@@ -49,11 +49,24 @@ struct seen_request {
 // The broker side of the contract, by hand: a ROUTER the test thread drives.
 class fake_broker {
  public:
-  explicit fake_broker(zmq::context_t& context, int rcvhwm = 1000)
-      : endpoint_(unique_endpoint("client-broker")), router_(context, zmq::socket_type::router) {
+  // endpoint: where to bind (a restarted broker binds where the first was);
+  // empty for a fresh inproc one.
+  explicit fake_broker(zmq::context_t& context, int rcvhwm = 1000, std::string endpoint = "")
+      : endpoint_(endpoint.empty() ? unique_endpoint("client-broker") : std::move(endpoint)),
+        router_(context, zmq::socket_type::router) {
     router_.set(zmq::sockopt::linger, 0);
     router_.set(zmq::sockopt::rcvhwm, rcvhwm);
-    router_.bind(endpoint_);
+    // ZeroMQ closes a socket's listener in the background: a broker restarted
+    // on the same tcp port may find it still taken for a moment.
+    for (int tries = 0;; ++tries) {
+      try {
+        router_.bind(endpoint_);
+        break;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EADDRINUSE || tries >= 200) throw;
+        std::this_thread::sleep_for(10ms);
+      }
+    }
   }
   const std::string& endpoint() const { return endpoint_; }
 
@@ -114,17 +127,34 @@ class fake_broker {
   }
 
  private:
-  std::string endpoint_;           // inproc endpoint the client connects to
+  std::string endpoint_;           // endpoint the client connects to
   zmq::socket_t router_;           // the frontend
   std::uint64_t next_request_{1};  // `request` of the next answer
 };
 
+// No resends (retries 0): these tests are about one attempt and its timeout.
 client_options options_for(const fake_broker& broker, long timeout_ms = 5000) {
   client_options o;
   o.endpoint = broker.endpoint();
   o.name = "tester";
   o.timeout_ms = timeout_ms;
+  o.retries = 0;
   return o;
+}
+
+// A tcp endpoint on 127.0.0.1 that nothing listens on now (the monitor sees
+// tcp connections, not inproc ones).
+std::string free_tcp_endpoint() {
+  // A context of its own: closing it waits until the listener is really gone
+  // (a socket closes in the background), so no client can reach this probe.
+  zmq::context_t probe_context;
+  zmq::socket_t probe(probe_context, zmq::socket_type::router);
+  probe.set(zmq::sockopt::linger, 0);
+  probe.bind("tcp://127.0.0.1:*");
+  std::string endpoint = probe.get(zmq::sockopt::last_endpoint);
+  probe.close();
+  probe_context.close();
+  return endpoint;
 }
 
 bool ready(std::future<reply>& f, milliseconds wait = 2000ms) {
@@ -411,6 +441,103 @@ TEST_CASE("client: with retries an unanswered request is sent again with the sam
   CHECK(eventually([&] { return c.counters().late == 1; }));
 }
 
+TEST_CASE("client: a broker restarted on its endpoint gets every unanswered request at once") {
+  zmq::context_t context;
+  const std::string endpoint = free_tcp_endpoint();
+  auto broker = std::make_unique<fake_broker>(context, 1000, endpoint);
+  client_options o;
+  o.endpoint = endpoint;
+  o.name = "phoenix";
+  o.timeout_ms = 30000;  // the resend must not wait for it
+  client c(context, o);  // default retries
+  REQUIRE(o.retries > 0);
+
+  auto warm = c.submit("text", json::object(), "warm");
+  auto first = broker->recv();
+  REQUIRE(first);
+  broker->answer(*first);
+  REQUIRE(ready(warm));
+
+  auto one = c.submit("text", json::object(), "one");
+  auto two = c.submit("text", json::object(), "two");
+  std::set<json> ids;
+  for (const seen_request& r : broker->recv_n(2)) ids.insert(r.head["id"]);
+  broker.reset();  // dies with both unanswered
+  std::this_thread::sleep_for(300ms);  // the client sees the connection go
+  // Sent while the broker is down: it goes when the broker is back.
+  auto three = c.submit("text", json::object(), "three");
+  std::this_thread::sleep_for(100ms);
+  const time_point restarted = clock::now();
+  broker = std::make_unique<fake_broker>(context, 1000, endpoint);
+
+  // Each unanswered request arrives again (a copy ZeroMQ still held when the
+  // connection went may arrive too: the broker's (client, id) key makes a
+  // duplicate harmless, and the client drops its second reply).
+  std::set<json> ids_again;
+  std::set<std::string> payloads;
+  while (payloads.size() < 3) {
+    auto r = broker->recv(5000ms);
+    REQUIRE(r);
+    CHECK(r->head["client"] == "phoenix");
+    payloads.insert(r->payload);
+    if (r->payload != "three") ids_again.insert(r->head["id"]);
+    broker->answer(*r);
+  }
+  CHECK(ids_again == ids);
+  for (auto* f : {&one, &two, &three}) {
+    REQUIRE(ready(*f, 5000ms));
+    CHECK(f->get().code == 200);
+  }
+  CHECK(clock::now() - restarted < 5s);  // not at the 30 s timeout
+  CHECK(c.counters().reconnects >= 1);
+  CHECK(c.counters().resends >= 2);
+  CHECK(c.counters().timeouts == 0);
+}
+
+TEST_CASE("client: with no broker at the endpoint, requests fail with 503 fast, not at their timeout") {
+  zmq::context_t context;
+  const std::string endpoint = free_tcp_endpoint();
+  client_options o;
+  o.endpoint = endpoint;
+  o.timeout_ms = 20000;
+  o.no_broker_ms = 300;
+  SECTION("carico") {}
+  SECTION("mdp") { o.protocol = dialect::mdp; }
+  client c(context, o);
+
+  const time_point start = clock::now();
+  auto f = c.submit("mmi.stats", json::object(), "");
+  REQUIRE(ready(f, 3000ms));
+  reply r = f.get();
+  CHECK(clock::now() - start >= 300ms);
+  CHECK(r.code == 503);
+  CHECK(r.local);
+  CHECK(r.error() == "no broker at " + endpoint + ": nothing answered in 300 ms");
+  // Once that is known, the next request fails at once.
+  auto g = c.submit("mmi.stats", json::object(), "");
+  REQUIRE(ready(g, 100ms));
+  CHECK(g.get().code == 503);
+  CHECK(c.counters().no_broker == 2);
+  CHECK(c.counters().timeouts == 0);
+
+  if (o.protocol == dialect::carico) {
+    // A broker that comes later is used as soon as the socket reaches it.
+    fake_broker broker(context, 1000, endpoint);
+    std::optional<std::future<reply>> served;
+    REQUIRE(eventually([&] {
+      auto h = c.submit("text", json::object(), "late");
+      if (h.wait_for(50ms) == std::future_status::ready) return false;  // not connected yet
+      served.emplace(std::move(h));
+      return true;
+    }, 3000ms));
+    auto seen = broker.recv();
+    REQUIRE(seen);
+    broker.answer(*seen);
+    REQUIRE(ready(*served));
+    CHECK(served->get().code == 200);
+  }
+}
+
 TEST_CASE("client: a full DEALER never blocks the I/O thread - timeouts still fire") {
   zmq::context_t context;
   fake_broker broker(context, /*rcvhwm=*/1);
@@ -576,8 +703,9 @@ TEST_CASE("batch_sender: one line per reply, window respected, exit status") {
 
   SECTION("no broker: every request times out with 504") {
     client_options o;
-    o.endpoint = unique_endpoint("nobody");
+    o.endpoint = unique_endpoint("nobody");  // inproc: no monitor, no early 503
     o.timeout_ms = 100;
+    o.retries = 0;
     client c(context, o);
     std::ostringstream out;
     batch_result result = batch_sender(c, {}, out).send(docs);

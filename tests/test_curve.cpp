@@ -112,6 +112,7 @@ client_options client_with(const std::string& frontend, curve_client_keys keys) 
   client_options o;
   o.endpoint = frontend;
   o.timeout_ms = 3000;
+  o.retries = 0;  // a refused client's one attempt ends in 504 (no resends, before no_broker_ms)
   o.curve = std::move(keys);
   return o;
 }

@@ -151,11 +151,27 @@ TEST_CASE("document_store writes durably and atomically") {
     document_store clean(dir, true);
     CHECK_FALSE(fs::exists(dir / "old.json"));
   }
-  SECTION("an unusable directory is a clear error") {
+  SECTION("an unusable directory is a clear error from probe() and store(), not a crash") {
     fs::create_directories(dir);
     std::ofstream(dir / "file") << "x";
-    CHECK_THROWS_WITH(document_store(dir / "file", false),
-                      Catch::Contains("cannot create storage directory"));
+    auto store = std::make_shared<document_store>(dir / "file", false);
+    CHECK_THAT(store->probe(), Catch::Contains("cannot create storage directory") &&
+                                   Catch::Contains("file"));
+    CHECK_THROWS_AS(store->store(1, "t", "{}"), std::runtime_error);
+    // The text service answers 503 "not executed here", never 500: the broker
+    // gives the request to another worker.
+    job j;
+    j.request = 4;
+    const std::string doc = R"({"title": "t", "content": "a"})";
+    j.payload = zmq::message_t(doc.data(), doc.size());
+    job_result r = text_handler(store, 0)(j);
+    CHECK(r.code == 503);
+    CHECK_THAT(r.error, Catch::StartsWith("not executed here: storage failed: cannot create"));
+    // Fixed (the file made way for a directory): the probe passes, and leaves nothing.
+    fs::remove(dir / "file");
+    CHECK(store->probe() == "");
+    CHECK(fs::is_empty(dir / "file"));
+    CHECK(text_handler(store, 0)(j).code == 200);
   }
   fs::remove_all(dir);
 }

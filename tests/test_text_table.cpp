@@ -55,3 +55,22 @@ TEST_CASE("wrap_words breaks at blanks within the width, indented") {
   CHECK(carico::text_columns("x") == 1);
   CHECK(carico::text_columns("città") == 5);
 }
+
+TEST_CASE("escape_controls writes every control character out, and nothing else") {
+  using carico::escape_controls;
+  CHECK(escape_controls("plain città") == "plain città");
+  CHECK(escape_controls("a\nb\tc\rd") == "a\\nb\\tc\\rd");
+  CHECK(escape_controls(std::string("nul\0x", 5)) == "nul\\x00x");
+  CHECK(escape_controls("\x1b[31mred\x7f") == "\\x1b[31mred\\x7f");
+  CHECK(escape_controls("back\\slash") == "back\\slash");  // left as it is
+  CHECK(carico::has_controls("a\tb"));
+  CHECK_FALSE(carico::has_controls("città \\n"));
+}
+
+TEST_CASE("render_table escapes cells: a tab or newline cannot break a row") {
+  const std::string table = render_table({{"ID", "TITLE"}, {"1", "two\nlines\tand a tab"}});
+  CHECK(table ==
+        "ID  TITLE\n"
+        "1   two\\nlines\\tand a tab\n");
+  CHECK(std::count(table.begin(), table.end(), '\n') == 2);
+}

@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <set>
@@ -280,6 +281,69 @@ nlohmann::json worker_named(const nlohmann::json& ws, const std::string& name) {
 }
 
 }  // namespace
+
+TEST_CASE("a worker whose store cannot write leaves the ring; its requests go to others") {
+  zmq::context_t context;
+  running_broker b(context, unique("store"), 20);
+  const fs::path base = temp_dir();
+  fs::create_directories(base);
+  // A file where the store's directory should be: root cannot write there either.
+  const fs::path storage = base / "sick";
+  auto sick_store = std::make_shared<document_store>(base / "healthy-first", false);
+  worker_options sick = options_for(b, "sick");
+  sick.health_check = storage_check(sick_store);
+  sick.health_check_ms = 50;
+  raw_client c(context, b.frontend);
+  const std::string doc = R"({"title": "t", "content": "aaa"})";
+
+  SECTION("unwritable at start: it joins as overload with the reason, serves once fixed") {
+    std::ofstream(storage) << "in the way";
+    auto store = std::make_shared<document_store>(storage, false);
+    sick.health_check = storage_check(store);
+    running_worker w(context, sick, text_handler(store, 0));
+    REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+      return ws.size() == 1 && ws[0]["state"] == "overload" &&
+             ws[0]["reason"].get<std::string>().find("cannot create storage directory") !=
+                 std::string::npos;
+    }));
+    c.send("text", {{"id", 1}}, doc);
+    CHECK(c.receive(300).is_null());  // queued: nobody ready
+    fs::remove(storage);               // the operator fixes the disk
+    nlohmann::json r = c.receive(3000);
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 200);
+    CHECK(r["worker"] == "sick");
+  }
+  SECTION("failing while it serves: 503 not executed here, another worker answers 200") {
+    const fs::path dir = base / "healthy-first";
+    running_worker w(context, sick, text_handler(sick_store, 0));
+    REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+      return ws.size() == 1 && ws[0]["state"] == "ready";
+    }));
+    REQUIRE(c.call("text", {{"id", 1}}, doc)["code"] == 200);
+    fs::remove_all(dir);
+    std::ofstream(dir) << "the disk went away";
+    c.send("text", {{"id", 2}}, doc);
+    // The worker answers 503 and says overload; the broker holds the request.
+    REQUIRE(wait_workers(c, [](const nlohmann::json& ws) {
+      return ws.size() == 1 && ws[0]["state"] == "overload" &&
+             !ws[0]["reason"].get<std::string>().empty();
+    }));
+    running_worker other(context, options_for(b, "other"),
+                         text_handler(std::make_shared<document_store>(base / "other", false), 0));
+    nlohmann::json r = c.receive(3000);
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["id"] == 2);
+    CHECK(r["code"] == 200);
+    CHECK(r["worker"] == "other");
+    CHECK(r["attempts"] == 2);
+    fs::remove(dir);  // fixed: the sick worker is ready again
+    CHECK(wait_workers(c, [](const nlohmann::json& ws) {
+      return ws.size() == 2 && ws[0]["state"] == "ready" && ws[1]["state"] == "ready";
+    }));
+  }
+  fs::remove_all(base);
+}
 
 TEST_CASE("an inline worker answers on its I/O thread and advertises its capacity") {
   zmq::context_t context;

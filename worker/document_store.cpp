@@ -48,16 +48,11 @@ void fsync_dir(const fs::path& dir) {
 
 document_store::document_store(fs::path dir, bool clean) : dir_(std::move(dir)) {
   std::error_code ec;
-  if (clean && fs::exists(dir_, ec)) {
+  if (clean && fs::is_directory(dir_, ec)) {
     for (const auto& entry : fs::directory_iterator(dir_, ec)) fs::remove_all(entry.path(), ec);
-    if (ec) throw std::runtime_error("cannot clean " + dir_.string() + ": " + ec.message());
   }
   fs::create_directories(dir_, ec);
-  if (ec || !fs::is_directory(dir_)) {
-    throw std::runtime_error("cannot create storage directory " + dir_.string() + ": " +
-                             (ec ? ec.message() : "not a directory"));
-  }
-  if (::access(dir_.c_str(), W_OK) != 0) throw os_error("storage directory not writable:", dir_);
+  if (!fs::is_directory(dir_, ec)) return;  // probe() says why
   // Temporary files left by a crashed writer are incomplete documents: drop
   // them. Workers may share the directory, so a live process's are left alone.
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
@@ -67,6 +62,35 @@ document_store::document_store(fs::path dir, bool clean) : dir_(std::move(dir)) 
     const bool writer_alive = pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
     if (!writer_alive || pid == ::getpid()) fs::remove(entry.path(), ec);
   }
+}
+
+std::string document_store::probe() {
+  std::error_code made;
+  fs::create_directories(dir_, made);
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) {
+    return "cannot create storage directory " + dir_.string() + ": " +
+           (made ? made.message() : ec ? ec.message() : "a file is in the way");
+  }
+  // Named as a temporary file: one a crash leaves behind is removed at the next start.
+  const fs::path path = dir_ / (std::string(temp_prefix) + std::to_string(::getpid()) + "-probe");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return os_error("cannot create", path).what();
+  const char byte = '\n';
+  if (!write_all(fd, std::string_view(&byte, 1)) || ::fsync(fd) != 0) {
+    const std::string error = os_error("cannot write", path).what();
+    ::close(fd);
+    ::unlink(path.c_str());
+    return error;
+  }
+  ::close(fd);
+  if (::unlink(path.c_str()) != 0) return os_error("cannot remove", path).what();
+  try {
+    fsync_dir(dir_);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return {};
 }
 
 std::string document_store::store(std::uint64_t request, std::string_view title,

@@ -7,6 +7,10 @@
 // the directory fsynced: after a crash a name holds the whole document or
 // does not exist. Temporary files of dead processes are removed when the store
 // opens; several workers may share one directory.
+//
+// A store that cannot write (read-only mount, full disk, a file where the
+// directory should be) is still built: probe() says why it cannot store, and
+// the worker stays out of the ring (state overload) until probe() passes.
 #pragma once
 
 #include <cstdint>
@@ -19,9 +23,15 @@ namespace carico {
 
 class document_store {
  public:
-  // Creates dir if needed; with clean, removes everything in it first.
-  // Throws std::runtime_error with a readable reason when dir is unusable.
+  // Creates dir if it can; with clean, removes everything in it first. A
+  // directory that cannot be made or written is left for probe() to report.
   document_store(std::filesystem::path dir, bool clean);
+
+  // Whether a document can be stored now: creates the directory if it is
+  // missing, then creates, writes, fsyncs and removes a probe file. Returns
+  // "" when that works, else why not ("cannot create /x/.tmp-12-probe:
+  // Read-only file system"). Safe from any thread.
+  std::string probe();
 
   // Stores bytes as safe_file_name(request, title); a second store of the
   // same request replaces the first. Returns the file name (not the path).

@@ -104,14 +104,12 @@ int main(int argc, char** argv) {
   carico::service_handler handler;
   if (options.service == "text") {
     if (storage.empty()) storage = "storage/" + options.name;
-    try {
-      handler = carico::text_handler(std::make_shared<carico::document_store>(storage, clean),
-                                     work_us_per_char);
-    } catch (const std::exception& e) {
-      log->critical("carico-worker: {}", e.what());
-      spdlog::shutdown();
-      return 2;
-    }
+    // A store that cannot write does not stop the worker: it joins as
+    // overload with the reason (see `carico-client workers`), serves nothing,
+    // and checks again every second (worker_options::health_check).
+    auto store = std::make_shared<carico::document_store>(storage, clean);
+    handler = carico::text_handler(store, work_us_per_char, log);
+    options.health_check = carico::storage_check(store);
   } else {
     handler = carico::echo_handler();
   }

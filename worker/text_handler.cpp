@@ -47,8 +47,9 @@ job_result fetch_document(const document_store& store, std::uint64_t of) {
 
 }  // namespace
 
-service_handler text_handler(std::shared_ptr<document_store> store, long work_us_per_char) {
-  return [store = std::move(store), work_us_per_char](job& j) {
+service_handler text_handler(std::shared_ptr<document_store> store, long work_us_per_char,
+                             std::shared_ptr<spdlog::logger> log) {
+  return [store = std::move(store), work_us_per_char, log = std::move(log)](job& j) {
     if (const msgpack::object* get = j.head().find("get")) {
       if (get->type != msgpack::type::POSITIVE_INTEGER) {
         job_result bad;
@@ -80,15 +81,33 @@ service_handler text_handler(std::shared_ptr<document_store> store, long work_us
     }
     // Numbered by the broker, a document is stored under its request number;
     // from a stock broker, which numbers nothing, under the worker's own key.
-    const std::string stored_as = j.local_key.empty()
-                                      ? store->store(j.request, doc->title, payload)
+    std::string stored_as;
+    try {
+      stored_as = j.local_key.empty() ? store->store(j.request, doc->title, payload)
                                       : store->store(j.local_key, doc->title, payload);
+    } catch (const std::runtime_error& e) {
+      // Not this document's fault: 503 "not executed here" (another worker
+      // gets it), and the worker leaves the ring until its store works.
+      r.code = code::queue_full;
+      r.error = std::string("not executed here: storage failed: ") + e.what();
+      return r;
+    }
+    // The title is the user's text: the logger escapes it (escaping_formatter).
+    if (log) {
+      log->info("request {} stored as {} title={} bytes={} count_a={}",
+                j.local_key.empty() ? std::to_string(j.request) : j.local_key, stored_as,
+                doc->title, payload.size(), count);
+    }
     r.result = {{"title", doc->title},
                 {"stored_as", stored_as},
                 {"bytes", payload.size()},
                 {"count_a", count}};
     return r;
   };
+}
+
+std::function<std::string()> storage_check(std::shared_ptr<document_store> store) {
+  return [store = std::move(store)] { return store->probe(); };
 }
 
 }  // namespace carico

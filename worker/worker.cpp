@@ -1,5 +1,8 @@
 #include "worker/worker.hpp"
 
+#include <cstdio>
+#include <cstring>
+
 #include <unistd.h>
 
 #include "shared/logging.hpp"
@@ -114,10 +117,16 @@ void worker::schedule_reconnect(std::string_view why) {
 }
 
 void worker::run() {
+  // A worker that cannot do its job joins all the same, overload with the
+  // reason: an operator sees why in `carico-client workers`, and it serves
+  // as soon as the check passes, with no restart.
+  if (options_.health_check) check_health(clock::now());
   connect();
   while (!stopping_) {
     if (stop_signalled() && !draining_) draining_ = true;
     if (auto overload = take_overload_signal()) forced_overload_ = *overload;
+    take_failures();
+    if (!unhealthy_.empty() && clock::now() >= next_health_check_) check_health(clock::now());
     update_state();
     if (!broker_ && clock::now() >= reconnect_at_) connect();
 
@@ -154,8 +163,8 @@ void worker::run() {
 // Sleeps until the broker link, the task results or the waker may have input,
 // or the next heartbeat, broker expiry or reconnect is due.
 void worker::wait() {
-  const time_point deadline =
-      broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
+  time_point deadline = broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
+  if (!unhealthy_.empty()) deadline = std::min(deadline, next_health_check_);
   // Inline, no task thread ever sends results: the pipe is not polled.
   zmq::pollitem_t items[3] = {waker_.pollitem()};
   std::size_t count = 1;
@@ -227,6 +236,12 @@ worker::batch worker::handle_results() {
     const std::uint64_t generation = frame_uint(frames[0]);
     frames.pop();
     if (generation != generation_ || !broker_) continue;  // that broker link is gone
+    if (failure_noted_) {
+      // The handler could not do this one (503): the broker hears `overload`
+      // before the 503, so the request goes to another worker, not back here.
+      take_failures();
+      update_state();
+    }
     send_to_broker(std::move(frames));  // already an MDPW01 REPLY
   }
   return {received, false};
@@ -255,7 +270,8 @@ void worker::on_tick() {
 void worker::send_heartbeat() {
   probe_.sample();
   load_report load{state_, in_flight_, probe_.rss_bytes(), probe_.mem_percent(),
-                   probe_.cpu_percent(), {}};
+                   probe_.cpu_percent(),
+                   state_ == worker_state::overload ? overload_reason() : std::string()};
   send_to_broker(encode_heartbeat(options_.protocol, &load));
   next_heartbeat_ = clock::now() + milliseconds(options_.heartbeat_ms);
 }
@@ -273,14 +289,83 @@ worker_state worker::wanted_state() {
   // Inline, a request is answered before the next is read: never saturated.
   if (in_flight_ > options_.capacity) saturated_ = true;
   else if (in_flight_ <= options_.capacity / 2) saturated_ = false;
-  if (forced_overload_ || mem_overloaded_ || saturated_) return worker_state::overload;
+  if (!unhealthy_.empty() || forced_overload_ || mem_overloaded_ || saturated_) {
+    return worker_state::overload;
+  }
   return worker_state::ready;
+}
+
+// Why the worker is overload, for its load report and log.
+std::string worker::overload_reason() const {
+  if (!unhealthy_.empty()) return unhealthy_;
+  if (forced_overload_) return "overload forced (SIGUSR1 or set_overloaded)";
+  if (mem_overloaded_) {
+    char text[96];
+    std::snprintf(text, sizeof text, "memory at %.1f%% (limit %.1f%%)", probe_.mem_percent(),
+                  options_.overload_mem_percent);
+    return text;
+  }
+  if (saturated_) {
+    return "holding " + std::to_string(in_flight_) + " requests for a capacity of " +
+           std::to_string(options_.capacity);
+  }
+  return {};
+}
+
+void worker::note_failure(const job_result& result) {
+  if (result.code != code::queue_full || !options_.health_check) return;
+  {
+    std::lock_guard lock(failure_mutex_);
+    failure_ = result.error;
+  }
+  failure_noted_ = true;
+  waker_.wake();
+}
+
+void worker::take_failures() {
+  if (!failure_noted_.exchange(false)) return;
+  std::string reason;
+  {
+    std::lock_guard lock(failure_mutex_);
+    reason = std::move(failure_);
+  }
+  if (reason.empty()) reason = "the service answered 503: not executed here";
+  if (unhealthy_.empty()) {
+    log_->warn("worker {}: cannot serve: {}; overload until the check passes (every {} ms)",
+               options_.name, reason, options_.health_check_ms);
+  }
+  unhealthy_ = std::move(reason);
+  // One interval at least before the check: a probe of one byte may pass on
+  // a disk too full for a document.
+  next_health_check_ = clock::now() + milliseconds(options_.health_check_ms);
+}
+
+void worker::check_health(time_point now) {
+  std::string reason;
+  try {
+    reason = options_.health_check();
+  } catch (const std::exception& e) {
+    reason = std::string("health check failed: ") + e.what();
+  }
+  if (reason.empty()) {
+    if (!unhealthy_.empty()) log_->info("worker {}: health check passed: can serve again", options_.name);
+    unhealthy_.clear();
+    return;
+  }
+  if (unhealthy_.empty()) {
+    log_->warn("worker {}: cannot serve: {}; overload until the check passes (every {} ms)",
+               options_.name, reason, options_.health_check_ms);
+  }
+  unhealthy_ = std::move(reason);
+  next_health_check_ = now + milliseconds(std::max(1L, options_.health_check_ms));
 }
 
 void worker::update_state() {
   const worker_state wanted = wanted_state();
   if (wanted == state_) return;
-  log_->info("worker {}: state {} -> {}", options_.name, state_name(state_), state_name(wanted));
+  const std::string why = wanted == worker_state::overload ? " (" + overload_reason() + ")" : "";
+  log_->info("worker {}: state {} -> {}{}", options_.name, state_name(state_), state_name(wanted),
+             why);
   state_ = wanted;
   if (broker_) send_heartbeat();  // tell the broker at once
 }
@@ -293,6 +378,7 @@ void worker::serve_inline(task&& t) {
   job j = make_job(t);
   job_result result = run_handler(j);
   if (stopping_) return;  // stop(): nothing more is sent
+  take_failures();
   // A drain or overload that began while the handler ran reaches the broker
   // before this reply frees capacity there, as it would with a pool.
   update_state();
@@ -368,7 +454,9 @@ void worker::task_loop() {
 // The handler's result, or 500 when it throws.
 job_result worker::run_handler(job& j) {
   try {
-    return handler_(j);
+    job_result result = handler_(j);
+    note_failure(result);
+    return result;
   } catch (const std::exception& e) {
     log_->error("worker {}: request {} failed: {}", options_.name, j.request, e.what());
     job_result result;

@@ -94,6 +94,13 @@ struct worker_options {
   long reconnect_max_ms = 8000;                  // reconnect delay cap
   curve_client_keys curve{};                     // CurveZMQ keys; off when empty
   message_limits limits{};                       // ZMQ_MAXMSGSIZE; larger results are answered 500
+  // Whether the service can work (the text service: can its store write?):
+  // "" when it can, else why not. Runs on the I/O thread at start, when the
+  // handler answers 503 ("not executed here"), and every health_check_ms while
+  // it fails; meanwhile the worker is `overload` with the reason in its load
+  // report, so the broker gives it nothing. None: always healthy.
+  std::function<std::string()> health_check{};
+  long health_check_ms = 1000;                   // interval of the checks while one fails
 };
 
 class worker {
@@ -143,6 +150,12 @@ class worker {
   void send_to_broker(zmq::multipart_t&& frames);
   worker_state wanted_state();
   void update_state();
+  std::string overload_reason() const;
+  // Health (worker_options::health_check): what a handler's 503 says, taken
+  // by the loop thread; the check itself, at start and while it fails.
+  void note_failure(const job_result& result);
+  void take_failures();
+  void check_health(time_point now);
   void serve_inline(task&& t);
   job make_job(task& t);
   void task_loop();
@@ -175,6 +188,11 @@ class worker {
   worker_state state_{worker_state::ready}; // last state told to the broker
   bool mem_overloaded_{false};              // memory above the limit (with hysteresis)
   bool saturated_{false};                   // pool: more requests held than capacity (hysteresis)
+  std::string unhealthy_;                   // why the service cannot work; empty when it can
+  time_point next_health_check_{};          // while unhealthy_: when to run the check again
+  std::mutex failure_mutex_;                // guards failure_
+  std::string failure_;                     // the last handler 503's reason, for the loop thread
+  std::atomic<bool> failure_noted_{false};  // failure_ holds news
   long backoff_ms_;                         // next reconnect delay
   time_point reconnect_at_{};               // when to make a new socket (if broker_ null)
   time_point broker_expires_at_{};          // broker dead when silent past this
