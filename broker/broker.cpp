@@ -428,6 +428,12 @@ void broker::on_client_message(std::string&& client, zmq::multipart_t&& frames) 
     }
     return;
   }
+  if (message->from == dialect::carico) {
+    if (std::optional<std::uint64_t> of = get_of(client, *message)) {
+      if (*of != 0) accept_get(std::move(client), std::move(*message), *of);
+      return;
+    }
+  }
   accept_request(std::move(client), std::move(*message));
 }
 
@@ -478,6 +484,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   bool raw_reserved = false;
   std::optional<std::uint64_t> timeout_ms;  // the header's, when it has one
   const bool was_raw = message.head_raw;
+  std::string owner = owner_of(message);  // for the journal row; read before the frames move
   if (message.head_raw) {
     for (const raw_map::entry& e : client_head_) {
       if (e.key == "id") {
@@ -585,6 +592,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
     journal_event e;
     e.what = journal_event::kind::received;
     e.row = record_of(r, message.head, key ? &*key : nullptr);
+    e.row.owner = std::move(owner);
     // A stock request is kept with no header: that is how a reload tells it.
     e.head = r.from == dialect::mdp ? std::string()
              : r.head.size() > 0    ? r.head.to_string()
@@ -741,6 +749,14 @@ void broker::answer_mmi(const std::string& client, client_request& message) {
   } else if (name == "mmi.history") {
     const std::uint64_t last = std::clamp<std::uint64_t>(message.head.get_uint("last").value_or(20), 1, 1000);
     head.set_json("result", nlohmann::json{{"requests", history_json(last)}});
+  } else if (name == "mmi.stored") {
+    const std::uint64_t last = std::clamp<std::uint64_t>(message.head.get_uint("last").value_or(20), 1, 1000);
+    if (!journal_) {
+      reply_error(client, dialect::carico, name, code::not_found,
+                  "no journal: this broker runs with --journal none", &message.head);
+      return;
+    }
+    head.set_json("result", nlohmann::json{{"documents", stored_json(last, owner_of(message))}});
   } else {
     reply_error(client, dialect::carico, name, code::not_implemented,
                 "unknown mmi service " + name, &message.head);
@@ -1143,6 +1159,11 @@ void broker::requeue(std::uint64_t number, const known_worker& by, std::string_v
   if (it == requests_.end()) return;
   request& r = it->second;
   r.holder = nullptr;
+  if (r.fetch) {  // only its holder has the document
+    fail_get(r, by, why);
+    requests_.erase(it);
+    return;
+  }
   if (r.attempts >= options_.max_attempts) {
     ++stats_.expired;
     monitor_.on_expiry(number, r.target->name, "out of attempts, the last worker " + by.name);
@@ -1438,7 +1459,7 @@ void broker::send_request(known_worker& w, request& r) {
     payload.copy(r.payload);  // shares the buffer; kept for a re-dispatch
     send_addressed(to_workers_, w.identity, w.from, command::request, address, &head, &payload, 1);
   }
-  if (journal_) {
+  if (journal_ && !r.fetch) {
     journal_event e;
     e.what = journal_event::kind::dispatched;
     e.row.number = r.number;
@@ -1645,7 +1666,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
   const bool keep = !r.key.empty();
   const std::string_view encoded(head_frame.data<char>(), head_frame.size());  // the header
   const std::string packed = keep ? encode_frames(body) : std::string();       // the body frames
-  if (journal_) {
+  if (journal_ && !r.fetch) {
     journal_event e;
     e.what = journal_event::kind::finished;
     e.row.number = r.number;

@@ -207,6 +207,21 @@ class broker {
                          std::string_view service, zmq::message_t&& head_frame,
                          std::vector<zmq::message_t>&& body);
 
+  // `get`: a stored document fetched from the worker that stored it (broker/fetch.cpp).
+  // The number a carico request's header asks for with `get`; nothing for none.
+  // A `get` that is not an unsigned integer is answered 400 and yields 0.
+  std::optional<std::uint64_t> get_of(const std::string& client, client_request& message);
+  // Routes a `get` of request `of` to the worker that stored it, or answers
+  // 404 (unknown, not stored, not this client's) or 503 (holder not connected).
+  void accept_get(std::string&& client, client_request&& message, std::uint64_t of);
+  // A `get` whose holder was lost or answered 503: answered 503 naming it,
+  // never given to another worker. The caller erases r.
+  void fail_get(request& r, const known_worker& by, std::string_view why);
+  // The client's ZAP User-Id with curve (its allow-list name), else "".
+  std::string owner_of(const client_request& message) const;
+  // mmi.stored: the last `last` stored documents (this client's with curve).
+  nlohmann::json stored_json(std::size_t last, const std::string& owner);
+
   void open_journal();
   void reload_unfinished();
   void release_sticky(known_worker* returning);

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS requests (
   code          INTEGER,
   count_a       INTEGER,
   stored_as     TEXT,
+  owner         TEXT,
   reply_head    BLOB,
   reply_body    BLOB,
   request_head  BLOB,
@@ -320,9 +321,9 @@ struct journal::writer_statements {
             db,
             "INSERT OR REPLACE INTO requests (number, client, client_id, service, title, bytes, "
             "state, worker, attempts, received_ms, dispatched_ms, completed_ms, code, count_a, "
-            "stored_as, reply_head, reply_body, request_head, payload) "
+            "stored_as, reply_head, reply_body, request_head, payload, owner) "
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-            "?18, ?19)"),
+            "?18, ?19, ?20)"),
         dispatch(db,
                  "UPDATE requests SET state = 'dispatched', worker = ?2, attempts = ?3, "
                  "dispatched_ms = ?4 WHERE number = ?1"),
@@ -486,6 +487,10 @@ void journal::open_files() {
   }
   try {
     exec(db_, schema);
+    // In place: a journal written before `owner` existed gains the column (NULL
+    // in its old rows: documents sent before it have no recorded owner).
+    sql_statement has_owner(db_, "SELECT 1 FROM pragma_table_info('requests') WHERE name = 'owner'");
+    if (!has_owner.step()) exec(db_, "ALTER TABLE requests ADD COLUMN owner TEXT");
   } catch (const journal_error& e) {
     throw journal_error(std::string("cannot write to it: ") + e.what());
   }
@@ -818,6 +823,7 @@ bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
         s.bind_nonzero(13, static_cast<std::int64_t>(row.code));
         if (row.count_a) s.bind(14, *row.count_a);
         s.bind_text(15, row.stored_as);
+        s.bind_text(20, row.owner);
         if (f.finish != nullptr) {
           s.bind_blob(16, f.finish->head.data(), f.finish->head.size());
           s.bind_blob(17, f.finish->body.data(), f.finish->body.size());
@@ -995,6 +1001,26 @@ std::optional<journal_record> journal::find(std::uint64_t number) {
   s.bind(1, number);
   if (!s.step()) return std::nullopt;
   return read_record(s);
+}
+
+std::optional<std::string> journal::owner_of(std::uint64_t number) {
+  sql_statement s(reader_, "SELECT coalesce(owner, '') FROM requests WHERE number = ?1");
+  s.bind(1, number);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+std::vector<journal_record> journal::stored(std::size_t last, std::optional<std::string> owner) {
+  std::string sql = std::string("SELECT ") + record_columns +
+                    " FROM requests WHERE state = 'done' AND coalesce(stored_as, '') != ''";
+  if (owner) sql += " AND coalesce(owner, '') = ?2";
+  sql += " ORDER BY number DESC LIMIT ?1";
+  sql_statement s(reader_, sql.c_str());
+  s.bind(1, static_cast<std::uint64_t>(last));
+  if (owner) s.bind_text(2, *owner);
+  std::vector<journal_record> out;
+  while (s.step()) out.push_back(read_record(s));
+  return out;
 }
 
 std::optional<journal_record> journal::find(std::string_view client, std::string_view client_id) {

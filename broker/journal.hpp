@@ -87,6 +87,9 @@ struct journal_record {
   std::uint64_t code{0};              // reply code; 0 while unanswered
   std::optional<std::uint64_t> count_a;  // result.count_a, when the reply had one
   std::string stored_as;              // result.stored_as, when the reply had one
+  std::string owner;                  // the client's ZAP User-Id (its name on the
+                                      // --curve allow list); empty without curve. Written
+                                      // with the row, read by owner_of(), not by find()
 
   // The `mmi.request` / `--json` form: absent values are left out.
   nlohmann::json to_json() const;
@@ -188,6 +191,11 @@ class journal {
   // Lookups on the committed rows (read connection; the posting thread only).
   std::optional<journal_record> find(std::uint64_t number);
   std::optional<journal_record> find(std::string_view client, std::string_view client_id);
+  // The owner recorded for request `number` ("" for none); nothing when no row.
+  std::optional<std::string> owner_of(std::uint64_t number);
+  // The newest `last` requests answered 200 with a stored file, newest first;
+  // with owner, only that owner's.
+  std::vector<journal_record> stored(std::size_t last, std::optional<std::string> owner);
   // The reply of a finished request (refused ones excluded), by its key.
   std::optional<cached_reply> find_reply(std::string_view client, std::string_view client_id);
   // The newest `last` rows, newest first, optionally of one state only.

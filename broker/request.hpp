@@ -28,6 +28,8 @@ struct request {
                                   // body is kept packed by encode_frames (framed)
   dialect from{dialect::carico};  // the client's dialect: what its reply looks like
   bool framed{false};             // payload holds encode_frames of the body (stock clients)
+  bool fetch{false};              // a `get` (broker/fetch.cpp): only its holder may serve it,
+                                  // and the journal does not record it
   std::uint64_t timeout_ms{0};    // how long it may wait for a worker (from received_at)
   time_point deadline{};          // received_at + timeout_ms: answered 504 if still waiting
   std::uint64_t attempts{0};      // workers given it so far

@@ -11,6 +11,7 @@
 #include "client/client.hpp"
 #include "client/corpus.hpp"
 #include "client/document.hpp"
+#include "client/document_fetch.hpp"
 #include "client/mmi_report.hpp"
 #include "client/repl.hpp"
 #include "client/top.hpp"
@@ -156,6 +157,13 @@ int main(int argc, char** argv) {
   std::string service_name;
   CLI::App* service = app.add_subcommand("service", "is NAME served by a live worker? (mmi.service; exit 0 if so)");
   service->add_option("name", service_name, "service name, e.g. text")->required();
+  std::uint64_t get_number = 0;
+  std::string get_out;
+  std::string get_service = "text";
+  CLI::App* get = app.add_subcommand("get", "fetch back the document that request N stored (to stdout, or --out FILE)");
+  get->add_option("request", get_number, "the request number that stored it")->required()->check(CLI::PositiveNumber);
+  get->add_option("--out,-o", get_out, "write it to FILE (only when the whole document came)");
+  get->add_option("--service", get_service, "the service that stored it")->capture_default_str();
   carico::corpus_options corpus;
   CLI::App* gen = app.add_subcommand("gen", "write N documents of about BYTES each into DIR, for load tests");
   gen->add_option("--count,-n", corpus.count, "documents")->required()->check(CLI::Range(1UL, 100000000UL));
@@ -181,7 +189,7 @@ int main(int argc, char** argv) {
   options.limits.max_message_bytes = security.max_message_bytes;
   if (protocol == "mdp") {
     options.protocol = carico::dialect::mdp;
-    if (!*send && !*service) {
+    if (!*send && !*service) {  // `get` needs the journal's request numbers
       std::cerr << "carico-client: --protocol mdp serves `send` and `service` only: a stock "
                    "broker has no mmi.workers, mmi.stats or request numbers\n";
       return exit_bad_input;
@@ -268,6 +276,27 @@ int main(int argc, char** argv) {
       top_options.interval = std::chrono::milliseconds(top_interval_ms);
       carico::top view(client, top_options, std::cout);
       status = view.run();
+    } else if (*get) {
+      carico::client client(context, options, log);
+      const carico::fetched f = carico::fetch_document(client, get_service, get_number);
+      if (!f.ok()) {
+        std::cerr << "carico-client: get " << get_number << ": " << f.reason << "\n";
+        status = exit_failed_replies;
+      } else if (get_out.empty()) {
+        std::cout.write(f.bytes.data(), static_cast<std::streamsize>(f.bytes.size()));
+        std::cout.flush();
+      } else if (auto error = carico::write_whole_file(get_out, f.bytes)) {
+        std::cerr << "carico-client: get " << get_number << ": " << *error << "\n";
+        status = exit_failed_replies;
+      } else if (json) {
+        std::cout << nlohmann::json{{"request", get_number}, {"out", get_out}, {"bytes", f.bytes.size()},
+                                    {"worker", f.worker}, {"stored_as", f.stored_as}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
+      } else {
+        std::cerr << "get " << get_number << ": " << f.bytes.size() << " bytes from " << f.worker
+                  << " (" << f.stored_as << ") written to " << get_out << "\n";
+      }
     } else if (app.get_subcommands().empty()) {
       carico::client client(context, options, log);
       shell.files_dir = dir;

@@ -166,6 +166,11 @@ void repl::add_builtin_commands() {
                [this](const arguments& a) { cmd_status(a); }});
   add_command({"history", "history [N]", "the last N requests the broker journaled (default 20)",
                "history 10", [this](const arguments& a) { cmd_history(a); }});
+  add_command({"get", "get N [FILE]",
+               "fetch back the document request N stored (to FILE, else shown here)", "get 17 copia.json",
+               [this](const arguments& a) { cmd_get(a); }});
+  add_command({"stored", "stored [N]", "the last N documents the broker's workers stored (default 20)",
+               "stored 10", [this](const arguments& a) { cmd_stored(a); }});
   add_command({"help", "help [COMMAND]", "this list, or one command", "help send",
                [this](const arguments& a) { cmd_help(a); }});
   add_command({"exit", "exit", "leave (also quit, or Ctrl-D)", "exit",
@@ -269,6 +274,12 @@ std::vector<std::string> repl::complete(const std::string& before, const std::st
     if (c.name == words[0]) cmd = &c;
   }
   if (cmd == nullptr) return out;
+  if (cmd->name == "get" && words.size() == 1) {  // the request number: recent ones, newest first
+    for (auto n = recent_requests_.rbegin(); n != recent_requests_.rend(); ++n) {
+      out.push_back(std::to_string(*n));
+    }
+    return out;
+  }
   if (cmd->name == "help") {
     for (const command& c : commands_) out.push_back(c.name);
     return out;
@@ -607,6 +618,7 @@ void repl::on_batch_reply(std::size_t index, reply r) {
   batch& b = *batch_;
   --b.outstanding;
   b.progress.completed(r);
+  note_request(r);
   if (b.show_replies || !r.ok()) {
     if (editor_) editor_->set_status(status_line(), false);  // fresh numbers with the reply
     say(format_reply_line(r, b.documents[index]->path));

@@ -102,6 +102,10 @@ class repl {
   void cmd_stats(const arguments& args);
   void cmd_status(const arguments& args);
   void cmd_history(const arguments& args);
+  // client/repl_fetch.cpp: get N [FILE], stored [N], and the numbers get completes.
+  void cmd_get(const arguments& args);
+  void cmd_stored(const arguments& args);
+  void note_request(const reply& r);
   void cmd_exit(const arguments& args);
 
   // Starts a batch of n random documents from files_dir; false (after an error) when it cannot.
@@ -130,7 +134,9 @@ class repl {
   unsigned batch_number_{0};                    // batches started so far
   unsigned seed_;                               // the random pick's seed
   bool quit_{false};                            // leave run() after this command
-  bool exit_warned_{false};                     // `exit` during a batch asked for confirmation once
+  bool exit_warned_{false};
+  std::deque<std::uint64_t> recent_requests_;   // request numbers of recent 200s, newest last
+                                                // (at most 100), for `get` completion                     // `exit` during a batch asked for confirmation once
 };
 
 // Levenshtein distance (bytes).

@@ -895,3 +895,44 @@ TEST_CASE("a stock client's request survives a restart with its body frames inta
   REQUIRE(workers[0]->wait_requests(1));
   CHECK(workers[0]->requests()[0].body == std::vector<std::string>{"part1", map, ""});
 }
+
+TEST_CASE("the owner column: added in place to an older journal, kept per row", "[journal]") {
+  temp_dir dir;
+  const std::string path = dir.file("old.db");
+  {
+    // A journal as written before `owner` existed, with one stored document.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    const char* old_schema =
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE requests (number INTEGER PRIMARY KEY, client TEXT, client_id TEXT,"
+        " service TEXT NOT NULL, title TEXT, bytes INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+        " worker TEXT, attempts INTEGER NOT NULL DEFAULT 0, received_ms INTEGER,"
+        " dispatched_ms INTEGER, completed_ms INTEGER, code INTEGER, count_a INTEGER,"
+        " stored_as TEXT, reply_head BLOB, reply_body BLOB, request_head BLOB, payload BLOB);"
+        "INSERT INTO requests (number, service, state, worker, code, stored_as)"
+        " VALUES (1, 'text', 'done', 'w1', 200, '1-old.json');";
+    REQUIRE(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  journal j({.path = path});
+  CHECK(j.owner_of(1) == std::string());  // old rows: no owner
+  CHECK(j.owner_of(9) == std::nullopt);   // no row
+  journal_event e = received_event(2, "2", "{}");
+  e.row.owner = "alice";
+  j.post(std::move(e));
+  j.post(finished_event(2, 200, "reply"));
+  j.post(received_event(3, "3", "{}"));
+  j.post(finished_event(3, 500, "failed"));
+  j.flush();
+  CHECK(j.owner_of(2) == std::string("alice"));
+  // stored(): answered 200 with a file, newest first; with an owner, only theirs.
+  const std::vector<journal_record> all = j.stored(10, std::nullopt);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].number == 2);
+  CHECK(all[1].number == 1);
+  const std::vector<journal_record> alices = j.stored(10, std::string("alice"));
+  REQUIRE(alices.size() == 1);
+  CHECK(alices[0].number == 2);
+  CHECK(j.stored(10, std::string("bob")).empty());
+}

@@ -175,3 +175,47 @@ TEST_CASE("document_store writes durably and atomically") {
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("document_store finds a request's file, and text serves it to `get`") {
+  const fs::path dir = temp_dir("fetch");
+  auto store = std::make_shared<document_store>(dir, false);
+  const std::string doc = "{\"title\":\"Citt\xc3\xa0\",\"content\":\"a\"}";
+  const std::string name = store->store(17, "Citt\xc3\xa0", doc);
+  store->store(170, "other", R"({"title":"other","content":""})");
+  auto get = [&](std::uint64_t n) {
+    job j;
+    header h;
+    h.set("get", n);
+    j.decoded_head = std::move(h);
+    return text_handler(store, 0)(j);
+  };
+  SECTION("lookup by request number, never by a longer number's prefix") {
+    CHECK(store->find(17) == name);
+    CHECK(store->find(1) == std::nullopt);
+    CHECK(store->find(18) == std::nullopt);
+    CHECK(store->read(name) == doc);
+    CHECK(store->read("9-gone.json") == std::nullopt);
+  }
+  SECTION("the stored bytes exactly, as the body") {
+    job_result r = get(17);
+    REQUIRE(r.code == code::ok);
+    REQUIRE(r.body.size() == 1);
+    CHECK(r.body[0].to_string() == doc);
+    CHECK(r.result["stored_as"] == name);
+    CHECK(r.result["bytes"] == doc.size());
+  }
+  SECTION("a file not (or no longer) here: 500, gone") {
+    job_result r = get(18);
+    CHECK(r.code == code::worker_failed);
+    CHECK_THAT(r.error, Catch::Contains("is gone"));
+    CHECK(r.body.empty());
+  }
+  SECTION("a damaged file: 500 that says so") {
+    std::ofstream(dir / name, std::ios::trunc) << "{\"title\": \"Citt";
+    job_result r = get(17);
+    CHECK(r.code == code::worker_failed);
+    CHECK_THAT(r.error, Catch::Contains("damaged"));
+    CHECK(r.body.empty());
+  }
+  fs::remove_all(dir);
+}

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -125,6 +127,32 @@ std::string document_store::store(std::string_view key, std::string_view title,
   }
   fsync_dir(dir_);
   return name;
+}
+
+std::optional<std::string> document_store::find(std::uint64_t request) const {
+  const std::string prefix = std::to_string(request) + "-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > prefix.size() + 5 && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.compare(name.size() - 5, 5, ".json") == 0) {
+      return name;
+    }
+  }
+  if (ec) throw std::runtime_error("cannot list " + dir_.string() + ": " + ec.message());
+  return std::nullopt;
+}
+
+std::optional<std::string> document_store::read(const std::string& name) const {
+  const fs::path path = dir_ / name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::nullopt;
+    throw os_error("cannot open", path);
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw os_error("cannot read", path);
+  return bytes;
 }
 
 }  // namespace carico

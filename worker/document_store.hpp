@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,14 @@ class document_store {
   std::string store(std::string_view key, std::string_view title, std::string_view bytes);
 
   const std::filesystem::path& dir() const { return dir_; }
+
+  // The name of the file stored for `request` ("<request>-<title>.json"), if
+  // this store has one. Throws std::runtime_error when dir cannot be listed.
+  std::optional<std::string> find(std::uint64_t request) const;
+  // The bytes of stored file `name` (a name find() returned), exactly as
+  // stored; nothing when it is gone. Throws std::runtime_error when it exists
+  // but cannot be read.
+  std::optional<std::string> read(const std::string& name) const;
 
   // Prefix of temporary files, never a stored document's name.
   static constexpr std::string_view temp_prefix = ".tmp-";

@@ -16,11 +16,49 @@ void simulate_work(std::chrono::microseconds cost, const std::atomic<bool>* canc
   }
 }
 
+// `get`: the document stored for request `of`, byte for byte, as the body.
+// The broker asks only the worker its journal says stored it, so a file
+// that is not here is gone (500), as is one unreadable or damaged.
+job_result fetch_document(const document_store& store, std::uint64_t of) {
+  job_result r;
+  const std::string n = std::to_string(of);
+  try {
+    const std::optional<std::string> name = store.find(of);
+    std::optional<std::string> bytes = name ? store.read(*name) : std::nullopt;
+    if (!bytes) {
+      r.code = code::worker_failed;
+      r.error = "the stored document of request " + n + " is gone: no " + n + "-*.json in " +
+                store.dir().string();
+      return r;
+    }
+    if (decoded<document> doc = parse_document(*bytes); !doc) {
+      r.code = code::worker_failed;
+      r.error = "stored file " + *name + " is damaged: " + doc.error;
+      return r;
+    }
+    r.result = {{"stored_as", *name}, {"bytes", bytes->size()}};
+    r.body.emplace_back(bytes->data(), bytes->size());
+  } catch (const std::exception& e) {
+    r.code = code::worker_failed;
+    r.error = "stored document of request " + n + " cannot be read: " + e.what();
+  }
+  return r;
+}
+
 }  // namespace
 
 service_handler text_handler(std::shared_ptr<document_store> store, long work_us_per_char,
                              std::shared_ptr<spdlog::logger> log) {
   return [store = std::move(store), work_us_per_char, log = std::move(log)](job& j) {
+    if (const msgpack::object* get = j.head().find("get")) {
+      if (get->type != msgpack::type::POSITIVE_INTEGER) {
+        job_result bad;
+        bad.code = code::bad_request;
+        bad.error = "get needs a request number";
+        return bad;
+      }
+      return fetch_document(*store, get->via.u64);
+    }
     job_result r;
     const std::string_view payload(static_cast<const char*>(j.payload.data()), j.payload.size());
     decoded<document> doc = parse_document(payload);
