@@ -187,8 +187,10 @@ start_worker() {
   curve_flags workers
   extra+=("${curve[@]}")
   # setsid: its own session, so Ctrl-C in the REPL reaches the REPL only.
+  # Its log rotates (--log); stderr, with warnings only, goes to NAME.console.log.
   (cd "$run_dir" && exec setsid "$WORKER" --connect "tcp://127.0.0.1:$BACKEND_PORT" --name "$w" \
-      --storage "$run_dir/storage" "${extra[@]}" </dev/null >>"$log_dir/$w.log" 2>&1) &
+      --storage "$run_dir/storage" --log "$log_dir/$w.log" "${extra[@]}" \
+      </dev/null >>"$log_dir/$w.console.log" 2>&1) &
   echo $! >"$pid_dir/worker-$w.pid"
 }
 
@@ -406,7 +408,7 @@ cmd_add_worker() {
   start_worker "$name"
   if ! wait_for 20 joined "$name"; then
     echo "$prog: worker $name did not join; its log:" >&2
-    tail -n 5 "$log_dir/$name.log" >&2 || true
+    tail -n 5 "$log_dir/$name.console.log" "$log_dir/$name.log" 2>/dev/null >&2 || true
     exit 1
   fi
   echo "worker $name joined (pid $(cat "$pid_dir/worker-$name.pid"), log $log_dir/$name.log)"

@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
   app.add_flag("--clean", clean, "empty the storage directory first");
   carico::peer_security_flags security;
   carico::add_peer_security_options(app, security);
-  app.add_option("--log", logging.file, "log file (rotating); empty for none");
+  app.add_option("--log", logging.file,
+                 "log file (rotating); empty for none. With it, stderr shows warnings only, so "
+                 "that no line is written twice");
   app.add_option("--log-level", logging.level, "log level: trace debug info warn error off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
     options.threads = echo ? 0 : options.capacity;
   }
   if (options.name.empty()) options.name = carico::host_name() + "-" + std::to_string(::getpid());
-  logging.console_level = logging.level;
+  // One sink per destination: with a log file, stderr keeps what needs a look.
+  logging.console_level = logging.file.empty() ? logging.level : "warn";
 
   std::shared_ptr<spdlog::logger> log;
   try {
