@@ -512,7 +512,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
                 &decode_head(message));
     return;
   }
-  if (key && answer_resend(client, *key)) return;
+  if (key && answer_resend(client, *key, effective_timeout(timeout_ms))) return;
   if (shutting_down_) {
     ++stats_.refused;
     reply_error(client, message.from, message.service, code::queue_full, "shutting down",
@@ -1719,13 +1719,22 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
 // A request whose (client, id) the broker has seen: an unanswered one gains a
 // waiter, an answered one is answered again from memory or the journal.
 // Returns false when the key is new.
-bool broker::answer_resend(const std::string& client, const request_key_parts& key) {
+bool broker::answer_resend(const std::string& client, const request_key_parts& key,
+                           std::uint64_t timeout_ms) {
   if (auto it = keyed_.find(key.text); it != keyed_.end()) {
     // Unanswered: in requests_, or else parked (a key leaves keyed_ only when
     // its request is answered).
     const std::uint64_t number = it->second;
     if (auto found = requests_.find(number); found != requests_.end()) {
       request& r = found->second;
+      // The client still waits: a waiting request's deadline runs from its
+      // latest send (a reloaded one's first deadline may have passed while
+      // the broker was down).
+      const time_point wanted = batch_now_ + milliseconds(timeout_ms);
+      if (r.holder == nullptr && wanted > r.deadline) {
+        r.deadline = wanted;
+        r.timeout_ms = timeout_ms;
+      }
       if (r.client.empty()) {
         r.client = client;
       } else if (r.client != client &&

@@ -150,7 +150,10 @@ class broker {
   bool refuse_over_limits(const std::string& client, client_request& message,
                           std::size_t bytes);
   static std::size_t held_bytes(const client_request& message);
-  bool answer_resend(const std::string& client, const request_key_parts& key);
+  // timeout_ms: the resend's own (effective_timeout); a waiting request's
+  // deadline is pushed out to it.
+  bool answer_resend(const std::string& client, const request_key_parts& key,
+                     std::uint64_t timeout_ms);
   void answer_mmi(const std::string& client, client_request& message);
   // An error reply: to a carico client a header with `code` and `error`; a
   // stock client gets nothing (MDP/0.1 has no error reply): counted and logged.

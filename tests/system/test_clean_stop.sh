@@ -22,11 +22,13 @@ python3 -c 'import json; print(json.dumps({"title": "queued", "content": "b"}))'
 # One request in the worker's hands, one waiting behind it (capacity 1).
 "$CLIENT" --connect "$FE" --timeout-ms 8000 --retries 0 --json send "$doc" >"$WORK/held.out" 2>&1 &
 held=$!
-sleep 0.4
+held_one() { "$CLIENT" --connect "$FE" --timeout-ms 2000 --json stats | grep -q '"in_flight":1'; }
+wait_until 10 held_one || fail "the worker never got the first request"
 # Its timeout_ms (20 s) outlives the restart below; its client is stopped first.
 "$CLIENT" --connect "$FE" --timeout-ms 20000 --retries 0 --json send "$queued" >"$WORK/queued.out" 2>&1 &
 waiting=$!
-sleep 0.3
+queued_one() { "$CLIENT" --connect "$FE" --timeout-ms 2000 --json stats | grep -q '"queued":1'; }
+wait_until 10 queued_one || fail "the second request never reached the queue"
 
 pid=${PIDS[broker]}
 kill -TERM "$pid"

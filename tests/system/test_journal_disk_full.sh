@@ -53,7 +53,7 @@ send before 30
 # A slow worker joins, and six documents go at once: one of them is at w3 (about
 # 2 s of work) when the disk fills, so its outcome cannot be committed: its
 # reply must wait, and leave once the space is back.
-start w3 "$WORKER" --connect "$back" --name w3 --storage "$WORK/storage" --work-us-per-char 5000
+start w3 "$WORKER" --connect "$back" --name w3 --storage "$WORK/storage" --work-us-per-char 20000
 wait_until 10 workers_ready "$front" 3 || fail "the slow worker did not join"
 "$CLIENT" --connect "$front" --client-name slow --timeout-ms 20000 --retries 0 --json \
   send --count 6 --files "$WORK/docs" --seed 4 --window 6 >"$WORK/slow.jsonl" 2>/dev/null &

@@ -17,7 +17,9 @@ check() {
   t1=$(date +%s%N)
   local ms=$(( (t1 - t0) / 1000000 ))
   [ "$status" -ne 0 ] || fail "$name: exit 0 with no broker"
-  [ "$ms" -le 3500 ] || fail "$name: took $ms ms (limit 3500)"
+  # The client gives up at 2 s; the rest is process start and exit, which the
+  # sanitizer build (-O0, ASan) slows down.
+  [ "$ms" -le 6000 ] || fail "$name: took $ms ms (limit 6000)"
   grep -qF "$expected" "$WORK/$name.out" "$WORK/$name.err" ||
     fail "$name: no '$expected' in its output: $(cat "$WORK/$name.err" "$WORK/$name.out" | head -5)"
   echo "$name: exit $status after $ms ms"
