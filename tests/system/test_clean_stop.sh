@@ -9,18 +9,20 @@ front=$(free_port)
 back=$(free_port)
 FE=tcp://127.0.0.1:$front
 BE=tcp://127.0.0.1:$back
-start broker "$BROKER" --frontend "$FE" --backend "$BE"
-# A slow worker: the document below takes it about 1.5 s.
+scale=${CARICO_TIME_SCALE:-1}
+# The default grace (5 s), scaled in the sanitizer build as the work below is.
+start broker "$BROKER" --frontend "$FE" --backend "$BE" --shutdown-grace-ms $(( 5000 * scale ))
+# A slow worker: the document below takes it about 3 s, well inside the 5 s grace.
 start w1 "$WORKER" --connect "$BE" --name w1 --storage "$WORK/store" --work-us-per-char 30000
 wait_until 10 workers_ready "$FE" 1 || fail "worker did not join"
 
 doc=$WORK/slow.json
-python3 -c 'import json; print(json.dumps({"title": "slow", "content": "a" * 50}))' >"$doc"
+python3 -c "import json; print(json.dumps({'title': 'slow', 'content': 'a' * (100 * $scale)}))" >"$doc"
 queued=$WORK/queued.json
 python3 -c 'import json; print(json.dumps({"title": "queued", "content": "b"}))' >"$queued"
 
 # One request in the worker's hands, one waiting behind it (capacity 1).
-"$CLIENT" --connect "$FE" --timeout-ms 8000 --retries 0 --json send "$doc" >"$WORK/held.out" 2>&1 &
+"$CLIENT" --connect "$FE" --timeout-ms $(( 8000 * scale )) --retries 0 --json send "$doc" >"$WORK/held.out" 2>&1 &
 held=$!
 held_one() { "$CLIENT" --connect "$FE" --timeout-ms 2000 --json stats | grep -q '"in_flight":1'; }
 wait_until 10 held_one || fail "the worker never got the first request"

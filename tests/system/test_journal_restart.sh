@@ -21,7 +21,10 @@ for i in 1 2 3; do
 done
 wait_until 10 workers_ready "$front" 3 || fail "3 workers did not join"
 
-start client "$CLIENT" --connect "$front" --client-name journal-test --timeout-ms 1500 \
+# A timeout longer than the restart takes (a timeout while the connection is
+# down is final: the client then gives up rather than wait on).
+start client "$CLIENT" --connect "$front" --client-name journal-test \
+  --timeout-ms $(( 3000 * ${CARICO_TIME_SCALE:-1} )) \
   --retries 8 --json send --count 500 --files "$CARICO_SOURCE/files" --seed 7 --window 32
 client_pid=${PIDS[client]}
 # The client prints replies as they arrive (flushed per batch) to client.log.
