@@ -132,6 +132,7 @@ class broker {
   std::shared_ptr<const snapshot_publisher> snapshots() const { return monitor_.publisher(); }
 
  private:
+  // ---- The loop (broker.cpp): sockets, batches, the tick, the sends that end a batch.
   void secure_sockets(zmq::context_t& context);
   // Each receives a batch of messages and returns how many it read.
   std::size_t handle_frontend();
@@ -142,7 +143,17 @@ class broker {
   void begin_shutdown();
   // Forgets services with no worker and nothing waiting or in flight.
   void forget_idle_services();
+  void mark_batch();
+  void flush_sends();
+  void send_to_client(const std::string& client, std::string_view service, const header& head,
+                      std::vector<zmq::message_t>&& body);
+  // head_frame is sent only to a carico client (`to`); a stock client gets the body alone.
+  void send_to_client(const std::string& client, dialect to, std::string_view service,
+                      zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
+  void send_to_worker(const std::string& identity, zmq::multipart_t&& frames);
+  void on_reply_refused(std::string_view client, int error);
 
+  // ---- Clients (broker_clients.cpp): a request read, checked and accepted, or refused.
   void on_client_message(std::string&& client, zmq::multipart_t&& frames);
   void on_oversized_client_message(const std::string& client, zmq::multipart_t& frames,
                                    receive_status status, std::size_t seen);
@@ -150,34 +161,22 @@ class broker {
   bool refuse_over_limits(const std::string& client, client_request& message,
                           std::size_t bytes);
   static std::size_t held_bytes(const client_request& message);
-  // timeout_ms: the resend's own (effective_timeout); a waiting request's
-  // deadline is pushed out to it.
-  bool answer_resend(const std::string& client, const request_key_parts& key,
-                     std::uint64_t timeout_ms);
-  void answer_mmi(const std::string& client, client_request& message);
   // An error reply: to a carico client a header with `code` and `error`; a
   // stock client gets nothing (MDP/0.1 has no error reply): counted and logged.
   void reply_error(const std::string& client, dialect to, std::string_view service,
                    std::uint64_t code, std::string_view reason,
                    const header* request_head = nullptr);
-  void send_to_client(const std::string& client, std::string_view service, const header& head,
-                      std::vector<zmq::message_t>&& body);
-  // head_frame is sent only to a carico client (`to`); a stock client gets the body alone.
-  void send_to_client(const std::string& client, dialect to, std::string_view service,
-                      zmq::message_t&& head_frame, std::vector<zmq::message_t>&& body);
-  void answer_stock_mmi(const std::string& client, client_request& message);
+  std::string client_label(std::string_view client) const;
 
+  // ---- Workers (broker_workers.cpp): joining, heartbeats, replies, loss.
   void on_worker_message(const std::string& identity, zmq::multipart_t&& frames);
   void register_worker(const std::string& identity, worker_message& message);
   void on_heartbeat(known_worker& w, worker_message& message);
   void on_reply(known_worker& w, worker_message& message);
-  void on_reply_refused(std::string_view client, int error);
-  void mark_batch();
-  void flush_sends();
-  void send_to_worker(const std::string& identity, zmq::multipart_t&& frames);
   void delete_worker(known_worker& w, std::string_view reason, bool send_disconnect);
   void purge_expired(time_point now);
 
+  // ---- Service queues and dispatch (broker_queues.cpp).
   service& require_service(const std::string& name);
   bool should_park(const service& s) const;
   void queue_back(service& s, request&& r);
@@ -200,6 +199,17 @@ class broker {
   // How long a request that asks for `asked` (its header's timeout_ms) may
   // wait: that, or the queue timeout for none or 0; at most 30 days.
   std::uint64_t effective_timeout(std::optional<std::uint64_t> asked) const;
+
+  // ---- The exactly-once ledger (broker_ledger.cpp): the journal, keyed requests, held
+  // replies, the reply cache, and the end of every request.
+  void open_journal();
+  void reload_unfinished();
+  void release_sticky(known_worker* returning);
+  void on_journal_commit();
+  // timeout_ms: the resend's own (effective_timeout); a waiting request's
+  // deadline is pushed out to it.
+  bool answer_resend(const std::string& client, const request_key_parts& key,
+                     std::uint64_t timeout_ms);
   void finish_request(request& r, header& head, std::vector<zmq::message_t>&& body,
                       request_state state, std::string_view worker);
   void finish_request(request& r, zmq::message_t&& head_frame, std::uint64_t result_code,
@@ -209,8 +219,11 @@ class broker {
   void send_after_commit(std::uint64_t seq, const std::string& client, dialect to,
                          std::string_view service, zmq::message_t&& head_frame,
                          std::vector<zmq::message_t>&& body);
+  journal_record record_of(const request& r, const header& head,
+                           const request_key_parts* key = nullptr) const;
+  static void keep_header(request& r, header& head, zmq::message_t&& frame);
 
-  // `get`: a stored document fetched from the worker that stored it (broker/fetch.cpp).
+  // ---- `get` (fetch.cpp): a stored document fetched from the worker that stored it.
   // The number a carico request's header asks for with `get`; nothing for none.
   // A `get` that is not an unsigned integer is answered 400 and yields 0.
   std::optional<std::uint64_t> get_of(const std::string& client, client_request& message);
@@ -225,21 +238,15 @@ class broker {
   // mmi.stored: the last `last` stored documents (this client's with curve).
   nlohmann::json stored_json(std::size_t last, const std::string& owner);
 
-  void open_journal();
-  void reload_unfinished();
-  void release_sticky(known_worker* returning);
-  void on_journal_commit();
-  std::optional<nlohmann::json> find_request_json(std::uint64_t number);
-  std::optional<nlohmann::json> find_request_json(const request_key_parts& key);
-  nlohmann::json history_json(std::size_t last);
-  journal_record record_of(const request& r, const header& head,
-                           const request_key_parts* key = nullptr) const;
-  static void keep_header(request& r, header& head, zmq::message_t&& frame);
-
-  std::string client_label(std::string_view client) const;
+  // ---- MMI (broker_mmi.cpp): the broker's own services.
+  void answer_mmi(const std::string& client, client_request& message);
+  void answer_stock_mmi(const std::string& client, client_request& message);
   nlohmann::json workers_json() const;
   nlohmann::json stats_json() const;
   nlohmann::json request_json(const request& r) const;
+  std::optional<nlohmann::json> find_request_json(std::uint64_t number);
+  std::optional<nlohmann::json> find_request_json(const request_key_parts& key);
+  nlohmann::json history_json(std::size_t last);
   nlohmann::json parked_json(service& s, const packed_view& v) const;
   std::optional<nlohmann::json> find_parked_json(std::uint64_t number);
 
