@@ -51,13 +51,14 @@ def parse_callgrind(path):
                 if pending_call:
                     callee_cost[fn] += cost
                     pending_call = False
+                    cob = None  # a call's object is named per call
                 else:
                     self_cost[fn] += cost
                 continue
             key, _, value = line.partition("=")
             if key == "fn":
                 fn = name("fn", value)
-                obj_of.setdefault(fn, ob)
+                obj_of[fn] = ob
                 cob = None
             elif key == "ob":
                 ob = name("ob", value)
@@ -84,10 +85,10 @@ THREADS = [
     ("journal writer", r"carico::journal::writer_loop"),
     ("access log", r"carico::access_log::(run|thread|loop|format)"),
     ("spdlog sinks", r"spdlog::details::thread_pool::(worker_loop|process_next)"),
-    ("spdlog flusher", r"spdlog::details::periodic_worker"),
+    ("spdlog flusher", r"spdlog::details::(periodic_worker|registry::flush_all)"),
     ("snapshot", r"carico::snapshot_publisher"),
-    ("zmq I/O", r"zmq::(worker_poller_base_t::worker_routine|epoll_t::loop)"),
     ("broker loop (main)", r"carico::broker::run\b"),
+    ("zmq I/O and reaper", r"zmq::(worker_poller_base_t::worker_routine|epoll_t::loop)|libzmq"),
 ]
 
 # Self cost of a function, by area (first match of function name or object wins).
@@ -122,7 +123,8 @@ def area_of(fn, obj):
 def thread_of(profile):
     for label, pattern in THREADS:
         for fn, cost in profile["inclusive"].items():
-            if re.search(pattern, fn) and cost > 0.2 * profile["total"]:
+            text = fn + " " + (profile["obj"].get(fn) or "")
+            if re.search(pattern, text) and cost > 0.2 * profile["total"]:
                 return label
     return "other"
 
@@ -147,6 +149,11 @@ def callgrind_summary(out, lines):
                  f"{r['errors']} errors; at ~{r['requests_per_s']:.0f} req/s under valgrind")
     lines.append(f"broker instructions: {total:,} in all = {total / requests:,.0f} per request "
                  f"(start-up and idle included)")
+    run_loop = sum(c for p in profiles for fn, c in p["inclusive"].items()
+                   if re.match(r"carico::broker::run\(", fn))
+    main_total = sum(p["total"] for p in profiles if thread_of(p) == "broker loop (main)")
+    lines.append(f"  of which the main thread outside broker::run() (start-up, shutdown): "
+                 f"{(main_total - run_loop) / requests:,.0f} per request")
     lines.append("")
     lines.append("by thread (instructions per request):")
     by_thread = defaultdict(int)
@@ -176,7 +183,8 @@ def callgrind_summary(out, lines):
     lines.append("by area, self cost of every function in every thread (instructions per request):")
     for area, cost in sorted(by_area.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {area:42s} {cost / requests:10,.0f}  {100 * cost / total:5.1f} %")
-    for label in ("broker loop (main)", "journal writer", "spdlog sinks", "access log", "zmq I/O"):
+    for label in ("broker loop (main)", "journal writer", "spdlog sinks", "access log",
+                  "zmq I/O and reaper"):
         if label not in thread_area:
             continue
         t = sum(thread_area[label].values())
@@ -211,11 +219,6 @@ def callgrind_summary(out, lines):
         cost = max(inclusive[fn] for fn in fns) if len(fns) > 1 and "all" not in label else sum(inclusive[fn] for fn in fns)
         n = sum(calls.get(fn, 0) for fn in fns)
         lines.append(f"  {label:34s} {cost / requests:10,.0f}   {n / requests:6.2f} calls")
-    wb = [fn for fn in calls if re.search(r"carico::journal::write_batch", fn)]
-    if wb:
-        n = sum(calls[fn] for fn in wb)
-        lines.append(f"  journal transactions under valgrind: {n}, {requests / max(1, n):.1f} requests each "
-                     "(larger than at full speed: valgrind runs one thread at a time)")
 
     lines.append("")
     lines.append("top 15 functions by inclusive cost (per request; self beside it):")
