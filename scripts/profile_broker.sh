@@ -63,15 +63,21 @@ LOAD=(--bin-dir "$BUILD" --payload 100 --clients 8 --window 64 --workers 4 --wor
       --worker-capacity 128 --json --keep)
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/loadavg.txt"
 
+# wrapped NAME MODE SECONDS PREFIX: carico-bench with the broker behind PREFIX;
+# scratch files in OUT/NAME, JSON in OUT/NAME.json.
+wrapped() {
+  local name=$1 mode=$2 seconds=$3 prefix=$4
+  rm -rf "${OUT:?}/$name"
+  mkdir -p "$OUT/$name"
+  echo "== $name: carico-bench --mode $mode, broker behind ${prefix%% *} (${seconds} s)" >&2
+  "$BENCH" "${LOAD[@]}" --mode "$mode" --warmup 1 --duration "$seconds" --work-dir "$OUT/$name" \
+    --broker-prefix "$prefix" >"$OUT/$name.json" 2>"$OUT/$name.log" ||
+    { echo "profile_broker.sh: carico-bench ($name) failed: see $OUT/$name.log" >&2; exit 1; }
+}
+
 if [ $DO_CALLGRIND -eq 1 ]; then
-  rm -rf "$OUT/callgrind"
-  mkdir -p "$OUT/callgrind"
-  echo "== callgrind: carico-bench --mode $MODE under valgrind (${CG_DURATION} s)" >&2
-  "$BENCH" "${LOAD[@]}" --mode "$MODE" --warmup 1 --duration "$CG_DURATION" \
-    --work-dir "$OUT/callgrind" \
-    --broker-prefix "/usr/bin/valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$OUT/callgrind/callgrind.out.%p" \
-    >"$OUT/callgrind.json" 2>"$OUT/callgrind.log" ||
-    { echo "carico-bench under callgrind failed: see $OUT/callgrind.log" >&2; exit 1; }
+  wrapped callgrind "$MODE" "$CG_DURATION" \
+    "/usr/bin/valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$OUT/callgrind/callgrind.out.%p"
 fi
 
 if [ $DO_JOURNAL -eq 1 ] && [ "$MODE" = shipped ]; then
@@ -130,19 +136,11 @@ __attribute__((destructor)) static void report(void) {
 }
 C
   cc -O2 -shared -fPIC -o "$OUT/commit_counter.so" "$OUT/commit_counter.c" -ldl
-  rm -rf "$OUT/journal" "$OUT/strace"
-  echo "== journal writer: carico-bench --mode shipped with the commit counter (${JOURNAL_DURATION} s)" >&2
-  "$BENCH" "${LOAD[@]}" --mode shipped --warmup 1 --duration "$JOURNAL_DURATION" \
-    --work-dir "$OUT/journal" \
-    --broker-prefix "/usr/bin/env CARICO_COMMIT_COUNTER=$OUT/commits.json LD_PRELOAD=$OUT/commit_counter.so" \
-    >"$OUT/journal.json" 2>"$OUT/journal.log" ||
-    { echo "carico-bench with the commit counter failed: see $OUT/journal.log" >&2; exit 1; }
-  echo "== journal writer: carico-bench --mode shipped under strace -c -f (${JOURNAL_DURATION} s)" >&2
-  "$BENCH" "${LOAD[@]}" --mode shipped --warmup 1 --duration "$JOURNAL_DURATION" \
-    --work-dir "$OUT/strace" \
-    --broker-prefix "/usr/bin/strace -f -c --seccomp-bpf -e trace=fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg,recvfrom,recvmsg,read -o $OUT/strace.txt" \
-    >"$OUT/strace.json" 2>"$OUT/strace.log" ||
-    { echo "carico-bench under strace failed: see $OUT/strace.log" >&2; exit 1; }
+  rm -f "$OUT/commits.json" "$OUT/strace.txt"
+  wrapped journal shipped "$JOURNAL_DURATION" \
+    "/usr/bin/env CARICO_COMMIT_COUNTER=$OUT/commits.json LD_PRELOAD=$OUT/commit_counter.so"
+  wrapped strace shipped "$JOURNAL_DURATION" \
+    "/usr/bin/strace -f -c --seccomp-bpf -e trace=fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg,recvfrom,recvmsg,read -o $OUT/strace.txt"
 fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/loadavg.txt"
 
