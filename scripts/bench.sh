@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The standard benchmark of docs/benchmarks.md: carico-broker held against a raw
-# zmq::proxy with the same clients, on this machine, in the same run.
+# zmq::proxy with the same clients, on this machine, in the same run. The broker
+# as shipped (keyed requests, journal and routing log at their defaults) first,
+# then carico-bench's other configurations.
 #
 #   scripts/bench.sh [--quick] [--build DIR] [--out DIR]
 #
@@ -26,9 +28,9 @@ while [ $# -gt 0 ]; do
 done
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_UNITY_BUILD=ON
 fi
-ninja -C "$BUILD" carico-bench carico-broker carico-worker >/dev/null
+ninja -C "$BUILD" -j2 carico-bench carico-broker carico-worker >/dev/null
 BENCH=$BUILD/client/bench/carico-bench
 mkdir -p "$OUT"
 
@@ -58,6 +60,15 @@ window_for() {
   esac
 }
 
+# First, the broker as users run it (issue 18's key load): keyed requests, 100 B,
+# 8 clients x window 64, 4 lean workers of capacity 128. shipped: only the two
+# endpoints (journal file and routing log at their defaults, stderr to a file);
+# nojournal: --journal none; quiet: --journal none and no per-request line. Each
+# against the raw proxy in the same rounds; nojournal/quiet is the routing log's cost.
+run key-shipped --mode proxy,shipped,nojournal,quiet --rounds "$ROUNDS" --payload 100 --clients 8 \
+  --window 64 --workers 4 --worker-kind lean --worker-capacity 128
+
+# Then carico-bench's own configurations (unkeyed, --log-level warn).
 # Key load: 100 B, 8 clients x window 64, 4 workers; twice, interleaved, so
 # that noise from the machine shows. Broker workers: carico-worker (the real
 # one) and the lean one-thread MDP worker (the broker's own cost). The floor
@@ -138,6 +149,27 @@ def by_mode(name):
 
 lines.append("")
 lines.append("Targets (ratios within one invocation):")
+shipped = {s["mode"]: s for s in runs.get("key-shipped", {}).get("summary", [])}
+def ratio_text(s, key):
+    lo, hi = s.get(key + "_range", [s[key], s[key]])
+    return f"{s[key]:.2f} [{lo:.2f}-{hi:.2f}]"
+if "vs_proxy" in shipped.get("shipped", {}):
+    n = shipped["shipped"]["runs"]
+    lines.append(f"- key-shipped, as shipped (keyed, journal file, routing log at its defaults; "
+                 f"median [range] of {n} rounds): shipped/proxy req/s = "
+                 f"{ratio_text(shipped['shipped'], 'vs_proxy')} (>= 0.4)")
+    for mode, target in (("nojournal", " (>= 0.7)"), ("quiet", "")):
+        if "vs_proxy" in shipped.get(mode, {}):
+            lines.append(f"- key-shipped, {mode}: {mode}/proxy req/s = "
+                         f"{ratio_text(shipped[mode], 'vs_proxy')}{target}")
+    if "vs_quiet" in shipped.get("nojournal", {}):
+        cost = 1 - shipped["nojournal"]["vs_quiet"]
+        lines.append(f"- key-shipped, routing log: nojournal/quiet req/s = "
+                     f"{ratio_text(shipped['nojournal'], 'vs_quiet')}, it costs {100 * cost:.0f} % (<= 10 %)")
+    if "vs_nojournal" in shipped.get("shipped", {}):
+        cost = 1 - shipped["shipped"]["vs_nojournal"]
+        lines.append(f"- key-shipped, journal: shipped/nojournal req/s = "
+                     f"{ratio_text(shipped['shipped'], 'vs_nojournal')}, it costs {100 * cost:.0f} %")
 for name in sorted(runs):
     m = by_mode(name)
     summary = {s["mode"]: s for s in runs[name].get("summary", [])}
@@ -233,6 +265,10 @@ svg_plot(os.path.join(out, "rps_vs_clients.svg"), "requests/s vs clients (100 B,
          "clients", "requests/s", series, xlog=True)
 
 series = []
+for mode in ["shipped"]:
+    r = by_mode("key-shipped").get(mode)
+    if r and r.get("latency_cdf_us"):
+        series.append((f"{mode} (lean workers, keyed)", [(max(1, us), q) for q, us in r["latency_cdf_us"]]))
 for mode in ["proxy", "broker", "journal"]:
     r = by_mode("key-lean").get(mode)
     if r and r.get("latency_cdf_us"):

@@ -29,6 +29,7 @@ nlohmann::json to_json(const run_result& r, bool with_cdf) {
   nlohmann::json out = {
       {"mode", r.mode},
       {"round", r.round},
+      {"keyed", r.keyed},
       {"payload_bytes", r.payload_bytes},
       {"clients", r.clients},
       {"window", r.window},
@@ -103,9 +104,10 @@ std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
     }
     return nullptr;
   };
-  // Median over this mode's runs of f(run, the same round's `other` run).
+  // Over this mode's runs, f(run, the same round's `other` run): median and range.
   auto ratio = [&](const std::string& mode, const std::string& other,
-                   double (*f)(const run_result&, const run_result&)) -> std::optional<double> {
+                   double (*f)(const run_result&, const run_result&)) -> std::optional<round_ratio> {
+    if (mode == other) return std::nullopt;
     std::vector<double> ratios;
     for (const run_result& r : results) {
       if (r.mode != mode) continue;
@@ -113,7 +115,8 @@ std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
       if (o != nullptr) ratios.push_back(f(r, *o));
     }
     if (ratios.empty()) return std::nullopt;
-    return median(std::move(ratios));
+    const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+    return round_ratio{median(ratios), *lo, *hi};
   };
   auto rate_ratio = [](const run_result& a, const run_result& b) {
     const double base = requests_per_second(b);
@@ -138,13 +141,17 @@ std::vector<mode_summary> summarize(const std::vector<run_result>& results) {
       p99s.push_back(percentile(x.load.latency_us, 0.99));
     }
     s.runs = rates.size();
+    s.requests_per_s_min = *std::min_element(rates.begin(), rates.end());
+    s.requests_per_s_max = *std::max_element(rates.begin(), rates.end());
     s.requests_per_s = median(std::move(rates));
     s.p99_us = median(std::move(p99s));
+    s.vs_proxy = ratio(r.mode, "proxy", rate_ratio);
+    if (auto p99 = ratio(r.mode, "proxy", p99_ratio)) s.p99_vs_proxy = p99->median;
     if (r.mode != "proxy") {
-      s.vs_proxy = ratio(r.mode, "proxy", rate_ratio);
-      s.p99_vs_proxy = ratio(r.mode, "proxy", p99_ratio);
+      s.vs_broker = ratio(r.mode, "broker", rate_ratio);
+      s.vs_quiet = ratio(r.mode, "quiet", rate_ratio);
+      s.vs_nojournal = ratio(r.mode, "nojournal", rate_ratio);
     }
-    if (r.mode != "proxy" && r.mode != "broker") s.vs_broker = ratio(r.mode, "broker", rate_ratio);
     out.push_back(std::move(s));
   }
   return out;
@@ -154,28 +161,61 @@ nlohmann::json to_json(const mode_summary& s) {
   nlohmann::json out = {{"mode", s.mode},
                         {"runs", s.runs},
                         {"requests_per_s", s.requests_per_s},
+                        {"requests_per_s_range", {s.requests_per_s_min, s.requests_per_s_max}},
                         {"p99_us", s.p99_us}};
-  if (s.vs_proxy) out["vs_proxy"] = *s.vs_proxy;
+  auto put = [&out](const char* key, const std::optional<round_ratio>& v) {
+    if (!v) return;
+    out[key] = v->median;
+    out[std::string(key) + "_range"] = {v->min, v->max};
+  };
+  put("vs_proxy", s.vs_proxy);
   if (s.p99_vs_proxy) out["p99_vs_proxy"] = *s.p99_vs_proxy;
-  if (s.vs_broker) out["vs_broker"] = *s.vs_broker;
+  put("vs_broker", s.vs_broker);
+  put("vs_quiet", s.vs_quiet);
+  put("vs_nojournal", s.vs_nojournal);
   return out;
 }
 
 void print_summary(std::ostream& out, const std::vector<mode_summary>& summary) {
-  out << "medians over rounds; ratios within each round, then their median:\n";
-  char line[256];
-  std::snprintf(line, sizeof line, "%-9s %6s %11s %9s %9s %12s %9s\n", "mode", "runs",
-                "req/s", "p99 us", "vs proxy", "p99 vs proxy", "vs broker");
+  out << "medians over rounds [range]; ratios within each round, then their median [range]:\n";
+  char line[320];
+  std::snprintf(line, sizeof line, "%-9s %4s %22s %8s %20s %8s %20s %20s\n", "mode", "runs",
+                "req/s", "p99 us", "vs proxy", "p99 vs", "vs broker", "vs quiet");
   out << line;
-  auto cell = [](const std::optional<double>& v) {
-    char text[32] = "-";
-    if (v) std::snprintf(text, sizeof text, "%.3f", *v);
+  auto cell = [](const std::optional<round_ratio>& v) {
+    char text[64] = "-";
+    if (v) std::snprintf(text, sizeof text, "%.3f [%.3f-%.3f]", v->median, v->min, v->max);
     return std::string(text);
   };
+  const mode_summary* nojournal = nullptr;
+  const mode_summary* shipped = nullptr;
   for (const mode_summary& s : summary) {
-    std::snprintf(line, sizeof line, "%-9s %6zu %11.0f %9.0f %9s %12s %9s\n", s.mode.c_str(),
-                  s.runs, s.requests_per_s, s.p99_us, cell(s.vs_proxy).c_str(),
-                  cell(s.p99_vs_proxy).c_str(), cell(s.vs_broker).c_str());
+    char rate[64], p99[32] = "-";
+    std::snprintf(rate, sizeof rate, "%.0f [%.0f-%.0f]", s.requests_per_s, s.requests_per_s_min,
+                  s.requests_per_s_max);
+    if (s.p99_vs_proxy) std::snprintf(p99, sizeof p99, "%.3f", *s.p99_vs_proxy);
+    std::snprintf(line, sizeof line, "%-9s %4zu %22s %8.0f %20s %8s %20s %20s\n", s.mode.c_str(),
+                  s.runs, rate, s.p99_us, cell(s.vs_proxy).c_str(), p99,
+                  cell(s.vs_broker).c_str(), cell(s.vs_quiet).c_str());
+    out << line;
+    if (s.mode == "nojournal") nojournal = &s;
+    if (s.mode == "shipped") shipped = &s;
+  }
+  // What the shipped configuration's parts cost, each against the one without it.
+  if (nojournal != nullptr && nojournal->vs_quiet) {
+    std::snprintf(line, sizeof line,
+                  "routing log at its defaults: nojournal/quiet req/s = %.3f [%.3f-%.3f], "
+                  "it costs %.1f %% (target <= 10 %%)\n",
+                  nojournal->vs_quiet->median, nojournal->vs_quiet->min, nojournal->vs_quiet->max,
+                  100 * (1 - nojournal->vs_quiet->median));
+    out << line;
+  }
+  if (shipped != nullptr && shipped->vs_nojournal) {
+    std::snprintf(line, sizeof line,
+                  "journal at its defaults: shipped/nojournal req/s = %.3f [%.3f-%.3f], "
+                  "it costs %.1f %%\n",
+                  shipped->vs_nojournal->median, shipped->vs_nojournal->min,
+                  shipped->vs_nojournal->max, 100 * (1 - shipped->vs_nojournal->median));
     out << line;
   }
 }

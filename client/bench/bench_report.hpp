@@ -27,20 +27,32 @@ struct run_result {
   double bench_cpu_percent{0};            // this process (the clients)
   nlohmann::json extra = nlohmann::json::object();  // mode-specific figures (queue, failover)
   std::size_t round{1};                   // which round of --rounds it ran in, from 1
+  bool keyed{false};                      // requests carried `client` and `id`
+};
+
+// A ratio taken in each round, then its median and range over the rounds.
+struct round_ratio {
+  double median{0};
+  double min{0};
+  double max{0};
 };
 
 // One mode over every round of an invocation (--rounds). Ratios are taken
-// within a round (each run of this mode against the first proxy or broker run
-// of the same round), then the median over them: the host's speed drifts over
-// seconds, and runs next to each other see the same host.
+// within a round (each run of this mode against the first proxy, broker,
+// quiet or nojournal run of the same round), then the median over them: the
+// host's speed drifts over seconds, and runs next to each other see the same host.
 struct mode_summary {
   std::string mode;
   std::size_t runs{0};                 // runs of this mode (one per round, or more if listed twice)
   double requests_per_s{0};            // median over its runs
+  double requests_per_s_min{0};        // range over its runs
+  double requests_per_s_max{0};
   double p99_us{0};                    // median over its runs
-  std::optional<double> vs_proxy;      // median of req/s / the same round's proxy req/s
-  std::optional<double> p99_vs_proxy;  // median of p99 / the same round's proxy p99
-  std::optional<double> vs_broker;     // median of req/s / the same round's broker req/s
+  std::optional<round_ratio> vs_proxy;      // req/s / the same round's proxy req/s
+  std::optional<double> p99_vs_proxy;       // median of p99 / the same round's proxy p99
+  std::optional<round_ratio> vs_broker;     // req/s / the same round's broker req/s
+  std::optional<round_ratio> vs_quiet;      // req/s / the same round's quiet req/s
+  std::optional<round_ratio> vs_nojournal;  // req/s / the same round's nojournal req/s
 };
 
 // The q-quantile (0..1) of sorted values; 0 when empty.

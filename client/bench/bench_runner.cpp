@@ -73,7 +73,8 @@ std::string free_tcp_endpoint() {
 }
 
 bench_runner::bench_runner(bench_options options) : options_(std::move(options)) {
-  const fs::path bin = options_.bin_dir;
+  // Absolute: a shipped-style broker starts in a directory of its own.
+  const fs::path bin = fs::absolute(options_.bin_dir);
   broker_bin_ = (bin / "broker" / "carico-broker").string();
   worker_bin_ = (bin / "worker" / "carico-worker").string();
   bench_bin_ = fs::read_symlink("/proc/self/exe").string();
@@ -86,7 +87,8 @@ bench_runner::bench_runner(bench_options options) : options_(std::move(options))
     work_dir_ = pattern;
     made_work_dir_ = true;
   } else {
-    work_dir_ = options_.work_dir;
+    // Absolute: a shipped-style broker runs in a directory of its own.
+    work_dir_ = fs::absolute(options_.work_dir).lexically_normal().string();
     fs::create_directories(work_dir_);
   }
 }
@@ -130,6 +132,19 @@ void bench_runner::start_servers(const std::string& mode, servers& s, bool with_
     if (mode == "floor") {
       argv.insert(argv.end(), {bench_bin_, "mdp-floor", "--frontend", s.frontend, "--backend",
                                backend, "--heartbeat-ms", std::to_string(options_.heartbeat_ms)});
+    } else if (runs_as_shipped(mode)) {
+      // The broker as a user starts it: its two endpoints and the mode's flags,
+      // everything else at its default. Its default files (carico-journal.db,
+      // loadbalancer.log) land in a fresh directory it runs in; its stderr (the
+      // console log, at its default level) goes to a file, as under start_cluster.sh.
+      s.dir = work_dir_ + "/" + std::to_string(run_count_) + "-" + mode;
+      fs::create_directories(s.dir);
+      argv.insert(argv.end(), {broker_bin_, "--frontend", s.frontend, "--backend", backend});
+      if (mode == "nojournal" || mode == "quiet") argv.insert(argv.end(), {"--journal", "none"});
+      if (mode == "quiet") {
+        argv.insert(argv.end(), {"--log-level", "warn", "--console-level", "warn"});
+      }
+      s.broker = child_process(argv, s.dir + "/broker.console.log", s.dir);
     } else {
       std::string journal = "none";
       if (mode == "journal" || mode == "text") {
@@ -144,7 +159,9 @@ void bench_runner::start_servers(const std::string& mode, servers& s, bool with_
                                "--liveness", std::to_string(options_.liveness), "--max-queue",
                                std::to_string(max_queue)});
     }
-    s.broker = child_process(argv, log_path(mode == "floor" ? "floor" : "broker"));
+    if (!runs_as_shipped(mode)) {
+      s.broker = child_process(argv, log_path(mode == "floor" ? "floor" : "broker"));
+    }
   }
   if (with_workers) start_workers(mode, backend, s);
   if (mode == "proxy") {
@@ -217,14 +234,36 @@ void bench_runner::wait_for_proxy(const std::string& frontend) {
   throw std::runtime_error("the raw proxy did not echo within 20 s (logs in " + work_dir_ + ")");
 }
 
+bool bench_runner::runs_as_shipped(const std::string& mode) {
+  return mode == "shipped" || mode == "nojournal" || mode == "quiet";
+}
+
+bool bench_runner::known_mode(const std::string& mode) {
+  return mode == "proxy" || mode == "floor" || mode == "broker" || mode == "journal" ||
+         mode == "text" || mode == "failover" || mode == "queue" || runs_as_shipped(mode);
+}
+
 run_result bench_runner::run(const std::string& mode) {
+  if (!known_mode(mode)) throw std::runtime_error("unknown mode " + mode + " (" + mode_list + ")");
   if (mode == "queue") return run_queue();
-  if (mode == "proxy" || mode == "floor" || mode == "broker" || mode == "journal" ||
-      mode == "text" || mode == "failover") {
-    return run_load(mode);
+  return run_load(mode);
+}
+
+// The broker's files in a shipped-style run: sizes of its logs and journal.
+void bench_runner::note_files(const std::string& dir, run_result& out) {
+  std::uintmax_t log_bytes = 0, journal_bytes = 0, console_bytes = 0;
+  std::error_code error;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, error)) {
+    const std::string name = e.path().filename().string();
+    const std::uintmax_t size = e.is_regular_file() ? e.file_size(error) : 0;
+    if (name.rfind("loadbalancer", 0) == 0) log_bytes += size;
+    if (name.rfind("carico-journal.db", 0) == 0) journal_bytes += size;
+    if (name == "broker.console.log") console_bytes += size;
   }
-  throw std::runtime_error("unknown mode " + mode +
-                           " (proxy, floor, broker, journal, text, queue, failover)");
+  out.extra["broker_dir"] = dir;
+  out.extra["log_file_bytes"] = log_bytes;
+  out.extra["console_bytes"] = console_bytes;
+  out.extra["journal_bytes"] = journal_bytes;
 }
 
 run_result bench_runner::run_load(const std::string& mode) {
@@ -236,6 +275,7 @@ run_result bench_runner::run_load(const std::string& mode) {
   out.clients = options_.clients;
   out.window = options_.window;
   out.workers = options_.workers;
+  out.keyed = options_.keyed || runs_as_shipped(mode);
 
   load_options load;
   load.endpoint = s.frontend;
@@ -247,7 +287,7 @@ run_result bench_runner::run_load(const std::string& mode) {
   load.duration = milliseconds(options_.duration_ms);
   load.drain_timeout = milliseconds(std::max<long>(5000, 4 * options_.heartbeat_ms * options_.liveness));
   load.expect_echo = mode != "text";
-  load.keyed = options_.keyed;
+  load.keyed = out.keyed;
   zmq::message_t payload = make_payload();
   load_driver driver(context_, load, payload);
   driver.start();
@@ -275,6 +315,10 @@ run_result bench_runner::run_load(const std::string& mode) {
     if (after.cpu_seconds > 0) workers_cpu += after.cpu_seconds - workers_before[i].cpu_seconds;
   }
   out.load = driver.finish();
+  // A wrapper (valgrind, strace, an LD_PRELOAD shim) writes its findings as the
+  // broker exits: let it stop in its own time rather than after the usual grace.
+  if (!options_.broker_prefix.empty() && mode != "proxy") s.broker.terminate(milliseconds(120000));
+  if (!s.dir.empty()) note_files(s.dir, out);
   const double seconds = out.load.seconds;
   out.broker_cpu_percent = cpu_percent(broker_before.cpu_seconds, broker_after.cpu_seconds, seconds);
   out.broker_peak_rss_bytes = broker_after.peak_rss_bytes;

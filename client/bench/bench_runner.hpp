@@ -10,6 +10,13 @@
 // text (journal on, carico-worker --service text storing files), queue
 // (queue_requests with no worker, then workers arrive), failover (a worker is
 // killed with SIGKILL halfway through the interval).
+//
+// The configuration users run, always with keyed requests (`client` + `id`,
+// as carico-client sends them), the broker in a fresh directory of its own
+// with its stderr in a file: shipped (only --frontend/--backend, so the journal
+// file and the routing log at their defaults), nojournal (--journal none),
+// quiet (--journal none --log-level warn --console-level warn: no line per
+// request).
 #pragma once
 
 #include <cstdint>
@@ -52,6 +59,11 @@ class bench_runner {
   bench_runner& operator=(const bench_runner&) = delete;
 
   run_result run(const std::string& mode);
+  // shipped, nojournal, quiet: the broker binary at its defaults but for the mode's flags.
+  static bool runs_as_shipped(const std::string& mode);
+  static bool known_mode(const std::string& mode);
+  static constexpr const char* mode_list =
+      "proxy, floor, broker, journal, text, queue, failover, shipped, nojournal, quiet";
   const std::string& work_dir() const { return work_dir_; }
 
  private:
@@ -59,6 +71,7 @@ class bench_runner {
     child_process broker;                // broker or raw proxy
     std::vector<child_process> workers;  // echo or text workers
     std::string frontend;                // where clients connect
+    std::string dir;                     // the broker's own directory (shipped-style modes)
   };
   void start_servers(const std::string& mode, servers& s, bool with_workers);
   void start_workers(const std::string& mode, const std::string& backend, servers& s);
@@ -66,6 +79,7 @@ class bench_runner {
   run_result run_queue();
   void wait_for_workers(const std::string& frontend, std::size_t count);
   void wait_for_proxy(const std::string& frontend);
+  static void note_files(const std::string& dir, run_result& out);
   zmq::message_t make_payload() const;
   std::string log_path(const std::string& name) const;
 

@@ -45,7 +45,8 @@ proc_sample sample_process(pid_t pid) {
   return out;
 }
 
-child_process::child_process(const std::vector<std::string>& argv, const std::string& log_path) {
+child_process::child_process(const std::vector<std::string>& argv, const std::string& log_path,
+                             const std::string& work_dir) {
   if (argv.empty()) throw std::runtime_error("child_process: empty command");
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -56,7 +57,7 @@ child_process::child_process(const std::vector<std::string>& argv, const std::st
   if (pid == 0) {
     // In the child: die with the bench, lead a process group of its own (so a
     // wrapper that forks, such as heaptrack or perf record, is stopped with
-    // everything it started), log to the file, become the program.
+    // everything it started), log to the file, enter work_dir, become the program.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
     ::setpgid(0, 0);
@@ -66,7 +67,19 @@ child_process::child_process(const std::vector<std::string>& argv, const std::st
       ::dup2(fd, 2);
       ::close(fd);
     }
+    if (!work_dir.empty() && ::chdir(work_dir.c_str()) != 0) {
+      // No allocation between fork and exec (the bench has threads): plain writes.
+      static const char what[] = "carico-bench: cannot enter the working directory ";
+      (void)!::write(2, what, sizeof what - 1);
+      (void)!::write(2, work_dir.c_str(), work_dir.size());
+      (void)!::write(2, "\n", 1);
+      ::_exit(127);
+    }
     ::execv(args[0], args.data());
+    static const char failed[] = "carico-bench: cannot run ";
+    (void)!::write(2, failed, sizeof failed - 1);
+    (void)!::write(2, args[0], std::strlen(args[0]));
+    (void)!::write(2, "\n", 1);
     ::_exit(127);
   }
   // Also here: the group must exist before the first kill(-pid_, ...), whichever

@@ -34,9 +34,11 @@ proc_sample sample_process(pid_t pid);
 class child_process {
  public:
   child_process() = default;
-  // Starts argv[0] with stdout and stderr appended to log_path; throws
-  // std::runtime_error when it cannot be started.
-  child_process(const std::vector<std::string>& argv, const std::string& log_path);
+  // Starts argv[0] with stdout and stderr appended to log_path, in work_dir
+  // when one is given (relative paths, such as a program's default files, land
+  // there); throws std::runtime_error when it cannot be started.
+  child_process(const std::vector<std::string>& argv, const std::string& log_path,
+                const std::string& work_dir = {});
   ~child_process();
   child_process(child_process&& other) noexcept;
   child_process& operator=(child_process&& other) noexcept;

@@ -1,6 +1,8 @@
 // carico-bench: the benchmark of docs/benchmarks.md.
 //
 //   carico-bench --mode proxy,broker,journal --payload 100 --clients 8 --window 64 --workers 4
+//   carico-bench --mode proxy,shipped,nojournal,quiet --rounds 5 --worker-kind lean
+//                --worker-capacity 128   (the broker as shipped, keyed requests)
 //   carico-bench --mode proxy,broker --rounds 6 --duration 2   (ratios per round, median)
 //   carico-bench --mode queue --queue-requests 1000000 --json
 //   carico-bench proxy --frontend EP --backend EP      (started by the bench itself)
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "client/bench/bench_runner.hpp"
 #include "client/bench/mdp_floor.hpp"
@@ -136,8 +139,20 @@ int main(int argc, char** argv) {
   CLI::App app{"carico-bench: carico-broker against a raw zmq::proxy, same clients, same run"};
   carico::add_version_flag(app, "carico-bench");
   app.add_option("--mode", modes,
-                 "comma-separated: proxy floor broker journal text queue failover")
-      ->capture_default_str();
+                 "comma-separated: proxy floor broker journal text queue failover, and the "
+                 "broker as users run it, always keyed: shipped (only its endpoints: journal "
+                 "file, routing log at defaults), nojournal (--journal none), quiet "
+                 "(--journal none --log-level warn --console-level warn)")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        std::stringstream list(text);
+        for (std::string mode; std::getline(list, mode, ',');) {
+          if (!mode.empty() && !carico::bench_runner::known_mode(mode)) {
+            return "unknown mode " + mode + " (" + carico::bench_runner::mode_list + ")";
+          }
+        }
+        return std::string();
+      });
   std::size_t rounds = 1;
   app.add_option("--rounds", rounds,
                  "run the modes this many times, the order reversed every other round; "
@@ -155,7 +170,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_flag("--keyed", options.keyed,
                "requests carry `client` (one per client thread) and `id`, so the broker "
-               "deduplicates them and, with the journal, commits each before a worker sees it");
+               "deduplicates them and, with the journal, commits each before a worker sees it "
+               "(shipped, nojournal and quiet always do)");
   app.add_option("--workers", options.workers, "worker processes")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

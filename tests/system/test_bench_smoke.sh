@@ -56,6 +56,54 @@ assert b["requests_per_s"] == statistics.median(rate["broker", k] for k in (1, 2
 print(f"rounds: broker/proxy median {b['vs_proxy']:.3f}")
 PY
 
-# Every child the bench started is gone.
+# The broker as shipped: keyed requests, only its endpoints (journal file and
+# routing log at their defaults, in a directory of its own), then without the
+# journal, then without per-request lines; ratios to the proxy and to quiet.
+"$BENCH" --bin-dir "$CARICO_BIN" --work-dir "$WORK/bench-shipped" --keep \
+  --mode proxy,shipped,nojournal,quiet --rounds 2 \
+  --payload 100 --clients 2 --window 4 --workers 2 --worker-kind lean --worker-capacity 4 \
+  --duration 0.5 --warmup 0.2 --json >"$WORK/shipped.json" 2>"$WORK/shipped.log" \
+  || { cat "$WORK/shipped.log"; fail "carico-bench shipped modes exited non-zero"; }
+grep -q "routing log at its defaults: nojournal/quiet" "$WORK/shipped.log" \
+  || { cat "$WORK/shipped.log"; fail "no routing log cost in the summary"; }
+python3 - "$WORK/shipped.json" <<'PY' || fail "carico-bench shipped modes output is not sane"
+import json, os, sys
+doc = json.load(open(sys.argv[1]))
+runs = [(r["mode"], r["round"]) for r in doc["results"]]
+assert runs == [("proxy", 1), ("shipped", 1), ("nojournal", 1), ("quiet", 1),
+                ("quiet", 2), ("nojournal", 2), ("shipped", 2), ("proxy", 2)], runs
+for r in doc["results"]:
+    name = r["mode"]
+    assert r["requests"] > 0 and r["errors"] == 0 and r["lost"] == 0, (name, r.get("first_error"))
+    if name == "proxy":
+        continue
+    assert r["keyed"] is True, (name, "requests not keyed")
+    d = r["broker_dir"]
+    assert os.path.isdir(d) and os.path.basename(d).endswith("-" + name), d
+    # One line per request at least in the routing log at its defaults, none in quiet.
+    if name == "quiet":
+        assert r["log_file_bytes"] < 20 * r["sent"], (name, r["log_file_bytes"], r["sent"])
+    else:
+        assert r["log_file_bytes"] >= 20 * r["sent"], (name, r["log_file_bytes"], r["sent"])
+    assert (r["journal_bytes"] > 0) == (name == "shipped"), (name, r["journal_bytes"])
+    assert os.path.exists(os.path.join(d, "carico-journal.db")) == (name == "shipped"), d
+    assert os.path.exists(os.path.join(d, "broker.console.log")), d
+summary = {s["mode"]: s for s in doc["summary"]}
+for mode in ("shipped", "nojournal", "quiet"):
+    s = summary[mode]
+    lo, hi = s["vs_proxy_range"]
+    assert lo <= s["vs_proxy"] <= hi, s
+assert "vs_quiet" in summary["nojournal"] and "vs_nojournal" in summary["shipped"], summary
+print(f"shipped/proxy {summary['shipped']['vs_proxy']:.3f}, "
+      f"nojournal/quiet {summary['nojournal']['vs_quiet']:.3f}")
+PY
+
+# Every child the bench started is gone (shipped-style brokers run in a
+# directory under $WORK, with no path of it on their command line).
 if pgrep -f "$WORK/bench" >/dev/null; then fail "children left running"; fi
-echo "PASS: carico-bench smoke (proxy, broker, journal, text)"
+for cwd in /proc/[0-9]*/cwd; do
+  case $(readlink "$cwd" 2>/dev/null) in
+    "$WORK"/bench*) fail "a child left running in $(readlink "$cwd")" ;;
+  esac
+done
+echo "PASS: carico-bench smoke (proxy, broker, journal, text; shipped, nojournal, quiet)"
