@@ -1,6 +1,6 @@
 #include "broker/access_log.hpp"
 
-#include <cstdio>
+#include <string_view>
 
 #include "broker/broker.hpp"  // hex_id
 #include "shared/logging.hpp"
@@ -9,10 +9,20 @@
 namespace carico {
 namespace {
 
-std::string millis(std::int64_t us) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(us) / 1000.0);
-  return buf;
+// Microseconds as milliseconds with one decimal, rounded ("2.4"), appended
+// with integer arithmetic: no printf float formatting per line.
+void append_millis(std::string& out, std::int64_t us) {
+  const std::int64_t tenths = (us < 0 ? 0 : us + 50) / 100;
+  out += std::to_string(tenths / 10);
+  out += '.';
+  out += static_cast<char>('0' + tenths % 10);
+}
+
+// " key=" and a printable sample of value.
+void append_sample(std::string& out, std::string_view key, std::string_view value,
+                   std::size_t max) {
+  out += key;
+  out += sample(value.data(), value.size(), max);
 }
 
 }  // namespace
@@ -62,38 +72,62 @@ void access_log::run() {
       if (handed_.empty() && stopping_) return;
       work.swap(handed_);
     }
-    for (const access_record& r : work) log_->info("{}", format(r));
+    for (const access_record& r : work) {
+      const std::string line = format(r);
+      log_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
+    }
     work.clear();
   }
 }
 
 std::string access_log::format(const access_record& r) {
-  std::string line = "request " + std::to_string(r.number) + " " + r.outcome +
-                     " code=" + std::to_string(r.code) + " service=" +
-                     sample(r.service.data(), r.service.size(), 64) + " worker=" +
-                     (r.worker.empty() ? std::string("-") : sample(r.worker.data(), r.worker.size(), 64)) +
-                     " attempts=" + std::to_string(r.attempts) + " client=" + hex_id(r.client);
+  std::string line;
+  line.reserve(256);
+  line += "request ";
+  line += std::to_string(r.number);
+  line += ' ';
+  line += r.outcome;
+  line += " code=";
+  line += std::to_string(r.code);
+  append_sample(line, " service=", r.service, 64);
+  if (r.worker.empty()) {
+    line += " worker=-";
+  } else {
+    append_sample(line, " worker=", r.worker, 64);
+  }
+  line += " attempts=";
+  line += std::to_string(r.attempts);
+  line += " client=";
+  line += hex_id(r.client);
   if (r.stock) {
     line += " dialect=mdp";
   } else {
     // The header's client name, id and title, read where they lie.
     raw_map head;
     if (r.head.size() > 0 && head.parse(r.head.data(), r.head.size())) {
-      if (auto name = head.get_string("client")) line += " name=" + sample(name->data(), name->size(), 64);
+      if (auto name = head.get_string("client")) append_sample(line, " name=", *name, 64);
       if (const raw_map::entry* id = head.find("id")) {
         if (auto n = raw_map::as_uint(id->value)) {
-          line += " id=" + std::to_string(*n);
+          line += " id=";
+          line += std::to_string(*n);
         } else if (auto s = raw_map::as_string(id->value)) {
-          line += " id=" + sample(s->data(), s->size(), 64);
+          append_sample(line, " id=", *s, 64);
         }
       }
       if (auto title = head.get_string("title")) {
-        line += " title=\"" + sample(title->data(), title->size(), 80) + "\"";
+        append_sample(line, " title=\"", *title, 80);
+        line += '"';
       }
     }
   }
-  line += " bytes=" + std::to_string(r.bytes) + " queued_ms=" + millis(r.queued_us) +
-          " worker_ms=" + millis(r.worker_us) + " total_ms=" + millis(r.total_us);
+  line += " bytes=";
+  line += std::to_string(r.bytes);
+  line += " queued_ms=";
+  append_millis(line, r.queued_us);
+  line += " worker_ms=";
+  append_millis(line, r.worker_us);
+  line += " total_ms=";
+  append_millis(line, r.total_us);
   return line;
 }
 

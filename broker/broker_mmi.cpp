@@ -191,8 +191,10 @@ std::optional<nlohmann::json> broker::find_request_json(std::uint64_t number) {
   if (auto it = requests_.find(number); it != requests_.end()) return request_json(it->second);
   if (auto parked = find_parked_json(number)) return parked;
   if (!journal_) return std::nullopt;
+  // Committed rows only: MMI never waits for the journal's writer. A reply
+  // leaves only once its outcome is committed, so what a client was answered
+  // is there; what is unanswered was found in memory above.
   try {
-    journal_->flush();  // an answer still being written is part of the record
     if (auto row = journal_->find(number)) return row->to_json();
   } catch (const journal_error& e) {
     log_->error("journal lookup of request {} failed: {}", number, e.what());
@@ -204,7 +206,6 @@ std::optional<nlohmann::json> broker::find_request_json(const request_key_parts&
   if (auto it = keyed_.find(key.text); it != keyed_.end()) return find_request_json(it->second);
   if (!journal_) return std::nullopt;
   try {
-    journal_->flush();
     if (auto row = journal_->find(key.client, key.client_id)) return row->to_json();
   } catch (const journal_error& e) {
     log_->error("journal lookup of client={} id={} failed: {}", key.client, key.client_id,
@@ -217,11 +218,25 @@ nlohmann::json broker::history_json(std::size_t last) {
   nlohmann::json list = nlohmann::json::array();
   if (journal_) {
     try {
-      journal_->flush();
-      for (const journal_record& row : journal_->history(last)) {
-        // The in-memory view of an unanswered request is fresher than its row.
-        auto it = requests_.find(row.number);
-        list.push_back(it != requests_.end() ? request_json(it->second) : row.to_json());
+      // The committed rows (MMI never waits for the writer), with the
+      // in-memory view of every unanswered request in full, which is fresher
+      // than its row or has none committed yet.
+      std::unordered_map<std::uint64_t, journal_record> rows;
+      std::vector<std::uint64_t> numbers;
+      for (journal_record& row : journal_->history(last)) {
+        numbers.push_back(row.number);
+        rows.emplace(row.number, std::move(row));
+      }
+      for (const auto& [number, r] : requests_) {
+        if (!rows.contains(number)) numbers.push_back(number);
+      }
+      const auto cut = numbers.size() > last ? numbers.begin() + static_cast<long>(last)
+                                             : numbers.end();
+      std::partial_sort(numbers.begin(), cut, numbers.end(), std::greater<>());
+      numbers.erase(cut, numbers.end());
+      for (std::uint64_t n : numbers) {
+        auto it = requests_.find(n);
+        list.push_back(it != requests_.end() ? request_json(it->second) : rows.at(n).to_json());
       }
       return list;
     } catch (const journal_error& e) {

@@ -13,7 +13,9 @@ int main(int argc, char** argv) {
   carico::log_options logging;
   logging.name = "broker";
   logging.file = "loadbalancer.log";
-  logging.console_level = "info";
+  // One sink per destination: with a log file, stderr gets warnings and errors
+  // only (not a second copy of every line); without one, it gets the log.
+  logging.console_level = "";
 
   CLI::App app{"carico-broker: load-balancing broker for carico workers and clients"};
   carico::add_config_option(app);
@@ -105,10 +107,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", logging.level, "file log level: trace debug info warn error off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--console-level", logging.console_level, "stderr log level")
-      ->capture_default_str()
+  app.add_option("--console-level", logging.console_level,
+                 "stderr log level (default: warn with a log file, info without)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (logging.console_level.empty()) logging.console_level = logging.file.empty() ? "info" : "warn";
   if (*report) {
     return carico::print_journal(report_path, report_last, report_state, report_json, std::cout,
                                  std::cerr);
