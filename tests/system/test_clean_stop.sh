@@ -50,7 +50,7 @@ unset "PIDS[broker]"
 [ "$status" -eq 0 ] || fail "broker exited $status, not 0"
 wait "$held" || fail "the held request was not answered 200: $(cat "$WORK/held.out")"
 grep -q '"code":200' "$WORK/held.out" || fail "held request: $(cat "$WORK/held.out")"
-grep -q "shutting down" "$WORK/broker.log" || fail "no shutdown line in the log"
+grep -q "shutting down" "$WORK/loadbalancer.log" || fail "no shutdown line in loadbalancer.log"
 kill "$waiting" 2>/dev/null || true  # its client leaves: the broker stopped before serving it
 wait "$waiting" 2>/dev/null || true
 
