@@ -93,11 +93,10 @@ int main(int argc, char** argv) {
   carico::add_version_flag(app, "carico-client");
   app.require_subcommand(0, 1);  // none: the REPL
   app.fallthrough();  // --json and the other global flags also after the subcommand
-  app.add_option("--connect", options.endpoint,
-                 "the broker's frontend endpoint; or several, comma-separated, one per broker "
-                 "that may be active (the client uses the one that accepts it, and moves on a "
-                 "failover)")
-      ->capture_default_str();
+  carico::add_connect_option(app, options.endpoint,
+                            "the broker's frontend endpoint; or several, comma-separated, one per broker "
+                            "that may be active (the client uses the one that accepts it, and moves on a "
+                            "failover)");
   app.add_option("--timeout-ms", options.timeout_ms, "per-request timeout (ms)")
       ->capture_default_str()
       ->check(CLI::Range(1L, 86400000L));

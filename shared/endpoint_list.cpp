@@ -52,6 +52,21 @@ endpoint_list parse_endpoint_list(std::string_view text) {
   return l;
 }
 
+CLI::Option* add_connect_option(CLI::App& app, std::string& target,
+                                const std::string& description) {
+  CLI::Option* option = app.add_option_function<std::vector<std::string>>(
+      "--connect",
+      [&target](const std::vector<std::string>& items) {
+        target.clear();
+        for (const std::string& item : items) target += (target.empty() ? "" : ",") + item;
+      },
+      description);
+  // One value per --connect: a subcommand or file name after it is not an endpoint.
+  option->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  option->default_str(target);
+  return option;
+}
+
 std::string describe_endpoints(const std::vector<std::string>& endpoints) {
   std::string text;
   for (const std::string& e : endpoints) {

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 namespace carico {
 
 struct endpoint_list {
@@ -23,6 +25,12 @@ struct endpoint_list {
 // endpoints); an empty item, blanks inside one, an item that is not
 // TRANSPORT://ADDRESS, or the same endpoint twice is an error that names it.
 endpoint_list parse_endpoint_list(std::string_view text);
+
+// Adds --connect to app, into target (whose value is the default shown). The
+// value is a list as above; a config file may also give a TOML array, and the
+// flag may be repeated: the items are joined with commas, each item kept as
+// written (so "a,,b" still reaches parse_endpoint_list and its error).
+CLI::Option* add_connect_option(CLI::App& app, std::string& target, const std::string& description);
 
 // "a" for one endpoint, "a, b" for more: for messages.
 std::string describe_endpoints(const std::vector<std::string>& endpoints);

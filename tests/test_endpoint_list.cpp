@@ -1,7 +1,12 @@
 // The --connect list of clients and workers (shared/endpoint_list.hpp).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
 #include "shared/endpoint_list.hpp"
+#include "shared/runtime.hpp"
 
 using carico::parse_endpoint_list;
 
@@ -52,5 +57,49 @@ TEST_CASE("endpoint list: bad lists are clear errors that name the item") {
     CHECK_THAT(error_of("127.0.0.1:5555"), Catch::Contains("is not TRANSPORT://ADDRESS"));
     CHECK_THAT(error_of("tcp://"), Catch::Contains("is not TRANSPORT://ADDRESS"));
     CHECK_THAT(error_of("://x"), Catch::Contains("is not TRANSPORT://ADDRESS"));
+  }
+}
+
+TEST_CASE("endpoint list: --connect from flags and config files") {
+  std::string target = "tcp://127.0.0.1:5555";
+  CLI::App app;
+  carico::add_config_option(app);
+  carico::add_connect_option(app, target, "brokers");
+  std::vector<std::string> rest;
+  app.add_option("rest", rest);
+  auto parse = [&](std::vector<std::string> args) {
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    app.parse(args);
+  };
+  SECTION("not given: the default") {
+    parse({});
+    CHECK(target == "tcp://127.0.0.1:5555");
+  }
+  SECTION("one value, kept as written, and nothing after it taken") {
+    parse({"--connect", "tcp://a:1,,tcp://b:2", "send"});
+    CHECK(target == "tcp://a:1,,tcp://b:2");  // parse_endpoint_list says what is wrong
+    CHECK(rest == std::vector<std::string>{"send"});
+  }
+  SECTION("repeated: joined") {
+    parse({"--connect", "tcp://a:1", "--connect", "tcp://b:2"});
+    CHECK(target == "tcp://a:1,tcp://b:2");
+  }
+  SECTION("a config file: a string or a TOML array") {
+    const std::string path = "test_endpoint_list.toml";
+    {
+      std::ofstream file(path);
+      file << "connect = [\"tcp://a:1\", \"tcp://b:2\"]\n";
+    }
+    parse({"--config", path});
+    CHECK(target == "tcp://a:1,tcp://b:2");
+    {
+      std::ofstream file(path);
+      file << "connect = \"tcp://a:1, tcp://b:2\"\n";
+    }
+    target.clear();
+    app.clear();
+    parse({"--config", path});
+    CHECK(target == "tcp://a:1, tcp://b:2");
+    std::remove(path.c_str());
   }
 }

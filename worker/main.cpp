@@ -22,11 +22,10 @@ int main(int argc, char** argv) {
   CLI::App app{"carico-worker: runs a carico service (text, echo) for a broker"};
   carico::add_config_option(app);
   carico::add_version_flag(app, "carico-worker");
-  app.add_option("--connect", options.connect,
-                 "the broker's backend endpoint; or several, comma-separated, one per broker "
-                 "that may be active (READY goes to the one that accepts the connection, and "
-                 "again to the next after a failover)")
-      ->capture_default_str();
+  carico::add_connect_option(app, options.connect,
+                            "the broker's backend endpoint; or several, comma-separated, one per broker "
+                            "that may be active (READY goes to the one that accepts the connection, and "
+                            "again to the next after a failover)");
   app.add_option("--service", options.service, "service to run: text or echo")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "echo"}));
