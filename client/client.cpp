@@ -24,6 +24,12 @@ using std::chrono::microseconds;
 // Replies read per wake-up before the loop looks at its other duties.
 constexpr int io_batch = 256;
 
+// Several brokers: ZMTP PING interval, and silence that drops a connection.
+constexpr int heartbeat_ivl_ms = 1000;
+constexpr int heartbeat_timeout_ms = 3000;
+// A connection lost while another holds: the wait before resending over it.
+constexpr milliseconds pipe_settle{100};
+
 // A reply made by the client itself.
 reply local_reply(std::uint64_t code, const nlohmann::json& id, std::string error,
                   time_point submitted_at) {
@@ -128,6 +134,13 @@ class client::io_loop {
       }
       if (!backlog_.empty()) flush_backlog();
       const time_point now = clock::now();
+      if (resend_at_ && *resend_at_ <= now) {
+        resend_at_.reset();
+        // Reading ZMQ_EVENTS makes the DEALER take its pending commands: the
+        // lost connection's pipe is gone before anything is sent.
+        (void)links_.front()->dealer.get(zmq::sockopt::events);
+        resend_unanswered("the broker at " + gone_ + " is gone");
+      }
       purge_unreached(now);
       purge_expired(now);
     }
@@ -219,6 +232,14 @@ class client::io_loop {
     // A stock broker's client queues as before, unless it lists several
     // brokers: then a request must not wait in the pipe of one that is down.
     if (!mdp_ || owner_.endpoints_.size() > 1) l->dealer.set(zmq::sockopt::immediate, true);
+    if (owner_.endpoints_.size() > 1) {
+      // A broker that hangs (stopped, partitioned) keeps its TCP connection
+      // up and answers nothing: ZMTP heartbeats (the broker's ZeroMQ answers
+      // PING by itself) drop such a connection, and what was sent over it
+      // goes to the broker that took over, as after a crash.
+      l->dealer.set(zmq::sockopt::heartbeat_ivl, heartbeat_ivl_ms);
+      l->dealer.set(zmq::sockopt::heartbeat_timeout, heartbeat_timeout_ms);
+    }
     apply_limits(l->dealer, owner_.options_.limits);
     apply_curve_client(l->dealer, owner_.options_.curve);
     // Watched before it connects, so that no event is missed.
@@ -285,15 +306,31 @@ class client::io_loop {
           break;
         }
         case ZMQ_EVENT_DISCONNECTED:
-          if (std::erase(l.up, endpoint) != 0 && l.up.empty()) {
+          if (std::erase(l.up, endpoint) == 0) break;  // its handshake never completed
+          if (l.up.empty()) {
             l.lost = true;
             owner_.set_broker({});
             log_.warn("client {}: lost the connection to the broker at {}; resending when {} is "
                       "back",
                       owner_.name_, endpoint,
                       owner_.endpoints_.size() == 1 ? "it" : "a broker at one of " + all_brokers());
-          } else if (!l.up.empty()) {
+          } else {
+            // Another broker's connection holds (the new active one connected
+            // before the old one's was dropped: a hung broker, cut by the
+            // heartbeats). What went over the lost connection is lost with it,
+            // and the DEALER does not say which requests those were: all go
+            // again, over the connection that holds (keys: each answered once).
             owner_.set_broker(l.up.back());
+            log_.warn("client {}: lost the connection to the broker at {}; on the broker at {} "
+                      "now",
+                      owner_.name_, endpoint, l.up.back());
+            last_broker_ = l.up.back();
+            // Not at once: the monitor may tell before the DEALER has dropped
+            // the lost connection's pipe, and a resend now could go into it.
+            if (!mdp_) {
+              gone_ = endpoint;
+              resend_at_ = clock::now() + pipe_settle;
+            }
           }
           break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
@@ -316,6 +353,15 @@ class client::io_loop {
   // resend exactly once at the broker. Stock MDP has no key: nothing is resent.
   void on_reconnect(const std::string& endpoint) {
     owner_.counters_.reconnects.fetch_add(1);
+    const std::string where = endpoint == last_broker_
+                                  ? endpoint + " again"
+                                  : endpoint + " (was at " + last_broker_ + ")";
+    resend_unanswered("connected to the broker at " + where);
+  }
+
+  // Every unanswered request that went out goes again, each taking one of its
+  // retries; why says what happened, for the log.
+  void resend_unanswered(const std::string& why) {
     std::size_t resent = 0;
     std::size_t out_of_retries = 0;
     if (!mdp_) {
@@ -332,12 +378,7 @@ class client::io_loop {
         send_or_backlog(*s);
       }
     }
-    const std::string where = endpoint == last_broker_
-                                  ? endpoint + " again"
-                                  : endpoint + " (was at " + last_broker_ + ")";
-    log_.info("client {}: connected to the broker at {}; {} unanswered requests sent "
-              "again{}",
-              owner_.name_, where, resent,
+    log_.info("client {}: {}; {} unanswered requests sent again{}", owner_.name_, why, resent,
               out_of_retries == 0 ? std::string()
                                   : ", " + std::to_string(out_of_retries) +
                                         " not (no retries left: they wait for their timeout)");
@@ -348,8 +389,10 @@ class client::io_loop {
 
   // The poll's timeout: the next attempt deadline or no-broker verdict.
   long poll_timeout_ms() const {
-    std::optional<time_point> next;
-    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    std::optional<time_point> next = resend_at_;
+    if (!deadlines_.empty() && (!next || deadlines_.begin()->first < *next)) {
+      next = deadlines_.begin()->first;
+    }
     if (!unreached_.empty() && (!next || unreached_.front().first < *next)) {
       next = unreached_.front().first;
     }
@@ -620,6 +663,9 @@ class client::io_loop {
   bool unreachable_{false};       // never connected, and a request waited no_broker_ms for it
   std::string handshake_failure_; // why the last handshake failed; empty when none did
   std::string last_broker_;       // the endpoint of the last completed handshake
+  std::optional<time_point> resend_at_;  // resend everything then: a connection was lost
+                                  // while another holds
+  std::string gone_;              // the endpoint of that lost connection, for the log
   std::deque<std::pair<time_point, std::string>> unreached_;  // requests sent before any
                                   // connection: (submitted + no_broker_ms, key), in order
   bool stopping_{false};          // close() was seen
