@@ -11,6 +11,7 @@
 #include <zmq_addon.hpp>
 
 #include "shared/codec.hpp"
+#include "shared/endpoint_list.hpp"
 #include "shared/header.hpp"
 #include "shared/logging.hpp"
 #include "shared/runtime.hpp"
@@ -22,6 +23,12 @@ using std::chrono::microseconds;
 
 // Replies read per wake-up before the loop looks at its other duties.
 constexpr int io_batch = 256;
+
+// Several brokers: ZMTP PING interval, and silence that drops a connection.
+constexpr int heartbeat_ivl_ms = 1000;
+constexpr int heartbeat_timeout_ms = 3000;
+// A connection lost while another holds: the wait before resending over it.
+constexpr milliseconds pipe_settle{100};
 
 // A reply made by the client itself.
 reply local_reply(std::uint64_t code, const nlohmann::json& id, std::string error,
@@ -90,7 +97,8 @@ class client::io_loop {
         pipe_pull_(std::move(pipe_pull)),
         mdp_(owner.options_.protocol == dialect::mdp),
         // The monitor reports tcp and ipc connections, never inproc ones.
-        watched_(owner.options_.endpoint.rfind("inproc://", 0) != 0),
+        watched_(std::none_of(owner.endpoints_.begin(), owner.endpoints_.end(),
+                              [](const std::string& e) { return e.rfind("inproc://", 0) == 0; })),
         no_broker_after_(std::max(1L, owner.options_.no_broker_ms)) {
     const int count = mdp_ ? std::max(1, owner.options_.connections) : 1;
     for (int i = 0; i < count; ++i) links_.push_back(open_link());
@@ -126,6 +134,13 @@ class client::io_loop {
       }
       if (!backlog_.empty()) flush_backlog();
       const time_point now = clock::now();
+      if (resend_at_ && *resend_at_ <= now) {
+        resend_at_.reset();
+        // Reading ZMQ_EVENTS makes the DEALER take its pending commands: the
+        // lost connection's pipe is gone before anything is sent.
+        (void)links_.front()->dealer.get(zmq::sockopt::events);
+        resend_unanswered("the broker at " + gone_ + " is gone");
+      }
       purge_unreached(now);
       purge_expired(now);
     }
@@ -191,8 +206,9 @@ class client::io_loop {
     zmq::socket_t dealer;   // to the broker
     zmq::socket_t monitor;  // PAIR: the dealer's connection events
     std::string busy;       // mdp: the key of the request in flight on it; empty when idle
-    bool connected{false};  // a handshake succeeded and no disconnect since
-    bool lost{false};       // it was connected once and then disconnected
+    std::vector<std::string> up;  // endpoints whose handshake succeeded, no disconnect since;
+                            // the last is the newest
+    bool lost{false};       // it was connected once and then no endpoint was
 
     link() = default;
     link(const link&) = delete;
@@ -213,7 +229,17 @@ class client::io_loop {
     // while there is none stays in the backlog, where its timeout can still
     // withdraw it; and what a lost connection held is not delivered later
     // behind the resends (on_reconnect sends it again itself).
-    if (!mdp_) l->dealer.set(zmq::sockopt::immediate, true);
+    // A stock broker's client queues as before, unless it lists several
+    // brokers: then a request must not wait in the pipe of one that is down.
+    if (!mdp_ || owner_.endpoints_.size() > 1) l->dealer.set(zmq::sockopt::immediate, true);
+    if (owner_.endpoints_.size() > 1) {
+      // A broker that hangs (stopped, partitioned) keeps its TCP connection
+      // up and answers nothing: ZMTP heartbeats (the broker's ZeroMQ answers
+      // PING by itself) drop such a connection, and what was sent over it
+      // goes to the broker that took over, as after a crash.
+      l->dealer.set(zmq::sockopt::heartbeat_ivl, heartbeat_ivl_ms);
+      l->dealer.set(zmq::sockopt::heartbeat_timeout, heartbeat_timeout_ms);
+    }
     apply_limits(l->dealer, owner_.options_.limits);
     apply_curve_client(l->dealer, owner_.options_.curve);
     // Watched before it connects, so that no event is missed.
@@ -230,12 +256,27 @@ class client::io_loop {
     l->monitor = zmq::socket_t(owner_.context_, zmq::socket_type::pair);
     l->monitor.set(zmq::sockopt::linger, 0);
     l->monitor.connect(monitor_endpoint);
-    l->dealer.connect(owner_.options_.endpoint);
+    // Every broker listed: standbys bind nothing, so only the active one's
+    // connection completes (ZeroMQ retries the others every 100 ms).
+    for (const std::string& e : owner_.endpoints_) l->dealer.connect(e);
     return l;
   }
 
-  // Reads the link's connection events. A handshake that succeeds after the
-  // connection was lost (a broker restarted) sends every unanswered request again.
+  // The endpoint a monitor event names, as the user listed it when it is one
+  // of the list (ZeroMQ may name it resolved: localhost as 127.0.0.1).
+  std::string listed(const zmq::message_t& address) const {
+    std::string named = address.to_string();
+    for (const std::string& e : owner_.endpoints_) {
+      if (e == named) return e;
+    }
+    if (owner_.endpoints_.size() == 1) return owner_.endpoints_.front();
+    return named;
+  }
+
+  // Reads the link's connection events (frame 0: event and value; frame 1:
+  // the endpoint). A handshake that succeeds when no broker was connected
+  // after one had been (a broker restarted, or another took over) sends every
+  // unanswered request again.
   void watch_connection(link& l) {
     for (;;) {
       zmq::multipart_t event;
@@ -245,24 +286,51 @@ class client::io_loop {
       std::uint32_t value = 0;
       std::memcpy(&id, event[0].data(), sizeof id);
       std::memcpy(&value, static_cast<const char*>(event[0].data()) + 2, sizeof value);
+      const std::string endpoint = event.size() > 1 ? listed(event[1]) : std::string();
       switch (id) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: {
           const bool again = l.lost;
-          l.connected = true;
+          std::erase(l.up, endpoint);
+          l.up.push_back(endpoint);
           l.lost = false;
           ever_connected_ = true;
           unreachable_ = false;
           unreached_.clear();
-          if (again) on_reconnect();
+          owner_.set_broker(endpoint);
+          if (again) {
+            on_reconnect(endpoint);
+          } else if (endpoint != last_broker_) {
+            log_.info("client {}: connected to the broker at {}", owner_.name_, endpoint);
+          }
+          last_broker_ = endpoint;
           break;
         }
         case ZMQ_EVENT_DISCONNECTED:
-          if (l.connected) {
-            l.connected = false;
+          if (std::erase(l.up, endpoint) == 0) break;  // its handshake never completed
+          if (l.up.empty()) {
             l.lost = true;
-            log_.warn("client {}: lost the connection to the broker at {}; resending when it "
-                      "is back",
-                      owner_.name_, owner_.options_.endpoint);
+            owner_.set_broker({});
+            log_.warn("client {}: lost the connection to the broker at {}; resending when {} is "
+                      "back",
+                      owner_.name_, endpoint,
+                      owner_.endpoints_.size() == 1 ? "it" : "a broker at one of " + all_brokers());
+          } else {
+            // Another broker's connection holds (the new active one connected
+            // before the old one's was dropped: a hung broker, cut by the
+            // heartbeats). What went over the lost connection is lost with it,
+            // and the DEALER does not say which requests those were: all go
+            // again, over the connection that holds (keys: each answered once).
+            owner_.set_broker(l.up.back());
+            log_.warn("client {}: lost the connection to the broker at {}; on the broker at {} "
+                      "now",
+                      owner_.name_, endpoint, l.up.back());
+            last_broker_ = l.up.back();
+            // Not at once: the monitor may tell before the DEALER has dropped
+            // the lost connection's pipe, and a resend now could go into it.
+            if (!mdp_) {
+              gone_ = endpoint;
+              resend_at_ = clock::now() + pipe_settle;
+            }
           }
           break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
@@ -283,8 +351,17 @@ class client::io_loop {
   // before its journal had the request), so every unanswered request goes
   // again now rather than at its timeout. The (client, id) key makes each
   // resend exactly once at the broker. Stock MDP has no key: nothing is resent.
-  void on_reconnect() {
+  void on_reconnect(const std::string& endpoint) {
     owner_.counters_.reconnects.fetch_add(1);
+    const std::string where = endpoint == last_broker_
+                                  ? endpoint + " again"
+                                  : endpoint + " (was at " + last_broker_ + ")";
+    resend_unanswered("connected to the broker at " + where);
+  }
+
+  // Every unanswered request that went out goes again, each taking one of its
+  // retries; why says what happened, for the log.
+  void resend_unanswered(const std::string& why) {
     std::size_t resent = 0;
     std::size_t out_of_retries = 0;
     if (!mdp_) {
@@ -301,9 +378,7 @@ class client::io_loop {
         send_or_backlog(*s);
       }
     }
-    log_.info("client {}: connected to the broker at {} again; {} unanswered requests sent "
-              "again{}",
-              owner_.name_, owner_.options_.endpoint, resent,
+    log_.info("client {}: {}; {} unanswered requests sent again{}", owner_.name_, why, resent,
               out_of_retries == 0 ? std::string()
                                   : ", " + std::to_string(out_of_retries) +
                                         " not (no retries left: they wait for their timeout)");
@@ -314,8 +389,10 @@ class client::io_loop {
 
   // The poll's timeout: the next attempt deadline or no-broker verdict.
   long poll_timeout_ms() const {
-    std::optional<time_point> next;
-    if (!deadlines_.empty()) next = deadlines_.begin()->first;
+    std::optional<time_point> next = resend_at_;
+    if (!deadlines_.empty() && (!next || deadlines_.begin()->first < *next)) {
+      next = deadlines_.begin()->first;
+    }
     if (!unreached_.empty() && (!next || unreached_.front().first < *next)) {
       next = unreached_.front().first;
     }
@@ -350,12 +427,16 @@ class client::io_loop {
     complete(std::move(s), std::move(r));
   }
 
-  // "no broker at tcp://127.0.0.1:5555: nothing answered in 2 s".
+  // "tcp://a:5555" or "tcp://a:5555, tcp://b:5555".
+  std::string all_brokers() const { return describe_endpoints(owner_.endpoints_); }
+
+  // "no broker at tcp://127.0.0.1:5555: nothing answered in 2 s"; with a list,
+  // every endpoint is named.
   std::string no_broker_text() const {
     const long ms = no_broker_after_.count();
     const std::string after = ms % 1000 == 0 ? std::to_string(ms / 1000) + " s"
                                              : std::to_string(ms) + " ms";
-    std::string text = "no broker at " + owner_.options_.endpoint + ": ";
+    std::string text = "no broker at " + all_brokers() + ": ";
     if (handshake_failure_.empty()) return text + "nothing answered in " + after;
     return text + "connected, but " + handshake_failure_ + " (for " + after + ")";
   }
@@ -581,6 +662,10 @@ class client::io_loop {
   bool ever_connected_{false};    // some link's handshake succeeded once
   bool unreachable_{false};       // never connected, and a request waited no_broker_ms for it
   std::string handshake_failure_; // why the last handshake failed; empty when none did
+  std::string last_broker_;       // the endpoint of the last completed handshake
+  std::optional<time_point> resend_at_;  // resend everything then: a connection was lost
+                                  // while another holds
+  std::string gone_;              // the endpoint of that lost connection, for the log
   std::deque<std::pair<time_point, std::string>> unreached_;  // requests sent before any
                                   // connection: (submitted + no_broker_ms, key), in order
   bool stopping_{false};          // close() was seen
@@ -597,6 +682,9 @@ client::client(zmq::context_t& context, client_options options,
       pipe_push_(context, zmq::socket_type::push) {
   if (options_.name.empty()) options_.name = default_client_name();
   name_ = options_.name;
+  endpoint_list listed = parse_endpoint_list(options_.endpoint);
+  if (!listed) throw std::invalid_argument(listed.error);
+  endpoints_ = std::move(listed.endpoints);
   if (options_.timeout_ms <= 0) options_.timeout_ms = 10000;
   if (options_.retries < 0) options_.retries = 0;
   pipe_endpoint_ = "inproc://carico-client-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
@@ -651,6 +739,16 @@ void client::submit(std::string service, nlohmann::json head, std::string payloa
   }
   s->head = std::move(*encoded.value);
   enqueue(std::move(s));
+}
+
+std::string client::broker() const {
+  std::lock_guard lock(broker_mutex_);
+  return broker_;
+}
+
+void client::set_broker(std::string endpoint) {
+  std::lock_guard lock(broker_mutex_);
+  broker_ = std::move(endpoint);
 }
 
 void client::enqueue(std::unique_ptr<submission> s) {

@@ -24,6 +24,15 @@
 // monitor sees none over inproc), requests fail with a local 503 "no broker at
 // ...: nothing answered in 2 s" no_broker_ms after they were submitted, and
 // later ones at once, until the socket connects.
+//
+// Several brokers (active / standby): `endpoint` may list them, comma-separated
+// ("tcp://a:5555,tcp://b:5555"). The one DEALER connects to all of them; a
+// standby binds nothing, so only the active broker's connection completes, and
+// with ZMQ_IMMEDIATE requests go only over completed connections. A failover is
+// a reconnect like a restart: when the new active broker's connection
+// completes, every unanswered request is sent to it (its keys make it answer
+// each once, from the shared journal). "no broker" means that none of them ever
+// answered. broker() says which one the client is on.
 #pragma once
 
 #include <atomic>
@@ -50,7 +59,8 @@
 namespace carico {
 
 struct client_options {
-  std::string endpoint = "tcp://127.0.0.1:5555";  // the broker's frontend
+  std::string endpoint = "tcp://127.0.0.1:5555";  // the broker's frontend; or several,
+                                                  // comma-separated (one per broker that may be active)
   std::string name;                               // header `client`; empty: host-pid-random
   long timeout_ms = 10000;                        // per attempt, unless submit() says otherwise
   int retries = 3;                                // resends of an unanswered request (same client,
@@ -98,7 +108,8 @@ struct client_counters {
 class client {
  public:
   // Connects the DEALER (lazily, as ZeroMQ does) and starts the I/O thread.
-  // Throws zmq::error_t for an endpoint ZeroMQ rejects.
+  // Throws std::invalid_argument for a malformed endpoint list
+  // (parse_endpoint_list's message) and zmq::error_t for an endpoint ZeroMQ rejects.
   client(zmq::context_t& context, client_options options = {},
          std::shared_ptr<spdlog::logger> logger = nullptr);
   ~client();  // close()
@@ -130,6 +141,12 @@ class client {
   // Requests submitted and not yet completed.
   std::size_t outstanding() const { return outstanding_.load(); }
   const client_counters& counters() const { return counters_; }
+  // The brokers' endpoints, as listed in options().endpoint.
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+  // The endpoint of the broker the client is connected to now (the one whose
+  // connection completed last and still holds); empty when none is, or over
+  // inproc (no connection events there). Any thread.
+  std::string broker() const;
 
  private:
   struct submission;
@@ -137,9 +154,13 @@ class client {
   class io_loop;
 
   void enqueue(std::unique_ptr<submission> s);
+  void set_broker(std::string endpoint);
 
   client_options options_;                 // as configured, name resolved
   std::string name_;                       // header `client`
+  std::vector<std::string> endpoints_;     // options_.endpoint as a list
+  mutable std::mutex broker_mutex_;        // guards broker_
+  std::string broker_;                     // see broker(); written by the I/O thread
   std::shared_ptr<spdlog::logger> log_;    // never null
   zmq::context_t& context_;                // for the pipe and the DEALER
   std::string pipe_endpoint_;              // inproc endpoint of the submission pipe

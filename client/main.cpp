@@ -15,6 +15,7 @@
 #include "client/mmi_report.hpp"
 #include "client/repl.hpp"
 #include "client/top.hpp"
+#include "shared/endpoint_list.hpp"
 #include "shared/logging.hpp"
 #include "shared/peer_security.hpp"
 #include "shared/runtime.hpp"
@@ -59,7 +60,8 @@ bool gather(const std::vector<std::string>& files, long count, const std::string
   return true;
 }
 
-// Asks the broker an mmi question and prints the result as text or JSON.
+// Asks the broker an mmi question and prints the result as text or JSON; the
+// text opens with the broker that answered ("broker tcp://...").
 int ask_broker(carico::client& client, const std::string& service, bool json,
                std::string (*format)(const nlohmann::json&)) {
   carico::reply r = client.call(service, nlohmann::json::object(), "");
@@ -71,7 +73,9 @@ int ask_broker(carico::client& client, const std::string& service, bool json,
   if (json) {
     std::cout << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << format(result);
+    const std::string on = client.broker();
+    std::cout << "broker " << (on.empty() ? client.options().endpoint : on) << "\n"
+              << format(result);
   }
   return 0;
 }
@@ -89,8 +93,10 @@ int main(int argc, char** argv) {
   carico::add_version_flag(app, "carico-client");
   app.require_subcommand(0, 1);  // none: the REPL
   app.fallthrough();  // --json and the other global flags also after the subcommand
-  app.add_option("--connect", options.endpoint, "the broker's frontend endpoint")
-      ->capture_default_str();
+  carico::add_connect_option(app, options.endpoint,
+                            "the broker's frontend endpoint; or several, comma-separated, one per broker "
+                            "that may be active (the client uses the one that accepts it, and moves on a "
+                            "failover)");
   app.add_option("--timeout-ms", options.timeout_ms, "per-request timeout (ms)")
       ->capture_default_str()
       ->check(CLI::Range(1L, 86400000L));
@@ -180,6 +186,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1UL, 1000000UL));
 
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (const carico::endpoint_list listed = carico::parse_endpoint_list(options.endpoint); !listed) {
+    std::cerr << "carico-client: --connect: " << listed.error << "\n";
+    return exit_bad_input;
+  }
   try {
     options.curve = carico::load_peer_keys(security);
   } catch (const carico::curve_error& e) {

@@ -656,7 +656,11 @@ void repl::update_status() {
 
 std::string repl::status_line() const {
   if (!batch_) return "";
-  return "[batch " + std::to_string(batch_->number) + "] " + batch_->progress.progress_line(batch_->progress.elapsed());
+  // Which broker answers now: it changes on a failover (several --connect endpoints).
+  const std::string on = client_.broker();
+  return "[batch " + std::to_string(batch_->number) + "] " +
+         batch_->progress.progress_line(batch_->progress.elapsed()) +
+         (on.empty() ? " | no broker connected" : " | broker " + on);
 }
 
 int repl::run() {

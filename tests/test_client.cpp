@@ -142,21 +142,6 @@ client_options options_for(const fake_broker& broker, long timeout_ms = 5000) {
   return o;
 }
 
-// A tcp endpoint on 127.0.0.1 that nothing listens on now (the monitor sees
-// tcp connections, not inproc ones).
-std::string free_tcp_endpoint() {
-  // A context of its own: closing it waits until the listener is really gone
-  // (a socket closes in the background), so no client can reach this probe.
-  zmq::context_t probe_context;
-  zmq::socket_t probe(probe_context, zmq::socket_type::router);
-  probe.set(zmq::sockopt::linger, 0);
-  probe.bind("tcp://127.0.0.1:*");
-  std::string endpoint = probe.get(zmq::sockopt::last_endpoint);
-  probe.close();
-  probe_context.close();
-  return endpoint;
-}
-
 bool ready(std::future<reply>& f, milliseconds wait = 2000ms) {
   return f.wait_for(wait) == std::future_status::ready;
 }
@@ -492,6 +477,61 @@ TEST_CASE("client: a broker restarted on its endpoint gets every unanswered requ
   CHECK(c.counters().reconnects >= 1);
   CHECK(c.counters().resends >= 2);
   CHECK(c.counters().timeouts == 0);
+}
+
+TEST_CASE("client: with several endpoints, the broker that takes over gets every unanswered request") {
+  zmq::context_t context;
+  const std::string first_endpoint = free_tcp_endpoint();
+  const std::string second_endpoint = free_tcp_endpoint();
+  auto active = std::make_unique<fake_broker>(context, 1000, first_endpoint);
+  client_options o;
+  o.endpoint = first_endpoint + ", " + second_endpoint;  // the second binds nothing yet: a standby
+  o.name = "follower";
+  o.timeout_ms = 30000;
+  client c(context, o);
+  CHECK(c.endpoints() == std::vector<std::string>{first_endpoint, second_endpoint});
+
+  auto warm = c.submit("text", json::object(), "warm");
+  auto first = active->recv();
+  REQUIRE(first);
+  active->answer(*first);
+  REQUIRE(ready(warm));
+  CHECK(c.broker() == first_endpoint);
+
+  auto one = c.submit("text", json::object(), "one");
+  REQUIRE(active->recv());
+  active.reset();  // the active dies holding it
+  REQUIRE(eventually([&] { return c.broker().empty(); }, 3000ms));
+  auto two = c.submit("text", json::object(), "two");  // sent while no broker is up
+  const time_point took_over = clock::now();
+  fake_broker standby(context, 1000, second_endpoint);
+
+  std::set<std::string> payloads;
+  while (payloads.size() < 2) {
+    auto r = standby.recv(5000ms);
+    REQUIRE(r);
+    CHECK(r->head["client"] == "follower");
+    payloads.insert(r->payload);
+    standby.answer(*r);
+  }
+  CHECK(payloads == std::set<std::string>{"one", "two"});
+  for (auto* f : {&one, &two}) {
+    REQUIRE(ready(*f, 5000ms));
+    CHECK(f->get().code == 200);
+  }
+  CHECK(clock::now() - took_over < 5s);  // not at the 30 s timeout
+  CHECK(c.broker() == second_endpoint);
+  CHECK(c.counters().reconnects == 1);
+  CHECK(c.counters().timeouts == 0);
+}
+
+TEST_CASE("client: a malformed endpoint list is refused at construction") {
+  zmq::context_t context;
+  client_options o;
+  o.endpoint = "tcp://127.0.0.1:1,,tcp://127.0.0.1:2";
+  CHECK_THROWS_WITH(client(context, o), Catch::Contains("item 2 is empty"));
+  o.endpoint = "tcp://127.0.0.1:1,tcp://127.0.0.1:1";
+  CHECK_THROWS_WITH(client(context, o), Catch::Contains("listed twice"));
 }
 
 TEST_CASE("client: with no broker at the endpoint, requests fail with 503 fast, not at their timeout") {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "broker/broker.hpp"
+#include "tests/support/fake_peers.hpp"
 #include "worker/text_handler.hpp"
 #include "worker/worker.hpp"
 
@@ -238,6 +239,54 @@ TEST_CASE("a worker reconnects when the broker goes away and comes back") {
   REQUIRE_FALSE(r.is_null());
   CHECK(r["code"] == 200);
   CHECK(r["worker"] == "phoenix");
+}
+
+TEST_CASE("a worker given several backends registers with the one that accepts it, then the next") {
+  zmq::context_t context;
+  const std::string f1 = test::free_tcp_endpoint(), b1 = test::free_tcp_endpoint();
+  const std::string f2 = test::free_tcp_endpoint(), b2 = test::free_tcp_endpoint();
+  auto start = [&](const std::string& frontend, const std::string& backend) {
+    return std::make_unique<test::running_broker>(
+        context, broker_options{.frontend = frontend, .backend = backend, .heartbeat_ms = 50,
+                                .liveness = 10});
+  };
+  // The second listed is up first: READY goes to it, and to no other.
+  auto active = start(f2, b2);
+  worker_options o{.connect = b1 + "," + b2, .service = "echo", .name = "nomad",
+                   .heartbeat_ms = 50, .liveness = 5};
+  running_worker w(context, o, echo_handler());
+  {
+    raw_client c(context, f2);
+    nlohmann::json r = c.call("echo", {{"id", 1}}, "one");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["code"] == 200);
+    CHECK(r["worker"] == "nomad");
+  }
+  CHECK(w.w.broker() == b2);
+  // A broker on the first endpoint comes up: the worker stays where it is
+  // registered (it never sent READY there, so it sends nothing there).
+  auto other = start(f1, b1);
+  {
+    raw_client c(context, f1);
+    nlohmann::json r = c.call("mmi.workers", nlohmann::json::object(), "");
+    REQUIRE_FALSE(r.is_null());
+    CHECK(r["result"]["workers"].empty());
+  }
+  // Its broker dies: it registers with the other one and serves there.
+  active.reset();
+  raw_client c(context, f1);
+  nlohmann::json r = c.call("echo", {{"id", 2}}, "two", 5000);
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["worker"] == "nomad");
+  CHECK(w.w.broker() == b1);
+}
+
+TEST_CASE("a worker refuses a malformed backend list") {
+  zmq::context_t context;
+  worker_options o;
+  o.connect = "tcp://127.0.0.1:1,";
+  CHECK_THROWS_WITH(worker(context, o, echo_handler()), Catch::Contains("item 2 is empty"));
 }
 
 namespace {

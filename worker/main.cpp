@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "shared/endpoint_list.hpp"
 #include "shared/logging.hpp"
 #include "shared/peer_security.hpp"
 #include "shared/runtime.hpp"
@@ -21,7 +22,10 @@ int main(int argc, char** argv) {
   CLI::App app{"carico-worker: runs a carico service (text, echo) for a broker"};
   carico::add_config_option(app);
   carico::add_version_flag(app, "carico-worker");
-  app.add_option("--connect", options.connect, "broker backend endpoint")->capture_default_str();
+  carico::add_connect_option(app, options.connect,
+                            "the broker's backend endpoint; or several, comma-separated, one per broker "
+                            "that may be active (READY goes to the one that accepts the connection, and "
+                            "again to the next after a failover)");
   app.add_option("--service", options.service, "service to run: text or echo")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "echo"}));
@@ -70,6 +74,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (auto code = carico::parse_command_line(app, argc, argv)) return *code;
+  if (const carico::endpoint_list listed = carico::parse_endpoint_list(options.connect); !listed) {
+    std::cerr << "carico-worker: --connect: " << listed.error << "\n";
+    return 2;
+  }
   if (protocol == "mdp") {
     // A stock broker holds its workers to the stock interval and sends no
     // number: the worker names what it stores itself.

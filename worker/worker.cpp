@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include "shared/endpoint_list.hpp"
 #include "shared/logging.hpp"
 #include "shared/map_writer.hpp"
 
@@ -19,6 +20,13 @@ std::uint64_t frame_uint(const zmq::message_t& m) {
   std::uint64_t v = 0;
   if (m.size() == sizeof v) std::memcpy(&v, m.data(), sizeof v);
   return v;
+}
+
+// READY with the worker's info map.
+zmq::multipart_t ready_message(const worker_options& o) {
+  worker_info info{o.name, o.capacity, static_cast<std::uint64_t>(::getpid()), host_name(),
+                   static_cast<std::uint64_t>(o.heartbeat_ms)};
+  return encode_ready(o.protocol, o.service, info);
 }
 
 }  // namespace
@@ -53,6 +61,9 @@ worker::worker(zmq::context_t& context, worker_options options, service_handler 
       backoff_ms_(options_.reconnect_min_ms) {
   if (options_.name.empty()) options_.name = default_name();
   if (options_.capacity == 0) options_.capacity = 1;
+  endpoint_list listed = parse_endpoint_list(options_.connect);
+  if (!listed) throw std::invalid_argument(listed.error);
+  endpoints_ = std::move(listed.endpoints);
   // More threads than requests held at once would never all be busy.
   options_.threads = std::min(options_.threads.value_or(options_.capacity), options_.capacity);
   results_endpoint_ = "inproc://carico-results-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
@@ -87,25 +98,82 @@ void worker::set_overloaded(bool overloaded) {
 
 // ------------------------------------------------------------------ broker link
 
+std::string worker::broker() const {
+  std::lock_guard lock(broker_mutex_);
+  return broker_endpoint_;
+}
+
+std::unique_ptr<zmq::socket_t> worker::open_socket(const std::string& endpoint, bool immediate) {
+  auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  socket->set(zmq::sockopt::linger, immediate ? 0 : 1000);
+  if (immediate) socket->set(zmq::sockopt::immediate, true);
+  apply_limits(*socket, options_.limits);
+  apply_curve_client(*socket, options_.curve);
+  socket->connect(endpoint);
+  return socket;
+}
+
+
+// One endpoint: a DEALER to it and READY at once, queued by ZeroMQ until the
+// connection completes (as before lists existed). Several: one DEALER per
+// endpoint, READY for none yet: try_register() picks the first that connects.
 void worker::connect() {
-  broker_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-  broker_->set(zmq::sockopt::linger, 1000);
-  apply_limits(*broker_, options_.limits);
-  apply_curve_client(*broker_, options_.curve);
-  broker_->connect(options_.connect);
+  if (endpoints_.size() == 1) {
+    broker_ = open_socket(endpoints_.front(), false);
+    send_to_broker(ready_message(options_));
+    registered(endpoints_.front());
+    return;
+  }
+  for (const std::string& e : endpoints_) candidates_.push_back(open_socket(e, true));
+  looking_since_ = clock::now();
+  look_warned_ = false;
+  log_->info("worker {}: looking for the active broker among {}", options_.name,
+             describe_endpoints(endpoints_));
+}
+
+// Several endpoints: READY goes to the first candidate whose connection has
+// completed (ZMQ_IMMEDIATE: writable only then), which becomes the broker;
+// the others are closed, so nothing reaches a broker that has not had READY.
+void worker::try_register() {
+  for (std::size_t i = 0; i < candidates_.size(); ++i) {
+    if ((candidates_[i]->get(zmq::sockopt::events) & ZMQ_POLLOUT) == 0) continue;
+    if (!ready_message(options_).send(*candidates_[i], ZMQ_DONTWAIT)) continue;
+    broker_ = std::move(candidates_[i]);
+    broker_->set(zmq::sockopt::linger, 1000);
+    candidates_.clear();
+    registered(endpoints_[i]);
+    return;
+  }
+  const long patience = options_.heartbeat_ms * options_.liveness;
+  if (!look_warned_ && clock::now() - looking_since_ >= milliseconds(patience)) {
+    look_warned_ = true;
+    log_->warn("worker {}: no broker at {} has accepted a connection in {} ms; still trying",
+               options_.name, describe_endpoints(endpoints_), patience);
+  }
+}
+
+// READY has gone (or is queued) to the broker at endpoint: a new connection.
+void worker::registered(const std::string& endpoint) {
   ++generation_;
-  worker_info info{options_.name, options_.capacity, static_cast<std::uint64_t>(::getpid()),
-                   host_name(), static_cast<std::uint64_t>(options_.heartbeat_ms)};
-  send_to_broker(encode_ready(options_.protocol, options_.service, info));
   const time_point now = clock::now();
   broker_expires_at_ = now + milliseconds(options_.heartbeat_ms * options_.liveness);
   next_heartbeat_ = now;  // report load straight after READY
   state_ = worker_state::ready;
-  log_->info("worker {} connecting to {} for service {} (capacity {}, {})", options_.name,
-             options_.connect, options_.service, options_.capacity,
-             threads_.empty()       ? std::string("inline")
-             : threads_.size() == 1 ? std::string("1 thread")
-                                    : std::to_string(threads_.size()) + " threads");
+  {
+    std::lock_guard lock(broker_mutex_);
+    broker_endpoint_ = endpoint;
+  }
+  const std::string threads = threads_.empty()       ? std::string("inline")
+                              : threads_.size() == 1 ? std::string("1 thread")
+                                                     : std::to_string(threads_.size()) + " threads";
+  if (endpoints_.size() == 1) {
+    log_->info("worker {} connecting to {} for service {} (capacity {}, {})", options_.name,
+               endpoint, options_.service, options_.capacity, threads);
+  } else {
+    log_->info("worker {} registered with the broker at {} (READY sent) for service {} "
+               "(capacity {}, {})",
+               options_.name, endpoint, options_.service, options_.capacity, threads);
+  }
 }
 
 void worker::schedule_reconnect(std::string_view why) {
@@ -128,7 +196,8 @@ void worker::run() {
     take_failures();
     if (!unhealthy_.empty() && clock::now() >= next_health_check_) check_health(clock::now());
     update_state();
-    if (!broker_ && clock::now() >= reconnect_at_) connect();
+    if (!broker_ && candidates_.empty() && clock::now() >= reconnect_at_) connect();
+    if (!candidates_.empty()) try_register();
 
     try {
       on_tick();  // may send a heartbeat: sends go before the receives
@@ -158,6 +227,7 @@ void worker::run() {
   }
   if (broker_) broker_->set(zmq::sockopt::linger, stopping_ ? 0 : 1000);
   broker_.reset();
+  candidates_.clear();
 }
 
 // Sleeps until the broker link, the task results or the waker may have input,
@@ -165,12 +235,32 @@ void worker::run() {
 void worker::wait() {
   time_point deadline = broker_ ? std::min(next_heartbeat_, broker_expires_at_) : reconnect_at_;
   if (!unhealthy_.empty()) deadline = std::min(deadline, next_health_check_);
+  if (!candidates_.empty()) {
+    // Looking for a broker: no heartbeat, expiry or reconnect is due.
+    wait_for_broker(unhealthy_.empty() ? clock::now() + milliseconds(60000) : next_health_check_);
+    return;
+  }
   // Inline, no task thread ever sends results: the pipe is not polled.
   zmq::pollitem_t items[3] = {waker_.pollitem()};
   std::size_t count = 1;
   if (broker_) items[count++] = {broker_->handle(), 0, ZMQ_POLLIN, 0};
   if (!threads_.empty()) items[count++] = {results_.handle(), 0, ZMQ_POLLIN, 0};
   wait_for_input(items, count, poll_timeout(deadline));
+  if (items[0].revents & ZMQ_POLLIN) waker_.drain();
+}
+
+// Looking for the active broker: sleeps until a candidate's connection
+// completes (POLLOUT, level-triggered: zmq::poll, not wait_for_input), the
+// waker or task results, a health check, or the "still trying" warning.
+void worker::wait_for_broker(time_point deadline) {
+  if (!look_warned_) {
+    deadline = std::min(deadline, looking_since_ + milliseconds(options_.heartbeat_ms *
+                                                                options_.liveness));
+  }
+  std::vector<zmq::pollitem_t> items{waker_.pollitem()};
+  if (!threads_.empty()) items.push_back({results_.handle(), 0, ZMQ_POLLIN, 0});
+  for (auto& c : candidates_) items.push_back({c->handle(), 0, ZMQ_POLLOUT, 0});
+  zmq::poll(items.data(), items.size(), milliseconds(poll_timeout(deadline)));
   if (items[0].revents & ZMQ_POLLIN) waker_.drain();
 }
 
@@ -235,7 +325,11 @@ worker::batch worker::handle_results() {
     --in_flight_;
     const std::uint64_t generation = frame_uint(frames[0]);
     frames.pop();
-    if (generation != generation_ || !broker_) continue;  // that broker link is gone
+    // A request from a broker connection that is gone: its reply is dropped.
+    // The broker it goes to now (another one after a failover, or the same
+    // one restarted) does not hold it from us and would answer DISCONNECT; it
+    // has it from its journal and gives it out again under its number.
+    if (generation != generation_ || !broker_) continue;
     if (failure_noted_) {
       // The handler could not do this one (503): the broker hears `overload`
       // before the 503, so the request goes to another worker, not back here.

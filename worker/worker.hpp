@@ -16,6 +16,21 @@
 //
 // run() owns the broker socket; drain(), stop() and set_overloaded() may be
 // called from any thread.
+//
+// Several brokers (active / standby): `connect` may list their backends,
+// comma-separated. The worker is registered with one broker at a time: it
+// opens one DEALER per endpoint, with ZMQ_IMMEDIATE, and sends READY on the
+// first whose connection completes (a standby binds nothing, so that is the
+// active broker); the others are closed. From then on READY, heartbeats and
+// replies go to that broker only. (One DEALER connected to every endpoint
+// would not do: it spreads its sends over whichever connections are up, so a
+// heartbeat or a reply could reach a broker the worker never sent READY to,
+// which answers DISCONNECT.) When that broker falls silent or disconnects it,
+// the worker looks again among all endpoints and sends READY to the one it
+// finds. Replies to requests received from a broker it left are dropped, never
+// sent to the next one (which would answer DISCONNECT: the worker holds no
+// request there); the next broker reloads them from the shared journal and
+// gives them out again under the same request numbers.
 #pragma once
 
 #include <atomic>
@@ -80,7 +95,8 @@ using service_handler = std::function<job_result(job&)>;
 service_handler echo_handler();
 
 struct worker_options {
-  std::string connect = "tcp://127.0.0.1:5556";  // the broker's backend
+  std::string connect = "tcp://127.0.0.1:5556";  // the broker's backend; or several, comma-
+                                                 // separated: one per broker that may be active
   dialect protocol = dialect::carico;            // carico (MDPWX1), or mdp: a stock MDP/0.1
                                                  // broker (MDPW01, no header, no load report)
   std::string service = "text";                  // service to serve
@@ -105,6 +121,7 @@ struct worker_options {
 
 class worker {
  public:
+  // Throws std::invalid_argument for a malformed `connect` list.
   worker(zmq::context_t& context, worker_options options, service_handler handler,
          std::shared_ptr<spdlog::logger> logger = nullptr);
   ~worker();
@@ -121,6 +138,9 @@ class worker {
   void set_overloaded(bool overloaded);
 
   const std::string& name() const { return options_.name; }
+  // The endpoint of the broker this worker last sent READY to; empty before
+  // the first. Any thread.
+  std::string broker() const;
 
  private:
   struct task {
@@ -135,6 +155,10 @@ class worker {
   };
 
   void connect();
+  std::unique_ptr<zmq::socket_t> open_socket(const std::string& endpoint, bool immediate);
+  void registered(const std::string& endpoint);
+  void try_register();
+  void wait_for_broker(time_point deadline);
   void schedule_reconnect(std::string_view why);
   void wait();
   // What one receive batch did.
@@ -173,6 +197,13 @@ class worker {
   std::shared_ptr<spdlog::logger> log_;     // worker log
   zmq::context_t& context_;                 // for sockets made on reconnect
   std::unique_ptr<zmq::socket_t> broker_;   // DEALER to the broker; null while waiting
+  std::vector<std::string> endpoints_;      // options_.connect as a list
+  std::vector<std::unique_ptr<zmq::socket_t>> candidates_;  // several endpoints: one DEALER
+                                            // each while looking for the active broker
+  time_point looking_since_{};              // when the worker began looking (candidates_)
+  bool look_warned_{false};                 // the "no broker yet" warning was logged
+  mutable std::mutex broker_mutex_;         // guards broker_endpoint_
+  std::string broker_endpoint_;             // see broker()
   zmq::socket_t results_;                   // PULL: finished replies from task threads
   std::string results_endpoint_;            // inproc endpoint of results_
   loop_waker waker_;                        // interrupts poll for drain/stop/overload

@@ -57,6 +57,19 @@ broker_options fast_broker_options() {
   return o;
 }
 
+std::string free_tcp_endpoint() {
+  // A context of its own: closing it waits until the listener is really gone
+  // (a socket closes in the background), so no client can reach this probe.
+  zmq::context_t probe_context;
+  zmq::socket_t probe(probe_context, zmq::socket_type::router);
+  probe.set(zmq::sockopt::linger, 0);
+  probe.bind("tcp://127.0.0.1:*");
+  std::string endpoint = probe.get(zmq::sockopt::last_endpoint);
+  probe.close();
+  probe_context.close();
+  return endpoint;
+}
+
 bool eventually(const std::function<bool()>& pred, milliseconds timeout) {
   const time_point deadline = clock::now() + timeout;
   while (!pred()) {

@@ -55,6 +55,10 @@ broker_options fast_broker_options();
 // Polls pred every few milliseconds until it holds or timeout passes.
 bool eventually(const std::function<bool()>& pred, milliseconds timeout = 2000ms);
 
+// A tcp endpoint on 127.0.0.1 that nothing listens on now (a socket monitor
+// sees tcp connections, not inproc ones; ZMQ_IMMEDIATE too waits for them).
+std::string free_tcp_endpoint();
+
 // ------------------------------------------------------------------ broker
 
 // A carico::broker serving on its own thread; stopped and joined on destruction.

@@ -69,3 +69,48 @@ workers_ready() {
   n=$("$CLIENT" --connect "$1" --timeout-ms 1000 --json workers | grep -o "\"state\":\"ready\"" | wc -l)
   [ "$n" -eq "$2" ]
 }
+
+# kill_hard NAME : kill -9 a started process (a crash), reaped at once.
+kill_hard() {
+  kill -9 "${PIDS[$1]}"
+  wait "${PIDS[$1]}" 2>/dev/null || true
+  unset "PIDS[$1]"
+}
+
+# all_answered_once REPLIES N STORAGE : the --json replies of a `send` of N
+# documents are N replies 200 for N distinct request numbers, and STORAGE
+# holds N stored files: each document answered once and stored once.
+all_answered_once() {
+  local replies=$1 n=$2 storage=$3 total ok distinct files
+  total=$(grep -c '"code":' "$replies" || true)
+  ok=$(grep -c '"code":200' "$replies" || true)
+  [ "$total" -eq "$n" ] || fail "expected $n replies, got $total"
+  [ "$ok" -eq "$n" ] || fail "expected $n replies 200, got $ok"
+  distinct=$(grep -o '"request":[0-9]*' "$replies" | sort -u | wc -l)
+  [ "$distinct" -eq "$n" ] || fail "expected $n distinct request numbers, got $distinct"
+  files=$(find "$storage" -name '*.json' | wc -l)
+  [ "$files" -eq "$n" ] || fail "expected $n stored files, got $files"
+}
+
+# exits_ok NAME : waits for a started process to end; fails unless it exits 0.
+exits_ok() {
+  local status=0
+  wait "${PIDS[$1]}" || status=$?
+  unset "PIDS[$1]"
+  [ "$status" -eq 0 ] || fail "$1 exited $status"
+}
+
+# ms_since T0 : milliseconds since T0 (a `date +%s%N`).
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+
+# kill_mid_run NAME REPLIES AFTER TOTAL : once REPLIES (a `send --json`
+# output) holds AFTER replies 200, kill -9 NAME; fails unless some of the
+# TOTAL requests were still unanswered then. Sets `before`: replies by then.
+kill_mid_run() {
+  local name=$1 replies=$2 after=$3 total=$4
+  answered() { [ "$(grep -c '"code":200' "$1" || true)" -ge "$2" ]; }
+  wait_until 20 answered "$replies" "$after" || fail "no replies before the kill"
+  kill_hard "$name"
+  before=$(grep -c '"code":' "$replies" || true)
+  [ "$before" -lt "$total" ] || fail "every request was answered before the kill: nothing in flight"
+}

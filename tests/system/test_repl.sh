@@ -70,8 +70,11 @@ fi
 
 # One table: `carico-client workers` has the REPL's columns and headings.
 "$CLIENT" --connect "$front" workers >"$WORK/workers.out" || fail "carico-client workers failed"
-[ "$(head -n 1 "$WORK/workers.out")" = "$(grep '^NAME ' "$WORK/piped.out")" ] ||
-  fail "carico-client workers and the REPL's workers differ: $(head -n 1 "$WORK/workers.out")"
+# It opens with the broker that answered.
+[ "$(head -n 1 "$WORK/workers.out")" = "broker $front" ] ||
+  fail "carico-client workers does not name its broker first: $(head -n 1 "$WORK/workers.out")"
+[ "$(sed -n 2p "$WORK/workers.out")" = "$(grep '^NAME ' "$WORK/piped.out")" ] ||
+  fail "carico-client workers and the REPL's workers differ: $(sed -n 2p "$WORK/workers.out")"
 
 # One-shot send: a bare name found in --files, and the REPL's summary after the replies.
 (cd "$WORK" && "$CLIENT" --connect "$front" send hello.json haiku.json --files "$CARICO_SOURCE/files") \

@@ -19,34 +19,16 @@ wait_until 10 workers_ready "$front" 3 || fail "3 workers did not join"
 
 start client "$CLIENT" --connect "$front" --json send --count 400 --files "$CARICO_SOURCE/files" \
   --seed 11
-client_pid=${PIDS[client]}
 replies=$WORK/client.log
-some_answered() { [ "$(grep -c '"code":200' "$replies" || true)" -ge "$1" ]; }
-wait_until 20 some_answered 40 || fail "no replies before the kill"
-kill -9 "${PIDS[broker]}"
-wait "${PIDS[broker]}" 2>/dev/null || true
-unset "PIDS[broker]"
-before=$(grep -c '"code":' "$replies" || true)
-[ "$before" -lt 400 ] || fail "every request was answered before the kill: nothing in flight"
+kill_mid_run broker "$replies" 40 400
 sleep 1
 
 restarted=$(date +%s%N)
 start broker "$BROKER" --frontend "$front" --backend "$back" --log "$WORK/loadbalancer-2.log"
-status=0
-wait "$client_pid" || status=$?
-finished=$(date +%s%N)
-unset "PIDS[client]"
-elapsed_ms=$(( (finished - restarted) / 1000000 ))
-[ "$status" -eq 0 ] || fail "carico-client exited $status"
+exits_ok client
+elapsed_ms=$(ms_since "$restarted")
 
-total=$(grep -c '"code":' "$replies" || true)
-ok=$(grep -c '"code":200' "$replies" || true)
-[ "$total" -eq 400 ] || fail "expected 400 replies, got $total"
-[ "$ok" -eq 400 ] || fail "expected 400 replies 200, got $ok"
-distinct=$(grep -o '"request":[0-9]*' "$replies" | sort -u | wc -l)
-[ "$distinct" -eq 400 ] || fail "expected 400 distinct request numbers, got $distinct"
-files=$(find "$WORK/storage" -name '*.json' | wc -l)
-[ "$files" -eq 400 ] || fail "expected 400 stored files, got $files"
+all_answered_once "$replies" 400 "$WORK/storage"
 limit=$(( 5000 * ${CARICO_TIME_SCALE:-1} ))  # 5 s; scaled in the sanitizer build
 [ "$elapsed_ms" -le "$limit" ] || fail "the client finished $elapsed_ms ms after the restart (limit $limit)"
 
