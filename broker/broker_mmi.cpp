@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include <unistd.h>  // getpid
+
 #include "broker/broker_util.hpp"
 
 namespace carico {
@@ -172,7 +174,12 @@ nlohmann::json broker::stats_json() const {
                         {"workers_lost", stats_.workers_lost},
                         {"services", services},
                         {"services_known", services_.size()},
-                        {"uptime_ms", ms_between(started_at_, clock::now())}};
+                        {"uptime_ms", ms_between(started_at_, clock::now())},
+                        // Which broker answered: with several (a PostgreSQL
+                        // journal), clients and operators tell them apart by it.
+                        {"broker", {{"frontend", frontend_endpoint()},
+                                    {"backend", backend_endpoint()},
+                                    {"pid", static_cast<long>(::getpid())}}}};
   if (journal_) out["journal"] = journal_json(*journal_, options_, stats_.journal_refused);
   return out;
 }
