@@ -842,6 +842,8 @@ nlohmann::json broker::request_json(const request& r) const {
   }
   nlohmann::json out = record_of(r, head).to_json();
   out["age_ms"] = ms_between(r.received_at, clock::now());
+  // An unanswered request's title, from its header (the journal keeps no title).
+  if (auto title = head.get_string("title")) out["title"] = std::string(*title);
   return out;
 }
 

@@ -98,6 +98,9 @@ pg_connection::pg_connection(const std::string& uri) {
     conn_ = nullptr;
     throw journal_error("cannot connect: " + why);
   }
+  // The server's notices ("relation already exists, skipping") are no news:
+  // libpq would print them to stderr.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
 }
 
 pg_connection::~pg_connection() {

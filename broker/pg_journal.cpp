@@ -156,7 +156,10 @@ void pg_journal::wait_for_leadership() {
       throw journal_error("stopped while standby");
     }
     try {
-      if (!writer_->ok() && !writer_->reset()) throw journal_error("connection lost");
+      if (!writer_->ok()) {
+        if (!writer_->reset()) throw journal_error("connection lost");
+        writer_->exec("SET synchronous_commit = on");  // a new session: set again
+      }
       if (writer_->exec(sql.c_str()).text(0, 0) == "t") break;
     } catch (const journal_error& e) {
       log_->warn("journal {}: standby: cannot try for leadership ({}); trying again", path(),
