@@ -174,12 +174,15 @@ void journal::writer_loop() {
   for (;;) {
     if (fenced()) {
       // Nothing may be committed any more: what is posted is dropped, and a
-      // stop ends the writer at once (no grace: every write would fail).
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] {
-        return !queue_.empty() && queue_.back().what == journal_event::kind::stop;
-      });
-      queue_.clear();
+      // stop (maybe in the batch that failed) ends the writer at once, with
+      // no grace: every write would fail.
+      if (!stopping) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] {
+          return !queue_.empty() && queue_.back().what == journal_event::kind::stop;
+        });
+        queue_.clear();
+      }
       break;
     }
     std::uint64_t flushes = 0;

@@ -67,7 +67,13 @@ constexpr const char* raise_meta_sql =
     "INSERT INTO carico_meta (key, value) VALUES ($1, $2) "
     "ON CONFLICT (key) DO UPDATE SET value = greatest(carico_meta.value, EXCLUDED.value)";
 
-constexpr const char* finished_states = "('done', 'failed', 'expired', 'refused')";
+// Deletes the oldest finished rows (at most `limit`) that also match `also`.
+std::string delete_oldest_finished(const char* also, const char* limit) {
+  return std::string(
+             "DELETE FROM carico_requests WHERE number IN (SELECT number FROM carico_requests "
+             "WHERE state IN ('done', 'failed', 'expired', 'refused') ") +
+         also + " ORDER BY number LIMIT " + limit + ")";
+}
 
 void raise_meta(pg_connection& c, const char* key, std::uint64_t value) {
   pg_params p;
@@ -310,12 +316,7 @@ std::uint64_t pg_journal::prune_before(std::int64_t cutoff_ms) {
       under_term([&] {
         pg_params p;
         p.add(cutoff_ms);
-        deleted = writer_->exec((std::string("DELETE FROM carico_requests WHERE number IN "
-                                             "(SELECT number FROM carico_requests WHERE state IN ") +
-                                 finished_states +
-                                 " AND completed_ms < $1 ORDER BY number LIMIT 5000)")
-                                    .c_str(),
-                                p)
+        deleted = writer_->exec(delete_oldest_finished("AND completed_ms < $1", "5000").c_str(), p)
                       .affected();
       });
       total += deleted;
@@ -339,7 +340,7 @@ void pg_journal::measure_size() {
 // PostgreSQL does not give a table's pages back when rows go (autovacuum
 // makes them reusable), so the size cannot fall after a prune: over the bound,
 // the oldest finished rows worth the excess plus a tenth of the bound go
-// (by the average row), and the next prune waits until the size has grown
+// (by their stored sizes), and the next prune waits until the size has grown
 // another tenth past that — that is, until the reusable space is used up. So
 // the tables stay within about 1.1 × max_bytes once autovacuum keeps up.
 void pg_journal::keep_under_bound() {
@@ -350,20 +351,25 @@ void pg_journal::keep_under_bound() {
     measure_size();
     const std::uint64_t size = disk_bytes();
     if (size <= options_.max_bytes || size < bound_pruned_at_ + options_.max_bytes / 10) return;
-    const std::uint64_t rows = static_cast<std::uint64_t>(std::max<std::int64_t>(
-        1, writer_->exec("SELECT count(*) FROM carico_requests").integer(0, 0)));
-    const std::uint64_t per_row = std::max<std::uint64_t>(1, size / rows);
+    // The oldest finished rows whose sizes (as stored: compressed, TOAST
+    // included, plus a row's overhead) add up to the excess plus a tenth.
     const std::uint64_t excess = size - options_.max_bytes + options_.max_bytes / 10;
-    const std::uint64_t drop = std::min<std::uint64_t>(rows, excess / per_row + 1);
     std::uint64_t deleted = 0;
     under_term([&] {
       pg_params p;
-      p.add(drop);
-      deleted = writer_->exec((std::string("DELETE FROM carico_requests WHERE number IN "
-                                           "(SELECT number FROM carico_requests WHERE state IN ") +
-                               finished_states + " ORDER BY number LIMIT $1)")
-                                  .c_str(),
-                              p)
+      p.add(excess);
+      deleted = writer_->exec(
+                            "DELETE FROM carico_requests WHERE number IN (SELECT number FROM "
+                            "(SELECT number, sum(row_bytes) OVER (ORDER BY number) - row_bytes "
+                            "AS before FROM (SELECT number, 120 + coalesce(pg_column_size(result), 0) "
+                            "+ coalesce(pg_column_size(reply_head), 0) "
+                            "+ coalesce(pg_column_size(reply_body), 0) "
+                            "+ coalesce(pg_column_size(request_head), 0) "
+                            "+ coalesce(pg_column_size(payload), 0) AS row_bytes "
+                            "FROM carico_requests WHERE state IN ('done', 'failed', 'expired', "
+                            "'refused') ORDER BY number LIMIT 200000) sized) running "
+                            "WHERE before < $1)",
+                            p)
                     .affected();
     });
     bound_pruned_at_ = size;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "broker/pg_journal.hpp"
@@ -171,7 +172,7 @@ TEST_CASE("the writer's session ended by the server: fenced within a second, a s
   next->post(received(next->first_number()));
   REQUIRE(next->flush());
   CHECK(next->find(1)->state == request_state::queued);
-  CHECK(next->reserved() > reserved + journal::reserve_block);
+  CHECK(next->reserved() == reserved + journal::reserve_block);  // its own, above the old one's
 }
 
 TEST_CASE("mmi.stats says the journal's backend, its term and that it is active",
@@ -187,4 +188,32 @@ TEST_CASE("mmi.stats says the journal's backend, its term and that it is active"
   CHECK(journal["backend"] == "postgresql");
   CHECK(journal["term"] == 1);
   CHECK(journal["active"] == true);
+}
+
+TEST_CASE("the PostgreSQL journal prunes its oldest finished rows past max_bytes",
+          "[journal][pg][bounds]") {
+  pg_server& server = pg_server::shared();
+  const std::string uri = server.create_database();
+  pg_journal j({.path = uri, .max_bytes = std::uint64_t{1} << 20});
+  j.post(received(1));  // unfinished: never pruned
+  std::mt19937 random(7);
+  std::uint64_t n = 2;
+  for (; n <= 200; ++n) {
+    j.post(received(n));
+    journal_event done = finished(n);
+    done.head.resize(16 << 10);  // 16 KiB that do not compress: 3 MiB in all
+    for (char& c : done.head) c = static_cast<char>(random());
+    j.post(std::move(done));
+  }
+  REQUIRE(j.flush());
+  // The size is measured at most once a second, after a commit: keep committing.
+  CHECK(eventually(
+      [&] {
+        j.post(received(n++));
+        return !j.find(2);
+      },
+      5000ms));
+  CHECK(j.find(1));    // unfinished rows stay
+  CHECK(j.find(200));  // the newest finished ones too
+  CHECK(j.disk_bytes() > 0);
 }
