@@ -103,6 +103,12 @@ nlohmann::json journal_record::to_json() const {
   if (code != 0) out["code"] = code;
   if (!result.empty()) {
     nlohmann::json fields = nlohmann::json::parse(result, nullptr, false);
+    // `title` is the protocol's request key "for logs and the journal"; the
+    // journal keeps none of the request's, but a result that echoes one
+    // (text's does) gives it, where clients (the REPL's history, stored) look.
+    if (fields.is_object() && fields.contains("title") && fields["title"].is_string()) {
+      out["title"] = fields["title"];
+    }
     out["result"] = fields.is_discarded() ? nlohmann::json(result) : std::move(fields);
   }
   return out;
