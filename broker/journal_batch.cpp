@@ -52,21 +52,26 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
     row_write w;
     if (f.insert != nullptr) {
       w.what = row_write::kind::insert;
-      w.row = f.insert->row;
-      if (f.dispatch != nullptr) {
-        w.row.state = request_state::dispatched;
-        w.row.worker = f.dispatch->row.worker;
-        w.row.attempts = f.dispatch->row.attempts;
-        w.row.dispatched_ms = f.dispatch->row.dispatched_ms;
-      }
-      if (f.finish != nullptr && f.finish != f.insert) {
-        const journal_record& done = f.finish->row;
-        w.row.state = done.state;
-        w.row.worker = done.worker;
-        w.row.attempts = done.attempts;
-        w.row.completed_ms = done.completed_ms;
-        w.row.code = done.code;
-        w.row.result = done.result;
+      const bool merges = f.dispatch != nullptr || (f.finish != nullptr && f.finish != f.insert);
+      if (!merges) {
+        w.source = &f.insert->row;  // the common case: no copy
+      } else {
+        journal_record& row = w.folded.emplace(f.insert->row);
+        if (f.dispatch != nullptr) {
+          row.state = request_state::dispatched;
+          row.worker = f.dispatch->row.worker;
+          row.attempts = f.dispatch->row.attempts;
+          row.dispatched_ms = f.dispatch->row.dispatched_ms;
+        }
+        if (f.finish != nullptr && f.finish != f.insert) {
+          const journal_record& done = f.finish->row;
+          row.state = done.state;
+          row.worker = done.worker;
+          row.attempts = done.attempts;
+          row.completed_ms = done.completed_ms;
+          row.code = done.code;
+          row.result = done.result;
+        }
       }
       if (f.finish != nullptr) {
         w.reply_head = f.finish->head;
@@ -77,13 +82,13 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
       }
     } else if (f.finish != nullptr) {
       w.what = row_write::kind::finish;
-      w.row = f.finish->row;
+      w.source = &f.finish->row;
       if (f.dispatch != nullptr) w.dispatched_ms = f.dispatch->row.dispatched_ms;
       w.reply_head = f.finish->head;
       w.reply_body = f.finish->body;
     } else {
       w.what = row_write::kind::dispatch;
-      w.row = f.dispatch->row;
+      w.source = &f.dispatch->row;
     }
     out.rows.push_back(std::move(w));
   }

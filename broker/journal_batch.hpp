@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -18,8 +19,11 @@ struct row_write {
     dispatch,  // a row given to a worker
   };
   kind what{kind::insert};          // which statement
-  journal_record row;               // insert: the row as folded; finish: the answer;
-                                    // dispatch: number, worker, attempts, dispatched_ms
+  const journal_record* source{nullptr};  // the event's row, when nothing was folded into it
+  std::optional<journal_record> folded;   // else the row with later events folded in
+  // insert: the row as folded; finish: the answer; dispatch: number, worker,
+  // attempts, dispatched_ms.
+  const journal_record& row() const { return folded ? *folded : *source; }
   std::int64_t dispatched_ms{0};    // finish: a dispatch folded in (0: none)
   std::string_view reply_head;      // insert/finish: reply header (empty while unanswered)
   std::string_view reply_body;      // insert/finish: reply frames, see encode_frames()

@@ -277,7 +277,7 @@ void pg_journal::commit_batch(const journal_batch& batch) {
   under_term([&] {
     pg_connection& c = *writer_;
     for (const row_write& w : batch.rows) {
-      const journal_record& row = w.row;
+      const journal_record& row = w.row();
       pg_params p;
       p.add(row.number);
       switch (w.what) {

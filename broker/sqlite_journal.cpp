@@ -346,7 +346,7 @@ void sqlite_journal::commit_batch(const journal_batch& batch) {
   try {
     w.begin.run();
     for (const row_write& write : batch.rows) {
-      const journal_record& row = write.row;
+      const journal_record& row = write.row();
       switch (write.what) {
         case row_write::kind::insert: {
           sql_statement& s = w.insert;
