@@ -135,9 +135,16 @@ void pg_journal::create_schema() {
         "SELECT CASE WHEN to_regclass('carico_meta') IS NULL THEN 0 ELSE 1 END");
     if (existing.integer(0, 0) == 1) {
       pg_rows v = c.exec("SELECT value FROM carico_meta WHERE key = 'schema_version'");
-      if (v.rows() == 1 && v.integer(0, 0) > schema_version) {
+      const std::int64_t version = v.rows() == 1 ? v.integer(0, 0) : 0;
+      if (version > schema_version) {
         throw journal_error("written by a newer carico (schema version " + v.text(0, 0) +
                             ", this one knows " + std::to_string(schema_version) + ")");
+      }
+      if (version == schema_version) {
+        // Nothing to do; no DDL either: CREATE INDEX, even IF NOT EXISTS,
+        // locks the table against the active broker's writes.
+        c.exec("COMMIT");
+        return;
       }
     }
     c.exec(pg_schema);

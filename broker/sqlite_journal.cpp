@@ -302,6 +302,14 @@ void sqlite_journal::load_unfinished() {
 void sqlite_journal::migrate() {
   exec(db_, "BEGIN IMMEDIATE");
   exec(db_, schema);
+  {
+    sql_statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (version.step() && version.integer(0) > schema_version) {
+      throw journal_error("written by a newer carico (schema version " +
+                          std::to_string(version.integer(0)) + ", this one knows " +
+                          std::to_string(schema_version) + ")");
+    }
+  }
   const auto has_column = [&](const char* name) {
     sql_statement s(db_, "SELECT 1 FROM pragma_table_info('requests') WHERE name = ?1");
     s.bind_text(1, name);

@@ -556,6 +556,17 @@ TEST_CASE("a bad journal is a clear error at start", "[journal]") {
     CHECK_THAT(error_of([&] { auto second = open_journal({.path = path}); }),
                Catch::Contains("in use by another broker"));
   }
+  SECTION("written by a newer carico") {
+    const std::string path = dir.file("newer.db");
+    { auto j = open_journal({.path = path}); }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE meta SET value = 99 WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_THAT(error_of([&] { auto j = open_journal({.path = path}); }),
+               Catch::Contains("written by a newer carico (schema version 99"));
+  }
   SECTION("durations") {
     CHECK(parse_duration("7d") == std::chrono::seconds(7 * 86400));
     CHECK(parse_duration("12h") == std::chrono::seconds(12 * 3600));

@@ -217,3 +217,18 @@ TEST_CASE("the PostgreSQL journal prunes its oldest finished rows past max_bytes
   CHECK(j.find(200));  // the newest finished ones too
   CHECK(j.disk_bytes() > 0);
 }
+
+TEST_CASE("a PostgreSQL journal written by a newer carico is refused with a clear error",
+          "[journal][pg]") {
+  pg_server& server = pg_server::shared();
+  const std::string uri = server.create_database();
+  { pg_journal j({.path = uri}); }
+  server.exec(uri.substr(uri.rfind('/') + 1),
+              "UPDATE carico_meta SET value = 99 WHERE key = 'schema_version'");
+  try {
+    pg_journal j({.path = uri});
+    FAIL("opened a journal of schema version 99");
+  } catch (const journal_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("written by a newer carico (schema version 99"));
+  }
+}
