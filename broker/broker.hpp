@@ -61,7 +61,10 @@ struct broker_options {
   std::size_t park_after = 1024;                  // waiting requests per service kept in full;
                                                   // later ones are packed (broker/packed_queue.hpp)
   std::uint64_t max_attempts = 3;                 // workers a request may be given to
-  std::string journal_path{};                     // SQLite request journal; empty for none
+  std::string journal_path{};                     // request journal: SQLite file or
+                                                  // postgresql:// URI; empty for none
+  std::shared_ptr<journal> opened_journal{};      // a journal main.cpp already opened (a
+                                                  // PostgreSQL one, once leader); wins over journal_path
   std::chrono::milliseconds journal_keep = std::chrono::hours(24 * 7);  // finished rows kept
   std::uint64_t journal_max_bytes = 1ULL << 30;   // journal files on disk; the oldest
                                                   // finished rows go to stay under it
@@ -295,7 +298,7 @@ class broker {
     std::vector<zmq::message_t> body;    // frames 5..
   };
   loop_waker journal_commits_;               // woken by the journal writer after each commit
-  std::unique_ptr<journal> journal_;         // the request journal; null with none (goes first)
+  std::shared_ptr<journal> journal_;         // the request journal; null with none (goes first)
   std::deque<std::pair<std::uint64_t, std::uint64_t>> uncommitted_;  // (seq, number) received, not yet durable
   std::deque<held_reply> held_replies_;      // replies waiting for their commit
   std::unordered_map<std::string, std::uint64_t> keyed_;  // idempotency key -> unanswered request

@@ -179,7 +179,6 @@ void broker::accept_request(std::string&& client, client_request&& message) {
         e.row.client = key->client;
         e.row.client_id = key->client_id;
       }
-      e.row.title = std::string(decode_head(message).get_string("title").value_or(""));
       e.row.bytes = message.payload.size();
       e.row.received_ms = e.row.completed_ms = unix_ms();
       e.row.code = code::queue_full;

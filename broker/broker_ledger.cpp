@@ -5,38 +5,31 @@
 #include <algorithm>
 
 #include "broker/broker_util.hpp"
+#include "broker/leadership.hpp"
 
 namespace carico {
 namespace {
 
-// The journal's summary of a reply's `result` (count_a, stored_as), read in
-// place; a header raw_map leaves to header::decode is decoded.
-void read_result_summary(const zmq::message_t& head_frame, journal_record& row) {
+// The reply header's `result` (whatever the service put there) as JSON text
+// for the journal row, read in place; a header raw_map leaves to
+// header::decode is decoded (a repeated key: the last value wins).
+void read_result(const zmq::message_t& head_frame, journal_record& row) {
   raw_map head;
   if (head.parse(head_frame.data(), head_frame.size())) {
     const raw_map::entry* result = head.find("result");
     if (result == nullptr) return;
-    raw_map fields;
-    if (fields.parse(result->value.data(), result->value.size())) {
-      if (auto n = fields.get_uint("count_a")) row.count_a = *n;
-      if (auto s = fields.get_string("stored_as")) row.stored_as.assign(*s);
-      return;
+    try {
+      msgpack::object_handle h = msgpack::unpack(result->value.data(), result->value.size());
+      if (h.get().type == msgpack::type::MAP) row.result = to_json_text(h.get());
+    } catch (const std::exception&) {
+      row.result.clear();  // not MessagePack: no result recorded
     }
+    return;
   }
   header_result decoded = header::decode(head_frame);
   if (!decoded) return;
   const msgpack::object* result = decoded.value->find("result");
-  if (result == nullptr || result->type != msgpack::type::MAP) return;
-  for (std::uint32_t i = 0; i < result->via.map.size; ++i) {
-    const msgpack::object_kv& kv = result->via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR) continue;
-    const std::string_view name(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (name == "count_a" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
-      row.count_a = kv.val.via.u64;
-    } else if (name == "stored_as" && kv.val.type == msgpack::type::STR) {
-      row.stored_as.assign(kv.val.via.str.ptr, kv.val.via.str.size);
-    }
-  }
+  if (result != nullptr && result->type == msgpack::type::MAP) row.result = to_json_text(*result);
 }
 
 }  // namespace
@@ -63,7 +56,6 @@ journal_record broker::record_of(const request& r, const header& head,
       out.client_id = to_json_text(*id);
     }
   }
-  out.title = std::string(head.get_string("title").value_or(""));
   return out;
 }
 
@@ -82,12 +74,14 @@ void broker::keep_header(request& r, header& head, zmq::message_t&& frame) {
 }
 
 void broker::open_journal() {
-  journal_options options;
-  options.path = options_.journal_path;
-  options.keep = options_.journal_keep;
-  options.max_bytes = options_.journal_max_bytes;
-  options.on_commit = [this] { journal_commits_.wake(); };
-  journal_ = std::make_unique<journal>(std::move(options), log_);
+  // main.cpp opens a PostgreSQL journal itself before the broker binds (a
+  // standby binds nothing); anything else is opened here.
+  if (options_.opened_journal) {
+    journal_ = std::exchange(options_.opened_journal, nullptr);
+  } else {
+    journal_ = carico::open_journal(journal_options_for(options_), log_);
+  }
+  journal_->set_on_commit([this] { journal_commits_.wake(); });
   journal_keys_ = std::make_unique<key_filter>();
   journal_->for_each_key([this](std::string_view client, std::string_view client_id) {
     journal_keys_->add(join_key(client, client_id));
@@ -191,6 +185,11 @@ void broker::release_sticky(known_worker* returning) {
 }
 
 void broker::on_journal_commit() {
+  // Fenced (another broker is active): nothing more may leave; committed()
+  // will not move again. run() ends here, without flushing.
+  if (journal_->fenced()) {
+    throw journal_fenced("journal " + journal_->path() + ": " + journal_->health().error);
+  }
   const std::uint64_t committed = journal_->committed();
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
     held_reply& h = held_replies_.front();
@@ -283,7 +282,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
-    read_result_summary(head_frame, e.row);
+    read_result(head_frame, e.row);
     if (keep) {
       e.head = encoded;
       e.body = packed;

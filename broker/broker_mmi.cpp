@@ -21,6 +21,7 @@ nlohmann::json journal_json(const journal& j, const broker_options& options,
                         {"refused", refused},
                         {"bytes", j.disk_bytes()},
                         {"max_bytes", options.journal_max_bytes}};
+  out.update(j.describe());  // backend; PostgreSQL: term, active
   if (!h.writable) {
     out["error"] = h.error;
     out["failed_writes"] = h.attempts;
@@ -191,6 +192,8 @@ nlohmann::json broker::request_json(const request& r) const {
   }
   nlohmann::json out = record_of(r, head).to_json();
   out["age_ms"] = ms_between(r.received_at, clock::now());
+  // An unanswered request's title, from its header (the journal keeps no title).
+  if (auto title = head.get_string("title")) out["title"] = std::string(*title);
   return out;
 }
 

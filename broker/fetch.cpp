@@ -65,7 +65,9 @@ void broker::accept_get(std::string&& client, client_request&& message, std::uin
   }
   if (!is_final(row->state))
     return refuse(code::not_found, "request " + n + " is not answered yet");
-  if (row->state != request_state::done || row->stored_as.empty()) {
+  // "answered 200 with a stored file": the service's result named the file.
+  const std::string stored_as = row->result_string("stored_as");
+  if (row->state != request_state::done || stored_as.empty()) {
     return refuse(code::not_found,
                   "request " + n + " stored no document: it ended " +
                       std::string(request_state_name(row->state)) + " with code " +
@@ -85,7 +87,7 @@ void broker::accept_get(std::string&& client, client_request&& message, std::uin
   }
   if (holder == nullptr) {
     return refuse(code::queue_full, "worker " + row->worker + ", which stored request " + n +
-                                        " as " + row->stored_as + ", is not connected");
+                                        " as " + stored_as + ", is not connected");
   }
   if (holder->from != dialect::carico) {
     return refuse(code::queue_full, "worker " + row->worker +
@@ -130,7 +132,7 @@ nlohmann::json broker::stored_json(std::size_t last, const std::string& owner) {
   if (!journal_) return out;
   const std::optional<std::string> only =
       options_.curve ? std::optional<std::string>(owner) : std::nullopt;
-  for (const journal_record& row : journal_->stored(last, only)) out.push_back(row.to_json());
+  for (const journal_record& row : journal_->done_with("stored_as", last, only)) out.push_back(row.to_json());
   return out;
 }
 

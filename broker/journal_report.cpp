@@ -27,7 +27,7 @@ std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 std::string format_journal_table(const std::vector<journal_record>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"REQUEST", "STATE", "CODE", "SERVICE", "WORKER", "ATTEMPTS", "RECEIVED (UTC)",
-                   "MS", "BYTES", "COUNT_A", "CLIENT", "ID", "TITLE"});
+                   "MS", "BYTES", "CLIENT", "ID", "RESULT"});
   for (const journal_record& r : rows) {
     const std::string ms = r.completed_ms != 0 && r.received_ms != 0
                                ? std::to_string(r.completed_ms - r.received_ms)
@@ -35,8 +35,8 @@ std::string format_journal_table(const std::vector<journal_record>& rows) {
     cells.push_back({std::to_string(r.number), std::string(request_state_name(r.state)),
                      r.code != 0 ? std::to_string(r.code) : "-", r.service, or_dash(r.worker),
                      std::to_string(r.attempts), format_time(r.received_ms), ms,
-                     std::to_string(r.bytes), r.count_a ? std::to_string(*r.count_a) : "-",
-                     or_dash(r.client), or_dash(r.client_id), or_dash(r.title)});
+                     std::to_string(r.bytes), or_dash(r.client), or_dash(r.client_id),
+                     or_dash(r.result)});
   }
   return render_table(cells);
 }
@@ -54,7 +54,7 @@ int print_journal(const std::string& path, std::size_t last, const std::string& 
   }
   std::vector<journal_record> rows;
   try {
-    rows = journal::read_history(path, last, only);
+    rows = read_journal_history(path, last, only);
   } catch (const journal_error& e) {
     err << "carico-broker journal: " << e.what() << "\n";
     return 1;

@@ -1,6 +1,6 @@
 // `carico-broker journal`: the journal's rows as an aligned table or JSON lines.
 //
-//   std::vector<carico::journal_record> rows = carico::journal::read_history(path, 20, {});
+//   std::vector<carico::journal_record> rows = carico::read_journal_history(path, 20, {});
 //   std::cout << carico::format_journal_table(rows);
 #pragma once
 

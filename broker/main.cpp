@@ -4,6 +4,7 @@
 #include "broker/broker.hpp"
 #include "broker/http_server.hpp"
 #include "broker/journal_report.hpp"
+#include "broker/leadership.hpp"
 #include "broker/security_flags.hpp"
 #include "shared/logging.hpp"
 #include "shared/runtime.hpp"
@@ -59,7 +60,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   std::string journal_path = "carico-journal.db";
   std::string journal_keep = "7d";
-  app.add_option("--journal", journal_path, "request journal (SQLite); `none` to disable")
+  app.add_option("--journal", journal_path,
+                 "request journal: a SQLite file, or a PostgreSQL URI (postgresql://…) shared by "
+                 "active and standby brokers (docs/ha.md); `none` to disable")
       ->capture_default_str();
   app.add_option("--journal-keep", journal_keep,
                  "how long finished requests stay in the journal: 7d, 12h, 30m, 45s or seconds")
@@ -135,9 +138,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   carico::install_stop_signals();
+  if (carico::is_postgresql_uri(options.journal_path)) {
+    // A standby binds nothing: it waits here until it holds leadership.
+    try {
+      options.opened_journal = carico::wait_for_leadership(options, log);
+    } catch (const carico::journal_error& e) {
+      log->critical("cannot start: {}", e.what());
+      spdlog::shutdown();
+      return 1;
+    }
+    if (!options.opened_journal) {
+      log->info("broker stopped while standby");
+      spdlog::shutdown();
+      return 0;
+    }
+  }
   try {
     zmq::context_t context;
     carico::broker broker(context, options, log);
+    options.opened_journal.reset();  // the broker's alone: it goes with the broker
     std::unique_ptr<carico::http_server> http;  // stops before the broker goes
     if (!http_listen.empty()) {
       http = std::make_unique<carico::http_server>(
@@ -148,6 +167,12 @@ int main(int argc, char** argv) {
   } catch (const zmq::error_t& e) {
     log->critical("broker failed: {} (frontend {}, backend {})", e.what(), options.frontend,
                   options.backend);
+    spdlog::shutdown();
+    return 1;
+  } catch (const carico::journal_fenced& e) {
+    // Another broker is active: stop at once, nothing flushed (every write
+    // would fail); the service manager starts this one again as a standby.
+    log->critical("stopped serving: {}", e.what());
     spdlog::shutdown();
     return 1;
   } catch (const carico::journal_error& e) {

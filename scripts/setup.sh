@@ -8,15 +8,16 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev nlohmann-json3-dev
-  catch2 libspdlog-dev libcli11-dev libsqlite3-dev libedit-dev libcpp-httplib-dev
+  catch2 libspdlog-dev libcli11-dev libsqlite3-dev libpq-dev libedit-dev libcpp-httplib-dev
   python3 procps iproute2
   # The Debian package (cpack -G DEB: dpkg-shlibdeps, file) and its tests
   # (dpkg-deb, systemd-analyze verify/security on the units).
   dpkg-dev file systemd
 )
 # Test-only: headless Chromium loads the broker's dashboard, promtool (in
-# Debian's prometheus package) checks its /metrics (tests/system/test_dashboard.sh).
-test_packages=(chromium prometheus)
+# Debian's prometheus package) checks its /metrics (tests/system/test_dashboard.sh);
+# a real PostgreSQL server (tests/support/pg_server.cpp) for the PostgreSQL journal.
+test_packages=(chromium prometheus postgresql)
 [ "${1:-}" = "--test" ] && packages+=("${test_packages[@]}")
 
 missing=()
@@ -41,4 +42,9 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # its promtool only, so a server it just started under systemd is stopped again.
 if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
   $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+# Debian's postgresql package starts its own cluster (port 5432); the tests start
+# a server of their own in a temporary directory, so that one is stopped again.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now postgresql.service >/dev/null 2>&1 || true
 fi

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -19,6 +20,7 @@
 #include "broker/journal_report.hpp"
 #include "broker/reply_cache.hpp"
 #include "tests/support/fake_peers.hpp"
+#include "tests/support/pg_server.hpp"
 #include "worker/document_store.hpp"
 #include "worker/text_handler.hpp"
 #include "worker/worker.hpp"
@@ -30,10 +32,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed on destruction.
+// Both journal backends, for a test case that runs against each:
+//   temp_dir dir(EACH_BACKEND);  ...  dir.journal_at("j.db")
+#define EACH_BACKEND GENERATE(as<std::string>{}, "sqlite", "postgresql")
+
+// A fresh directory under the system temp dir, removed on destruction; with
+// backend "postgresql", its journals are databases on the test's server.
 struct temp_dir {
   fs::path path;
-  temp_dir() {
+  std::string backend;                          // "sqlite" or "postgresql"
+  std::map<std::string, std::string> databases;  // journal name -> its database's URI
+  explicit temp_dir(std::string of = "sqlite") : backend(std::move(of)) {
     static int counter = 0;
     path = fs::temp_directory_path() /
            ("carico-test-journal-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
@@ -45,6 +54,14 @@ struct temp_dir {
     fs::remove_all(path, ec);
   }
   std::string file(const std::string& name) const { return (path / name).string(); }
+  // The journal `name`: a file here, or a database of its own (the same one
+  // for the same name) on the shared PostgreSQL server.
+  std::string journal_at(const std::string& name) {
+    if (backend == "sqlite") return file(name);
+    std::string& uri = databases[name];
+    if (uri.empty()) uri = pg_server::shared().create_database();
+    return uri;
+  }
 };
 
 journal_event received_event(std::uint64_t number, const std::string& id,
@@ -55,12 +72,11 @@ journal_event received_event(std::uint64_t number, const std::string& id,
   e.row.client = "tester";
   e.row.client_id = id;
   e.row.service = "text";
-  e.row.title = "doc " + id;
   e.row.bytes = payload.size();
   e.row.received_ms = unix_ms();
   header h;
   h.set("client", "tester");
-  h.set("title", e.row.title);
+  h.set("title", "doc " + id);
   e.head = h.encode_string();
   e.payload = zmq::message_t(payload.data(), payload.size());
   return e;
@@ -75,8 +91,7 @@ journal_event finished_event(std::uint64_t number, std::uint64_t code, const std
   e.row.attempts = 1;
   e.row.completed_ms = unix_ms();
   e.row.code = code;
-  e.row.count_a = 3;
-  e.row.stored_as = std::to_string(number) + "-doc.json";
+  e.row.result = json{{"count_a", 3}, {"stored_as", std::to_string(number) + "-doc.json"}}.dump();
   e.head = reply;
   return e;
 }
@@ -113,31 +128,31 @@ journal_event dispatched_event(std::uint64_t number, const std::string& worker) 
 }
 
 TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[journal]") {
-  temp_dir dir;
-  journal j({.path = dir.file("j.db")});
-  j.post(received_event(1, "1", "one"));
-  j.post(received_event(2, "2", "two"));
-  j.flush();
+  temp_dir dir(EACH_BACKEND);
+  auto j = open_journal({.path = dir.journal_at("j.db")});
+  j->post(received_event(1, "1", "one"));
+  j->post(received_event(2, "2", "two"));
+  j->flush();
 
   SECTION("alone, it is written once the writer is idle, without a flush") {
-    const std::uint64_t seq = j.post(dispatched_event(1, "w1"));
+    const std::uint64_t seq = j->post(dispatched_event(1, "w1"));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     std::optional<journal_record> row;
     while (std::chrono::steady_clock::now() < deadline) {
-      row = j.find(1);
+      row = j->find(1);
       if (row && row->state == request_state::dispatched) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    CHECK(j.committed() >= seq);
+    CHECK(j->committed() >= seq);
     REQUIRE(row);
     CHECK(row->state == request_state::dispatched);
     CHECK(row->worker == "w1");
   }
   SECTION("followed by the answer, both end in the row") {
-    j.post(dispatched_event(2, "w2"));
-    j.post(finished_event(2, 200, "reply"));
-    j.flush();
-    auto row = j.find(2);
+    j->post(dispatched_event(2, "w2"));
+    j->post(finished_event(2, 200, "reply"));
+    j->flush();
+    auto row = j->find(2);
     REQUIRE(row);
     CHECK(row->state == request_state::done);
     CHECK(row->worker == "w1");  // the answer's worker
@@ -145,9 +160,9 @@ TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[j
     CHECK(row->code == 200u);
   }
   SECTION("a flush writes it even when nothing follows") {
-    j.post(dispatched_event(2, "w2"));
-    j.flush();
-    auto row = j.find(2);
+    j->post(dispatched_event(2, "w2"));
+    j->flush();
+    auto row = j->find(2);
     REQUIRE(row);
     CHECK(row->state == request_state::dispatched);
     CHECK(row->worker == "w2");
@@ -155,34 +170,34 @@ TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[j
 }
 
 TEST_CASE("journal rows are written, reloaded and finished", "[journal]") {
-  temp_dir dir;
-  const std::string path = dir.file("j.db");
+  temp_dir dir(EACH_BACKEND);
+  const std::string path = dir.journal_at("j.db");
   {
-    journal j({.path = path});
-    CHECK(j.first_number() == 1);
-    CHECK(j.take_unfinished().empty());
-    j.post(received_event(1, "1", "payload one"));
-    j.post(received_event(2, "2", "payload two"));
+    auto j = open_journal({.path = path});
+    CHECK(j->first_number() == 1);
+    CHECK(j->take_unfinished().empty());
+    j->post(received_event(1, "1", "payload one"));
+    j->post(received_event(2, "2", "payload two"));
     journal_event d;
     d.what = journal_event::kind::dispatched;
     d.row.number = 2;
     d.row.worker = "w1";
     d.row.attempts = 1;
     d.row.dispatched_ms = unix_ms();
-    j.post(std::move(d));
-    j.post(received_event(3, "3", "payload three"));
-    j.post(finished_event(3, 200, "reply three"));  // same batch or not: same outcome
-    j.flush();
-    CHECK(j.committed() == j.posted());
-    auto row = j.find(2);
+    j->post(std::move(d));
+    j->post(received_event(3, "3", "payload three"));
+    j->post(finished_event(3, 200, "reply three"));  // same batch or not: same outcome
+    j->flush();
+    CHECK(j->committed() == j->posted());
+    auto row = j->find(2);
     REQUIRE(row);
     CHECK(row->state == request_state::dispatched);
     CHECK(row->worker == "w1");
   }
   {
-    journal j({.path = path});
-    CHECK(j.first_number() == 4);  // numbers continue across a reopen
-    std::vector<journal_unfinished> unfinished = j.take_unfinished();
+    auto j = open_journal({.path = path});
+    CHECK(j->first_number() == 4);  // numbers continue across a reopen
+    std::vector<journal_unfinished> unfinished = j->take_unfinished();
     REQUIRE(unfinished.size() == 2);
     CHECK(unfinished[0].record.number == 1);
     CHECK(unfinished[0].record.state == request_state::queued);
@@ -195,47 +210,47 @@ TEST_CASE("journal rows are written, reloaded and finished", "[journal]") {
     REQUIRE(head);
     CHECK(head.value->get_string("title") == std::optional<std::string_view>("doc 2"));
 
-    auto done = j.find(3);
+    auto done = j->find(3);
     REQUIRE(done);
     CHECK(done->state == request_state::done);
     CHECK(done->code == 200);
-    CHECK(done->count_a == std::optional<std::uint64_t>(3));
-    CHECK(done->stored_as == "3-doc.json");
-    auto reply = j.find_reply("tester", "3");
+    CHECK(json::parse(done->result)["count_a"] == 3);
+    CHECK(done->result_string("stored_as") == "3-doc.json");
+    auto reply = j->find_reply("tester", "3");
     REQUIRE(reply);
     CHECK(reply->number == 3);
     CHECK(reply->head == "reply three");
-    CHECK_FALSE(j.find_reply("tester", "1"));  // unanswered: no reply yet
-    CHECK(j.find("tester", "1")->number == 1);
+    CHECK_FALSE(j->find_reply("tester", "1"));  // unanswered: no reply yet
+    CHECK(j->find("tester", "1")->number == 1);
 
-    j.post(finished_event(1, 500, "reply one"));
-    j.post(finished_event(2, 200, "reply two"));
+    j->post(finished_event(1, 500, "reply one"));
+    j->post(finished_event(2, 200, "reply two"));
   }
-  journal j({.path = path});
-  CHECK(j.take_unfinished().empty());
-  CHECK(j.find(1)->state == request_state::failed);
-  std::vector<journal_record> last = j.history(2);
+  auto j = open_journal({.path = path});
+  CHECK(j->take_unfinished().empty());
+  CHECK(j->find(1)->state == request_state::failed);
+  std::vector<journal_record> last = j->history(2);
   REQUIRE(last.size() == 2);
   CHECK(last[0].number == 3);
   CHECK(last[1].number == 2);
-  CHECK(j.history(10, request_state::failed).size() == 1);
-  CHECK(journal::read_history(path, 10, std::nullopt).size() == 3);
+  CHECK(j->history(10, request_state::failed).size() == 1);
+  CHECK(read_journal_history(path, 10, std::nullopt).size() == 3);
 }
 
 TEST_CASE("journal prunes old finished rows but never reuses their numbers", "[journal]") {
-  temp_dir dir;
-  const std::string path = dir.file("j.db");
+  temp_dir dir(EACH_BACKEND);
+  const std::string path = dir.journal_at("j.db");
   {
-    journal j({.path = path, .keep = 1ms, .prune_every = 10ms});
-    j.post(received_event(1, "1", "a"));
-    j.post(received_event(2, "2", "b"));
-    j.post(finished_event(2, 200, "r"));
-    j.flush();
-    CHECK(eventually([&] { return !j.find(2); }));
-    CHECK(j.find(1));  // unfinished rows stay
+    auto j = open_journal({.path = path, .keep = 1ms, .prune_every = 10ms});
+    j->post(received_event(1, "1", "a"));
+    j->post(received_event(2, "2", "b"));
+    j->post(finished_event(2, 200, "r"));
+    j->flush();
+    CHECK(eventually([&] { return !j->find(2); }));
+    CHECK(j->find(1));  // unfinished rows stay
   }
-  journal j({.path = path});
-  CHECK(j.first_number() == 3);
+  auto j = open_journal({.path = path});
+  CHECK(j->first_number() == 3);
 }
 
 TEST_CASE("numbers reserved by a run that died are never used again", "[journal]") {
@@ -244,35 +259,35 @@ TEST_CASE("numbers reserved by a run that died are never used again", "[journal]
   const std::string crashed = dir.file("crashed.db");
   std::uint64_t reserved = 0;
   {
-    journal j({.path = path});
-    CHECK(j.first_number() == 1);
-    reserved = j.reserved();
+    auto j = open_journal({.path = path});
+    CHECK(j->first_number() == 1);
+    reserved = j->reserved();
     CHECK(reserved == journal::reserve_block);  // reserved at open, before any row
-    j.post(received_event(1, "1", "a"));
-    j.flush();
+    j->post(received_event(1, "1", "a"));
+    j->flush();
     // The file as a kill -9 would leave it now: copied with its WAL while open.
     fs::copy_file(path, crashed);
     fs::copy_file(path + "-wal", crashed + "-wal");
   }
   {
-    journal j({.path = path});
-    CHECK(j.first_number() == 2);  // closed cleanly: dense numbers
+    auto j = open_journal({.path = path});
+    CHECK(j->first_number() == 2);  // closed cleanly: dense numbers
   }
   {
-    journal j({.path = crashed});
+    auto j = open_journal({.path = crashed});
     // Numbers up to the dead run's reservation may have reached a worker without a row.
-    CHECK(j.first_number() == reserved + 1);
-    CHECK(j.reserved() == reserved + journal::reserve_block);
-    REQUIRE(j.take_unfinished().size() == 1);
+    CHECK(j->first_number() == reserved + 1);
+    CHECK(j->reserved() == reserved + journal::reserve_block);
+    REQUIRE(j->take_unfinished().size() == 1);
   }
-  journal j({.path = crashed});
-  CHECK(j.first_number() == reserved + 1);  // the skipped numbers stay skipped
+  auto j = open_journal({.path = crashed});
+  CHECK(j->first_number() == reserved + 1);  // the skipped numbers stay skipped
 
   SECTION("the reservation moves ahead of the numbers written") {
-    const std::uint64_t far = j.reserved() - journal::reserve_block / 2 + 1;
-    j.post(received_event(far, "far", "b"));
-    j.flush();
-    CHECK(j.reserved() == far + journal::reserve_block);
+    const std::uint64_t far = j->reserved() - journal::reserve_block / 2 + 1;
+    j->post(received_event(far, "far", "b"));
+    j->flush();
+    CHECK(j->reserved() == far + journal::reserve_block);
   }
 }
 
@@ -309,48 +324,48 @@ TEST_CASE("a write that fails is kept and retried until it succeeds; nothing is 
   const std::string path = dir.file("j.db");
   std::atomic<int> signals{0};
   {
-    journal j({.path = path, .on_commit = [&] { ++signals; }});
-    for (std::uint64_t n = 1; n <= 3; ++n) j.post(received_event(n, std::to_string(n), "a"));
-    REQUIRE(j.flush());
-    CHECK(j.writable());
-    CHECK(j.health().writable);
-    const std::uint64_t committed_before = j.committed();
+    auto j = open_journal({.path = path, .on_commit = [&] { ++signals; }});
+    for (std::uint64_t n = 1; n <= 3; ++n) j->post(received_event(n, std::to_string(n), "a"));
+    REQUIRE(j->flush());
+    CHECK(j->writable());
+    CHECK(j->health().writable);
+    const std::uint64_t committed_before = j->committed();
 
     frozen_file_sizes full(fs::file_size(path + "-wal"));  // the WAL may not grow
     const auto failed_at = std::chrono::steady_clock::now();
     for (std::uint64_t n = 4; n <= 6; ++n) {
-      j.post(received_event(n, std::to_string(n), std::string(3000, 'p')));
+      j->post(received_event(n, std::to_string(n), std::string(3000, 'p')));
     }
-    CHECK_FALSE(j.flush());  // returns, though nothing could be committed
-    CHECK_FALSE(j.writable());
-    CHECK(j.committed() == committed_before);
-    journal_health h = j.health();
+    CHECK_FALSE(j->flush());  // returns, though nothing could be committed
+    CHECK_FALSE(j->writable());
+    CHECK(j->committed() == committed_before);
+    journal_health h = j->health();
     CHECK_FALSE(h.writable);
     CHECK_FALSE(h.error.empty());
     CHECK(h.since_ms > 0);
-    j.post(finished_event(1, 200, "r"));  // posted meanwhile: kept with the rest
+    j->post(finished_event(1, 200, "r"));  // posted meanwhile: kept with the rest
     // It probes every retry_every (200 ms): a few attempts, not a busy loop.
-    CHECK(eventually([&] { return j.health().attempts >= 3; }, 3000ms));
+    CHECK(eventually([&] { return j->health().attempts >= 3; }, 3000ms));
     const auto elapsed = std::chrono::steady_clock::now() - failed_at;
-    CHECK(j.health().attempts <= static_cast<std::uint64_t>(elapsed / 200ms) + 2);
-    CHECK(j.health().waiting == 4);
-    CHECK(j.committed() == committed_before);
-    CHECK_FALSE(j.find(4));
+    CHECK(j->health().attempts <= static_cast<std::uint64_t>(elapsed / 200ms) + 2);
+    CHECK(j->health().waiting == 4);
+    CHECK(j->committed() == committed_before);
+    CHECK_FALSE(j->find(4));
 
     full.thaw();  // space again: the next probe commits everything kept
     const auto freed_at = std::chrono::steady_clock::now();
-    REQUIRE(eventually([&] { return j.writable(); }, 2000ms));
+    REQUIRE(eventually([&] { return j->writable(); }, 2000ms));
     INFO("healed after " << (std::chrono::steady_clock::now() - freed_at) / 1ms << " ms");
-    CHECK(j.committed() == j.posted());
-    CHECK(j.health().writable);
-    CHECK(j.health().error.empty());
-    CHECK(j.flush());
-    for (std::uint64_t n = 4; n <= 6; ++n) CHECK(j.find(n));
-    CHECK(j.find(1)->state == request_state::done);
+    CHECK(j->committed() == j->posted());
+    CHECK(j->health().writable);
+    CHECK(j->health().error.empty());
+    CHECK(j->flush());
+    for (std::uint64_t n = 4; n <= 6; ++n) CHECK(j->find(n));
+    CHECK(j->find(1)->state == request_state::done);
   }
-  journal j({.path = path});
-  CHECK(j.first_number() == 7);
-  CHECK(j.take_unfinished().size() == 5);  // 2 to 6: none lost, 1 finished
+  auto j = open_journal({.path = path});
+  CHECK(j->first_number() == 7);
+  CHECK(j->take_unfinished().size() == 5);  // 2 to 6: none lost, 1 finished
 }
 
 TEST_CASE("a journal that cannot be written refuses new requests and heals by itself",
@@ -410,28 +425,28 @@ TEST_CASE("the journal stays under --journal-max-bytes: oldest finished rows go 
   temp_dir dir;
   const std::string path = dir.file("j.db");
   constexpr std::uint64_t bound = 1 << 20;
-  journal j({.path = path, .max_bytes = bound});
+  auto j = open_journal({.path = path, .max_bytes = bound});
   // Two requests never finish: they must survive every prune.
-  j.post(received_event(1, "1", "unfinished one"));
-  j.post(received_event(2, "2", "unfinished two"));
+  j->post(received_event(1, "1", "unfinished one"));
+  j->post(received_event(2, "2", "unfinished two"));
   std::uint64_t most = 0;
   const std::string payload(300, 'x');
   std::uint64_t n = 3;
   for (int round = 0; round < 40; ++round) {
     for (int i = 0; i < 250; ++i, ++n) {
-      j.post(received_event(n, std::to_string(n), payload));
-      j.post(finished_event(n, 200, std::string(100, 'r')));
+      j->post(received_event(n, std::to_string(n), payload));
+      j->post(finished_event(n, 200, std::string(100, 'r')));
     }
-    j.flush();
-    most = std::max(most, j.disk_bytes());
+    j->flush();
+    most = std::max(most, j->disk_bytes());
   }
   INFO("most " << most << " bytes for a bound of " << bound);
   CHECK(most <= bound * 5 / 4);
-  CHECK(j.find(1));
-  CHECK(j.find(2));
-  CHECK_FALSE(j.find(3));  // the oldest finished went
-  CHECK(j.find(n - 1));    // the newest stayed
-  CHECK(j.history(1).front().number == n - 1);
+  CHECK(j->find(1));
+  CHECK(j->find(2));
+  CHECK_FALSE(j->find(3));  // the oldest finished went
+  CHECK(j->find(n - 1));    // the newest stayed
+  CHECK(j->history(1).front().number == n - 1);
 }
 
 TEST_CASE("carico-broker journal on a damaged file says so and exits non-zero",
@@ -448,11 +463,11 @@ TEST_CASE("carico-broker journal on a damaged file says so and exits non-zero",
   SECTION("SQLite with damaged pages") {
     const std::string path = dir.file("damaged.db");
     {
-      journal j({.path = path});
+      auto j = open_journal({.path = path});
       for (std::uint64_t n = 1; n <= 300; ++n) {
-        j.post(received_event(n, std::to_string(n), std::string(500, 'p')));
+        j->post(received_event(n, std::to_string(n), std::string(500, 'p')));
       }
-      j.flush();
+      j->flush();
     }  // a clean close checkpoints the WAL into the file
     const std::uintmax_t size = fs::file_size(path);
     REQUIRE(size > 16 * 4096);
@@ -524,22 +539,33 @@ TEST_CASE("a bad journal is a clear error at start", "[journal]") {
   SECTION("corrupt file") {
     const std::string path = dir.file("corrupt.db");
     std::ofstream(path) << std::string(8192, 'x');
-    CHECK_THAT(error_of([&] { journal j({.path = path}); }),
+    CHECK_THAT(error_of([&] { auto j = open_journal({.path = path}); }),
                Catch::Contains("corrupt.db") && Catch::Contains("not a usable SQLite database"));
     zmq::context_t context;
     CHECK_THROWS_AS(broker(context, journaled(path)), journal_error);
   }
   SECTION("unwritable path") {
-    CHECK_THAT(error_of([&] { journal j({.path = "/nonexistent-carico-dir/j.db"}); }),
+    CHECK_THAT(error_of([&] { auto j = open_journal({.path = "/nonexistent-carico-dir/j.db"}); }),
                Catch::Contains("cannot create lock file") && Catch::Contains("No such file"));
-    CHECK_THAT(error_of([&] { journal j({.path = dir.path.string()}); }),
+    CHECK_THAT(error_of([&] { auto j = open_journal({.path = dir.path.string()}); }),
                Catch::Contains("is a directory"));
   }
   SECTION("in use by another broker") {
     const std::string path = dir.file("busy.db");
-    journal first({.path = path});
-    CHECK_THAT(error_of([&] { journal second({.path = path}); }),
+    auto first = open_journal({.path = path});
+    CHECK_THAT(error_of([&] { auto second = open_journal({.path = path}); }),
                Catch::Contains("in use by another broker"));
+  }
+  SECTION("written by a newer carico") {
+    const std::string path = dir.file("newer.db");
+    { auto j = open_journal({.path = path}); }
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE meta SET value = 99 WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_THAT(error_of([&] { auto j = open_journal({.path = path}); }),
+               Catch::Contains("written by a newer carico (schema version 99"));
   }
   SECTION("durations") {
     CHECK(parse_duration("7d") == std::chrono::seconds(7 * 86400));
@@ -567,9 +593,9 @@ TEST_CASE("a bad journal is a clear error at start", "[journal]") {
 }
 
 TEST_CASE("a resend while in flight waits for the same outcome", "[journal][exactly-once]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
-  for (const std::string& path : {dir.file("j.db"), std::string()}) {
+  for (const std::string& path : {dir.journal_at("j.db"), std::string()}) {
     DYNAMIC_SECTION("journal " << (path.empty() ? "none" : "on")) {
       running_broker broker(context, journaled(path));
       fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
@@ -601,9 +627,9 @@ TEST_CASE("a resend while in flight waits for the same outcome", "[journal][exac
 
 TEST_CASE("a resend after the answer gets the same reply without execution",
           "[journal][exactly-once]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
-  const std::string path = dir.file("j.db");
+  const std::string path = dir.journal_at("j.db");
   json first_reply;
   {
     running_broker broker(context, journaled(path));
@@ -654,9 +680,9 @@ TEST_CASE("a resend after the answer gets the same reply without execution",
 }
 
 TEST_CASE("a text worker's result summary is in the journal row", "[journal]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
-  const std::string path = dir.file("j.db");
+  const std::string path = dir.journal_at("j.db");
   running_broker broker(context, journaled(path));
   worker w(context,
            {.connect = broker.backend(), .service = "text", .name = "t1", .heartbeat_ms = 50},
@@ -671,15 +697,15 @@ TEST_CASE("a text worker's result summary is in the journal row", "[journal]") {
   REQUIRE(a->code() == 200);
   auto record = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 7}}, "");
   REQUIRE(record);
-  CHECK(record->head["result"]["count_a"] == 4);
-  CHECK(record->head["result"]["stored_as"] == a->head["result"]["stored_as"]);
-  CHECK(record->head["result"]["stored_as"].get<std::string>().ends_with("-Banane.json"));
+  CHECK(record->head["result"]["result"]["count_a"] == 4);
+  CHECK(record->head["result"]["result"]["stored_as"] == a->head["result"]["stored_as"]);
+  CHECK(record->head["result"]["result"]["stored_as"].get<std::string>().ends_with("-Banane.json"));
 }
 
 TEST_CASE("a result map with a repeated key: the journal row keeps the last value", "[journal]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
-  running_broker broker(context, journaled(dir.file("j.db")));
+  running_broker broker(context, journaled(dir.journal_at("j.db")));
   fake_worker w(context, {.endpoint = broker.backend(), .name = "w1", .auto_reply = false});
   fake_client c(context, broker.frontend());
   REQUIRE(wait_for_workers(c, 1).size() == 1);
@@ -700,14 +726,14 @@ TEST_CASE("a result map with a repeated key: the journal row keeps the last valu
   auto record = c.call("mmi.request", {{"of_client", "c1"}, {"of_id", 9}}, "");
   REQUIRE(record);
   REQUIRE(record->code() == 200);
-  CHECK(record->head["result"]["count_a"] == 5);
-  CHECK(record->head["result"]["stored_as"] == "x");
+  CHECK(record->head["result"]["result"]["count_a"] == 5);
+  CHECK(record->head["result"]["result"]["stored_as"] == "x");
 }
 
 TEST_CASE("unfinished requests are dispatched again after a restart", "[journal]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
-  const std::string path = dir.file("j.db");
+  const std::string path = dir.journal_at("j.db");
   std::set<std::uint64_t> numbers;
   {
     broker_options options = journaled(path);
@@ -802,7 +828,7 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
 }
 
 TEST_CASE("mmi.request finds a parked request behind a later number", "[journal][park]") {
-  temp_dir dir;
+  temp_dir dir;  // SQLite: a second connection blocks its writer
   zmq::context_t context;
   const std::string path = dir.file("j.db");
   broker_options options = journaled(path);
@@ -834,10 +860,10 @@ TEST_CASE("mmi.request finds a parked request behind a later number", "[journal]
 
 TEST_CASE("parked requests with a journal: committed, reloaded in order, answered once",
           "[journal][park]") {
-  temp_dir dir;
+  temp_dir dir(EACH_BACKEND);
   zmq::context_t context;
   auto parking = [&dir] {
-    broker_options options = journaled(dir.file("j.db"));  // fresh endpoints each time
+    broker_options options = journaled(dir.journal_at("j.db"));  // fresh endpoints each time
     options.park_after = 1;
     return options;
   };
@@ -874,8 +900,8 @@ TEST_CASE("parked requests with a journal: committed, reloaded in order, answere
 
 TEST_CASE("a stock client's request survives a restart with its body frames intact",
           "[journal][mdp]") {
-  temp_dir dir;
-  const std::string path = dir.file("j.db");
+  temp_dir dir(EACH_BACKEND);
+  const std::string path = dir.journal_at("j.db");
   zmq::context_t context;
   const std::string map = header::from_json({{"code", 404}}).value->encode_string();
   {
@@ -915,24 +941,28 @@ TEST_CASE("the owner column: added in place to an older journal, kept per row", 
     REQUIRE(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
-  journal j({.path = path});
-  CHECK(j.owner_of(1) == std::string());  // old rows: no owner
-  CHECK(j.owner_of(9) == std::nullopt);   // no row
+  auto j = open_journal({.path = path});
+  // Migrated in place: the text service's old columns are folded into `result`.
+  const std::optional<journal_record> migrated = j->find(1);
+  REQUIRE(migrated);
+  CHECK(migrated->result_string("stored_as") == "1-old.json");
+  CHECK(j->owner_of(1) == std::string());  // old rows: no owner
+  CHECK(j->owner_of(9) == std::nullopt);   // no row
   journal_event e = received_event(2, "2", "{}");
   e.row.owner = "alice";
-  j.post(std::move(e));
-  j.post(finished_event(2, 200, "reply"));
-  j.post(received_event(3, "3", "{}"));
-  j.post(finished_event(3, 500, "failed"));
-  j.flush();
-  CHECK(j.owner_of(2) == std::string("alice"));
+  j->post(std::move(e));
+  j->post(finished_event(2, 200, "reply"));
+  j->post(received_event(3, "3", "{}"));
+  j->post(finished_event(3, 500, "failed"));
+  j->flush();
+  CHECK(j->owner_of(2) == std::string("alice"));
   // stored(): answered 200 with a file, newest first; with an owner, only theirs.
-  const std::vector<journal_record> all = j.stored(10, std::nullopt);
+  const std::vector<journal_record> all = j->done_with("stored_as", 10, std::nullopt);
   REQUIRE(all.size() == 2);
   CHECK(all[0].number == 2);
   CHECK(all[1].number == 1);
-  const std::vector<journal_record> alices = j.stored(10, std::string("alice"));
+  const std::vector<journal_record> alices = j->done_with("stored_as", 10, std::string("alice"));
   REQUIRE(alices.size() == 1);
   CHECK(alices[0].number == 2);
-  CHECK(j.stored(10, std::string("bob")).empty());
+  CHECK(j->done_with("stored_as", 10, std::string("bob")).empty());
 }

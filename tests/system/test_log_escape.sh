@@ -33,6 +33,7 @@ done
 ! LC_ALL=C grep -q $'[\x01-\x08\x09\x0b-\x1f\x7f]' "$WORK/journal.txt" ||
   fail "the journal table has a raw control byte"
 [ "$(wc -l <"$WORK/journal.txt")" -eq 2 ] || fail "the journal table is not a header and one row"
-grep -q 'tab\\there\\nnewline\\x01bell\\x07' "$WORK/journal.txt" ||
+# The title is in the row's RESULT (the worker's result map, as JSON text).
+grep -q 'tab\\there\\nnewline\\u0001bell\\u0007' "$WORK/journal.txt" ||
   fail "the journal table does not show the escaped title"
 echo "PASS: one escaped line per log, every line timestamped, the journal row on one line"
