@@ -185,7 +185,7 @@ start_ha_pair() {
   start b "$BROKER" --journal "$pg_uri" --frontend "$front_b" --backend "$back_b" \
     --log "$WORK/b.file.log"
   wait_until 20 grep -q "standby" "$WORK/b.file.log" || fail "broker b did not say standby"
-  grep -q "active, term 1" "$WORK/a.file.log" || fail "broker a is not active in term 1"
+  wait_until 3 grep -q "active, term 1" "$WORK/a.file.log" || fail "broker a is not active in term 1"
   for i in $(seq 1 "$n"); do
     start "w$i" "$WORKER" --connect "$back_a,$back_b" --name "w$i" --storage "$WORK/storage"
   done

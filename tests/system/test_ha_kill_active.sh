@@ -22,7 +22,7 @@ elapsed_ms=$(ms_since "$killed")
 all_answered_once "$replies" "$n" "$WORK/storage"
 limit=$(( 20000 * scale ))
 [ "$elapsed_ms" -le "$limit" ] || fail "the client finished $elapsed_ms ms after the kill (limit $limit)"
-grep -q "active, term 2" "$WORK/b.file.log" || fail "broker b is not active in term 2"
+wait_until 3 grep -q "active, term 2" "$WORK/b.file.log" || fail "broker b is not active in term 2"
 grep -q "lost the connection to the broker at $front_a" "$replies" || fail "the client did not say it lost a"
 for i in 1 2 3; do
   grep -q "registered with the broker at $back_b" "$WORK/w$i.log" || fail "w$i did not register with b"

@@ -32,7 +32,8 @@ all_answered_once "$replies" "$n" "$WORK/storage"
 [ "$elapsed_ms" -le $(( 25000 * scale )) ] || fail "the client finished $elapsed_ms ms after the stop"
 rows=$(sql "SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM carico_requests" carico)
 [ "$rows" = "$n|$n" ] || fail "journal rows (all|done): $rows, expected $n|$n"
-# Who serves now: a recovered in a new term, or b took over.
+# Who serves now: a recovered in a new term, or b took over (file logs flush every 1 s).
+wait_until 3 grep -q "active, term 2" "$WORK/a.file.log" "$WORK/b.file.log" || fail "no broker is active in term 2"
 if grep -q "active, term 2" "$WORK/b.file.log"; then
   outcome="b took over (term 2)"
   # a lost its session: fenced, it stopped with status 1 (bash has reaped it:

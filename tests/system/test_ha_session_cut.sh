@@ -37,7 +37,7 @@ exits_ok client
 elapsed_ms=$(ms_since "$t0")
 all_answered_once "$replies" "$n" "$WORK/storage"
 [ "$elapsed_ms" -le $(( 20000 * scale )) ] || fail "the client finished $elapsed_ms ms after the cut"
-grep -q "active, term 2" "$WORK/b.file.log" || fail "broker b is not active in term 2"
+wait_until 3 grep -q "active, term 2" "$WORK/b.file.log" || fail "broker b is not active in term 2"
 rows=$(sql "SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM carico_requests" carico)
 [ "$rows" = "$n|$n" ] || fail "journal rows (all|done): $rows, expected $n|$n"
 
