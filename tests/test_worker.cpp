@@ -292,14 +292,17 @@ TEST_CASE("a worker given several backends leaves a broker whose connection clos
   dying->set(zmq::sockopt::linger, 0);
   dying->bind(b1);
   // Silence would take 3 x 500 ms, then the 250 ms reconnect delay.
-  worker_options o{.connect = b1 + "," + b2, .service = "echo", .name = "quick",
-                   .heartbeat_ms = 500, .liveness = 3};
+  worker_options o{.connect = b1 + "," + b2,
+                   .service = "echo",
+                   .name = "quick",
+                   .heartbeat_ms = 500,
+                   .liveness = 3};
   running_worker w(context, o, echo_handler());
   zmq::multipart_t ready;
   dying->set(zmq::sockopt::rcvtimeo, 3000);
   REQUIRE(ready.recv(*dying));  // READY went to the only broker up
-  test::running_broker next(context, broker_options{.frontend = f2, .backend = b2,
-                                                    .heartbeat_ms = 50, .liveness = 10});
+  test::running_broker next(
+      context, broker_options{.frontend = f2, .backend = b2, .heartbeat_ms = 50, .liveness = 10});
   const auto closed = std::chrono::steady_clock::now();
   dying.reset();
   raw_client c(context, f2);
