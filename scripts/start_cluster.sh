@@ -322,11 +322,17 @@ start_postgres() {
   until psql_run -c "SELECT 1" >/dev/null 2>&1; do
     alive "$(cat "$pid_dir/postgresql.pid")" bin/postgres ||
       { tail -n 5 "$log_dir/postgresql.log" >&2; die "PostgreSQL did not start (see $log_dir/postgresql.log)"; }
-    [ "$(date +%s)" -lt "$deadline" ] || die "PostgreSQL did not answer within 30 s (see $log_dir/postgresql.log)"
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      stop_postgres >/dev/null
+      die "PostgreSQL did not answer within 30 s (see $log_dir/postgresql.log)"
+    fi
     sleep 0.1
   done
-  [ "$(psql_run -c "SELECT 1 FROM pg_database WHERE datname = 'carico'")" = 1 ] ||
-    psql_run -c "CREATE DATABASE carico" >/dev/null || die "cannot create the database carico"
+  if [ "$(psql_run -c "SELECT 1 FROM pg_database WHERE datname = 'carico'")" != 1 ] &&
+     ! psql_run -c "CREATE DATABASE carico" >/dev/null; then
+    stop_postgres >/dev/null
+    die "cannot create the database carico in PostgreSQL (see $log_dir/postgresql.log)"
+  fi
 }
 
 # stop_postgres: a fast shutdown (SIGINT: sessions ended, everything flushed);
