@@ -30,14 +30,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string sig_c(client_ext_signature);
-
-std::string msgpack_of(const json& j) {
-  header_result h = header::from_json(j);
-  REQUIRE(h);
-  return h.value->encode_string();
-}
-
 // A request as the fake broker saw it.
 struct seen_request {
   std::string routing_id;  // the client's DEALER
@@ -113,7 +105,7 @@ class fake_broker {
                  {"attempts", 1},
                  {"result", {{"echo", r.payload}, {"count_a", 3}}}};
     if (code != 200) head["error"] = "failed on purpose";
-    std::vector<std::string> frames = {"", sig_c, r.service, msgpack_of(head)};
+    std::vector<std::string> frames = {"", sig_c, r.service, encode_json_header(head)};
     for (std::string& b : body) frames.push_back(std::move(b));
     send_raw(r.routing_id, frames);
   }
@@ -288,7 +280,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
   auto f = c.submit("text", json::object(), "doc");
   auto r = broker.recv();
   REQUIRE(r);
-  const std::string good_head = msgpack_of({{"id", r->head["id"]}, {"code", 200}});
+  const std::string good_head = encode_json_header({{"id", r->head["id"]}, {"code", 200}});
   const std::string trailing = good_head + "x";
   const std::vector<std::vector<std::string>> malformed = {
       {""},                                                  // no signature
@@ -297,14 +289,14 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
       {"junk", sig_c, "text", good_head},                    // frame 0 not empty
       {"", sig_c, "text"},                                   // no header
       {"", sig_c, "text", "\xc1\xc1 not msgpack"},           // not MessagePack
-      {"", sig_c, "text", msgpack_of(json::object()) + "\x93"},  // map + trailing bytes
+      {"", sig_c, "text", encode_json_header(json::object()) + "\x93"},  // map + trailing bytes
       {"", sig_c, "text", trailing},                         // trailing bytes
       {"", sig_c, "text", std::string("\x92\x01\x02", 3)},   // an array, not a map
-      {"", sig_c, "text", msgpack_of({{"code", 200}})},      // no id: cannot be matched
+      {"", sig_c, "text", encode_json_header({{"code", 200}})},      // no id: cannot be matched
       {"", std::string(client_signature), "text", good_head},  // a stock reply: not ours
   };
   for (const auto& frames : malformed) broker.send_raw(r->routing_id, frames);
-  broker.send_raw(r->routing_id, {"", sig_c, "text", msgpack_of({{"id", 999999}, {"code", 200}})});
+  broker.send_raw(r->routing_id, {"", sig_c, "text", encode_json_header({{"id", 999999}, {"code", 200}})});
   CHECK(f.wait_for(100ms) == std::future_status::timeout);
   broker.answer(*r);
   REQUIRE(ready(f));
@@ -318,7 +310,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
     auto g = c.submit("text", json::object(), "doc2");
     auto r2 = broker.recv();
     REQUIRE(r2);
-    broker.send_raw(r2->routing_id, {"", sig_c, "text", msgpack_of({{"id", r2->head["id"]}})});
+    broker.send_raw(r2->routing_id, {"", sig_c, "text", encode_json_header({{"id", r2->head["id"]}})});
     REQUIRE(ready(g));
     CHECK(g.get().code == 500);
   }

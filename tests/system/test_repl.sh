@@ -10,10 +10,7 @@ source "$(dirname "$0")/lib.sh"
 fport=$(free_port); bport=$(free_port)
 front=tcp://127.0.0.1:$fport; back=tcp://127.0.0.1:$bport
 start broker "$BROKER" --frontend "$front" --backend "$back" --log "$WORK/loadbalancer.log"
-for i in 1 2; do
-  start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
-done
-wait_until 10 workers_ready "$front" 2 || fail "2 workers did not join"
+start_text_workers 2
 
 # On a terminal. HOME is the scratch folder: the history file lands there.
 HOME=$WORK timeout 50 python3 "$CARICO_SOURCE/tests/system/repl_driver.py" "$WORK/repl.transcript" \
