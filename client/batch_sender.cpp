@@ -66,16 +66,16 @@ batch_sender::batch_sender(client& c, batch_options options, std::ostream& out)
     : client_(c),
       options_(std::move(options)),
       out_(&out),
-      on_reply_([this](const reply& r, const document& doc) { print(r, doc); }),
-      alive_(std::make_shared<char>()) {}
+      on_reply_([this](const reply& r, const document& doc) { print(r, doc); }) {}
 
 batch_sender::batch_sender(client& c, batch_options options, batch_reply_hook on_reply)
-    : client_(c), options_(std::move(options)), on_reply_(std::move(on_reply)), alive_(std::make_shared<char>()) {}
+    : client_(c), options_(std::move(options)), on_reply_(std::move(on_reply)) {}
 
 batch_sender::~batch_sender() = default;  // alive_ goes: closures still posted do nothing
 
 void batch_sender::prepare(std::vector<std::shared_ptr<const document>> documents, poster post,
                            finished_hook on_finished) {
+  alive_ = std::make_shared<char>();  // a late reply of an earlier batch is not this one's
   documents_ = std::move(documents);
   post_ = std::make_shared<const poster>(std::move(post));
   on_finished_ = std::move(on_finished);

@@ -75,14 +75,16 @@ class batch_sender {
   // reply. When options.stop() turns true (checked at least every 100 ms),
   // nothing more is sent; replies in flight are still reported for up to
   // options.stop_grace, and what has none by then counts as interrupted (its
-  // late reply is dropped). One batch per sender.
+  // late reply is dropped). A sender may run batches one after another.
   batch_result send(const std::vector<std::shared_ptr<const document>>& documents);
 
   // For an event loop (the REPL): submits the first window of documents and
   // returns. Each reply reaches the driving thread through post; running the
   // posted closure counts the reply, reports it and tops the window up. Once
   // every document sent has its reply, on_finished runs (at once for no
-  // documents). A closure run after the sender is gone does nothing.
+  // documents). A closure run after the sender is gone, or after the next
+  // start(), does nothing: a batch still running when start() is called again
+  // is abandoned, its replies dropped.
   void start(std::vector<std::shared_ptr<const document>> documents, poster post,
              finished_hook on_finished);
   // Submits nothing more (Ctrl-C); the batch finishes when the replies in
@@ -121,7 +123,8 @@ class batch_sender {
   std::size_t outstanding_{0};                            // submitted, not answered
   batch_progress progress_{0};                            // the running account
   batch_result result_;                                   // counts so far
-  std::shared_ptr<char> alive_;                           // posted closures hold it weakly
+  std::shared_ptr<char> alive_;                           // this batch's token; posted closures
+                                                          // hold it weakly
 };
 
 // `200 request=17 worker=w1 attempts=1 count_a=12 stored_as=17-foo.json 3.2ms  files/foo.json`;

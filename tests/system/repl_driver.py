@@ -154,6 +154,10 @@ wait_for(r"^  workers +w\d+ \d+")
 wait_for(r"carico> $")
 if replies_200() != 5:
     fail("send 5 printed %d replies 200, expected 5" % replies_200())
+# while it ran, the status line above the prompt named the broker the client is on
+front = argv[argv.index("--connect") + 1].encode()
+if not re.search(rb"\[batch 1\] sent \d+/5 .*\| broker " + re.escape(front), raw):
+    fail("the batch's status line does not name the broker %s" % front.decode())
 
 # FTP asks how many files, as the original did
 step(b"FTP\r")
@@ -172,7 +176,7 @@ wait_for(r"carico> $")
 
 # workers: the ring as a table
 step(b"workers\r")
-wait_for(r"^NAME +STATE +IN FLIGHT +MEMORY +LAST HEARTBEAT")
+wait_for(r"^broker tcp://\S+\n+NAME +STATE +IN FLIGHT +MEMORY +LAST HEARTBEAT")
 wait_for(r"^w1 +ready +0 / 1 ")
 wait_for(r"carico> $")
 
