@@ -836,6 +836,44 @@ TEST_CASE("batch_sender: one line per reply, window respected, exit status") {
     CHECK(finished == 0);
   }
 
+  SECTION("a late reply of an abandoned batch does not count in the next one") {
+    fake_broker broker(context);
+    client c(context, options_for(broker));
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::deque<std::function<void()>> posted;
+    auto post = [&](std::function<void()> e) {
+      std::lock_guard lock(mutex);
+      posted.push_back(std::move(e));
+      arrived.notify_one();
+    };
+    auto take_posted = [&] {
+      std::unique_lock lock(mutex);
+      arrived.wait_for(lock, 2000ms, [&] { return !posted.empty(); });
+      std::deque<std::function<void()>> out;
+      out.swap(posted);
+      return out;
+    };
+    std::vector<std::string> files;
+    std::vector<batch_result> finished;
+    batch_sender sender(c, {.window = 1}, [&](const reply&, const document& d) { files.push_back(d.path); });
+    auto done = [&](const batch_result& r) { finished.push_back(r); };
+    sender.start({docs[0]}, post, done);
+    broker.answer(broker.recv_n(1)[0]);
+    std::deque<std::function<void()>> late = take_posted();  // not run yet
+    REQUIRE(late.size() == 1);
+    sender.start({docs[1]}, post, done);  // the first batch is abandoned
+    broker.answer(broker.recv_n(1)[0]);
+    late.front()();  // the first batch's reply: dropped
+    CHECK(files.empty());
+    CHECK(sender.outstanding() == 1);
+    for (auto& e : take_posted()) e();
+    CHECK(files == std::vector<std::string>{docs[1]->path});
+    REQUIRE(finished.size() == 1);
+    CHECK(finished[0].sent == 1);
+    CHECK(finished[0].ok == 1);
+  }
+
   SECTION("no broker: every request times out with 504") {
     client_options o;
     o.endpoint = unique_endpoint("nobody");  // inproc: no monitor, no early 503
