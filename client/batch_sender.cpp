@@ -49,7 +49,8 @@ std::string format_reply_line(const reply& r, const std::string& file) {
     if (!reason.empty()) line += " error=" + nlohmann::json(reason).dump();
   }
   char latency[32];
-  std::snprintf(latency, sizeof latency, " %.1fms", static_cast<double>(r.latency.count()) / 1000.0);
+  std::snprintf(latency, sizeof latency, " %.1fms",
+                static_cast<double>(r.latency.count()) / 1000.0);
   line += latency;
   line += "  ";
   line += file;
@@ -209,7 +210,7 @@ batch_result batch_sender::send(const std::vector<std::shared_ptr<const document
 void batch_sender::print(const reply& r, const document& doc) {
   if (options_.json) {
     *out_ << reply_json(r, doc.path).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-         << '\n';
+          << '\n';
   } else {
     *out_ << format_reply_line(r, doc.path) << '\n';
   }

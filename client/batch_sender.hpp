@@ -7,7 +7,7 @@
 //   carico::batch_result r = sender.send(documents);
 //   return r.all_ok() ? 0 : 1;
 //
-//   carico::batch_sender batch(client, {.window = 64}, [](const reply& r, const document& d) {...});
+//   carico::batch_sender batch(client, {.window = 64}, print_reply);  // (reply, document)
 //   batch.start(documents, post_to_my_loop, [](const carico::batch_result& r) {...});
 #pragma once
 
@@ -29,19 +29,19 @@
 namespace carico {
 
 struct batch_options {
-  std::string service = "text";                     // where the documents go
-  std::size_t window = 64;                          // requests outstanding at once (0: all)
+  std::string service = "text";                        // where the documents go
+  std::size_t window = 64;                             // requests outstanding at once (0: all)
   std::optional<std::chrono::milliseconds> timeout{};  // per request; the client's default if unset
-  bool json = false;                                // print JSON objects instead of text lines
-  std::function<bool()> stop{};                     // polled while sending: true submits nothing more
-  std::chrono::milliseconds stop_grace{2000};       // once stopped, how long replies in flight may take
+  bool json = false;                                   // print JSON objects instead of text lines
+  std::function<bool()> stop{};                // polled while sending: true submits nothing more
+  std::chrono::milliseconds stop_grace{2000};  // once stopped, how long replies in flight may take
 };
 
 // How a batch went.
 struct batch_result {
-  std::size_t sent{0};    // requests submitted
-  std::size_t ok{0};      // replies with code 200
-  std::size_t failed{0};  // replies with any other code (local 504/503 included)
+  std::size_t sent{0};         // requests submitted
+  std::size_t ok{0};           // replies with code 200
+  std::size_t failed{0};       // replies with any other code (local 504/503 included)
   std::size_t interrupted{0};  // documents left without a reply by a stop: never sent, or
                                // still in flight when stop_grace ran out
   bool stopped{false};         // options.stop() said so before every document had its reply
@@ -101,7 +101,8 @@ class batch_sender {
 
  private:
   // Sets up a batch without sending anything.
-  void prepare(std::vector<std::shared_ptr<const document>> documents, poster post, finished_hook on_finished);
+  void prepare(std::vector<std::shared_ptr<const document>> documents, poster post,
+               finished_hook on_finished);
   void top_up();
   void on_reply(std::size_t index, reply r);
   // Nothing in flight and nothing more to send.
@@ -111,20 +112,20 @@ class batch_sender {
   void finish();
   void print(const reply& r, const document& doc);
 
-  client& client_;                                        // carries the requests
-  batch_options options_;                                 // as configured
-  std::ostream* out_{nullptr};                            // the report, for the line constructor
-  batch_reply_hook on_reply_;                             // each counted reply
+  client& client_;                                          // carries the requests
+  batch_options options_;                                   // as configured
+  std::ostream* out_{nullptr};                              // the report, for the line constructor
+  batch_reply_hook on_reply_;                               // each counted reply
   std::vector<std::shared_ptr<const document>> documents_;  // the batch, in sending order
-  std::shared_ptr<const poster> post_;                    // to the driving thread; shared with the
-                                                          // requests in flight
-  finished_hook on_finished_;                             // once, when the batch is over
-  std::size_t next_{0};                                   // the next document to submit
-  std::size_t outstanding_{0};                            // submitted, not answered
-  batch_progress progress_{0};                            // the running account
-  batch_result result_;                                   // counts so far
-  std::shared_ptr<char> alive_;                           // this batch's token; posted closures
-                                                          // hold it weakly
+  std::shared_ptr<const poster> post_;  // to the driving thread; shared with the
+                                        // requests in flight
+  finished_hook on_finished_;           // once, when the batch is over
+  std::size_t next_{0};                 // the next document to submit
+  std::size_t outstanding_{0};          // submitted, not answered
+  batch_progress progress_{0};          // the running account
+  batch_result result_;                 // counts so far
+  std::shared_ptr<char> alive_;         // this batch's token; posted closures
+                                        // hold it weakly
 };
 
 // `200 request=17 worker=w1 attempts=1 count_a=12 stored_as=17-foo.json 3.2ms  files/foo.json`;

@@ -103,8 +103,9 @@ class repl {
   // Ctrl-C: stops the batch, drops FTP's question, or clears the line.
   void on_interrupt();
 
-  void cmd_help(const arguments& args);
   void cmd_exit(const arguments& args);
+  // client/repl_help.cpp (with suggest() and complete()): help [COMMAND].
+  void cmd_help(const arguments& args);
   // client/repl_batch.cpp: send N | send FILE..., FTP, and the batch they start.
   void cmd_send(const arguments& args);
   void cmd_ftp(const arguments& args);
@@ -149,8 +150,5 @@ class repl {
   std::deque<std::uint64_t> recent_requests_;   // request numbers of recent 200s, newest last
                                                 // (at most 100), for `get` completion
 };
-
-// Levenshtein distance (bytes).
-std::size_t edit_distance(const std::string& a, const std::string& b);
 
 }  // namespace carico

@@ -90,8 +90,9 @@ void repl::start_batch(std::vector<std::shared_ptr<const document>> documents) {
   batch_->sender = std::make_unique<batch_sender>(
       client_, sending, [this](const reply& r, const document& doc) { on_batch_reply(r, doc); });
   if (interactive_) {
-    say("batch " + std::to_string(batch_->number) + ": sending " + std::to_string(documents.size()) +
-        " document" + (documents.size() == 1 ? "" : "s") + " to " + client_.options().endpoint +
+    say("batch " + std::to_string(batch_->number) + ": sending " +
+        std::to_string(documents.size()) + " document" + (documents.size() == 1 ? "" : "s") +
+        " to " + client_.options().endpoint +
         (batch_->show_replies ? "" : " (only failed replies shown; Ctrl-C stops)"));
   }
   batch_->sender->start(
@@ -110,14 +111,15 @@ void repl::on_batch_reply(const reply& r, const document& doc) {
 
 void repl::finish_batch(const batch_result& result) {
   const batch_progress& progress = batch_->sender->progress();
-  std::string text = "batch " + std::to_string(batch_->number) + (result.stopped ? " (stopped)" : "") + ": " +
-                     result.summary;
+  std::string text = "batch " + std::to_string(batch_->number) +
+                     (result.stopped ? " (stopped)" : "") + ": " + result.summary;
   const auto& codes = progress.codes();
   if (auto it = codes.find(504); it != codes.end() && it->second == progress.done()) {
-    text += "no reply within " + std::to_string(client_.options().timeout_ms) + " ms: is the broker at " +
-            client_.options().endpoint + " running, with workers? (try: workers)\n";
+    text += "no reply within " + std::to_string(client_.options().timeout_ms) +
+            " ms: is the broker at " + client_.options().endpoint +
+            " running, with workers? (try: workers)\n";
   }
-  batch_.reset();  // the sender too: this runs last in it
+  batch_.reset();                               // the sender too: this runs last in it
   if (editor_) editor_->set_status("", false);  // erased with the summary's print
   say(text);
 }
@@ -137,14 +139,15 @@ std::string repl::status_line() const {
   // Which broker answers now: it changes on a failover (several --connect endpoints).
   const std::string on = client_.broker();
   const batch_progress& progress = batch_->sender->progress();
-  return "[batch " + std::to_string(batch_->number) + "] " + progress.progress_line(progress.elapsed()) +
+  return "[batch " + std::to_string(batch_->number) + "] " +
+         progress.progress_line(progress.elapsed()) +
          (on.empty() ? " | no broker connected" : " | broker " + on);
 }
 
 std::string repl::batch_running() const {
   return "batch " + std::to_string(batch_->number) + " is still running (" +
-         std::to_string(batch_->sender->progress().done()) + " of " + std::to_string(batch_->sender->total()) +
-         " answered)";
+         std::to_string(batch_->sender->progress().done()) + " of " +
+         std::to_string(batch_->sender->total()) + " answered)";
 }
 
 }  // namespace carico

@@ -28,8 +28,8 @@ void repl::cmd_list(const arguments&) {
     std::string title = "-";
     document_result doc = load_document(paths[i]);
     if (doc) title = document_title(doc.value->payload).value_or("(no title)");
-    rows.push_back({fs::path(paths[i]).filename().string(), ec ? "?" : format_bytes(static_cast<double>(size)),
-                    display_text(title, 60)});
+    rows.push_back({fs::path(paths[i]).filename().string(),
+                    ec ? "?" : format_bytes(static_cast<double>(size)), display_text(title, 60)});
   }
   std::string text = render_table(rows);
   text += std::to_string(paths.size()) + " documents in " + options_.files_dir;

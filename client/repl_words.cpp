@@ -1,5 +1,6 @@
 #include "client/repl_words.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 
@@ -17,7 +18,8 @@ std::string lower_case(std::string s) {
   return s;
 }
 
-std::optional<std::uint64_t> typed_number(const std::string& text, std::uint64_t max, std::string& why) {
+std::optional<std::uint64_t> typed_number(const std::string& text, std::uint64_t max,
+                                          std::string& why) {
   // 19 digits always fit in 64 bits; more are beyond any max worth typing.
   bool digits = !text.empty() && text.size() <= 19;
   for (char c : text) digits = digits && c >= '0' && c <= '9';
@@ -36,6 +38,21 @@ std::optional<std::uint64_t> typed_number(const std::string& text, std::uint64_t
 bool looks_numeric(const std::string& word) {
   return !word.empty() && word.find_first_not_of("0123456789+-.eE") == std::string::npos &&
          word.find_first_of("0123456789") != std::string::npos;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace carico
