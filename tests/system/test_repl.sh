@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # carico-client's REPL: through a pseudo-terminal (tests/system/repl_driver.py:
-# send 5, FTP then 3, list, workers, errors, completion, help within 80
-# columns, Ctrl-C clearing the line, exit), then piped (plain lines, no control
+# send 5 (its status line naming the broker), FTP then 3, list, workers (after
+# the broker line), errors, completion, help within 80 columns, Ctrl-C clearing
+# the line, Ctrl-C stopping a batch, exit), then piped (plain lines, no control
 # characters, status with dates, help within 80 columns), the one-shot
 # `workers` (the REPL's table) and `send` (bare names, the summary), and
 # against a broker that does not answer.
