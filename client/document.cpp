@@ -119,7 +119,8 @@ document_batch pick_documents(const std::string& dir, std::size_t count, unsigne
   return out;
 }
 
-document_batch load_named_documents(const std::vector<std::string>& names, const std::string& files_dir) {
+document_batch load_named_documents(const std::vector<std::string>& names,
+                                    const std::string& files_dir) {
   document_batch out;
   std::map<std::string, std::shared_ptr<const document>> loaded;  // by name as given
   out.documents.reserve(names.size());

@@ -66,6 +66,7 @@ document_batch pick_documents(const std::string& dir, std::size_t count, unsigne
 // The documents named, in order (load_named_document: a bare name is also
 // looked for in files_dir); a name given twice is read once. The first name
 // that cannot be loaded sets error (load_named_document's) and nothing is kept.
-document_batch load_named_documents(const std::vector<std::string>& names, const std::string& files_dir);
+document_batch load_named_documents(const std::vector<std::string>& names,
+                                    const std::string& files_dir);
 
 }  // namespace carico

@@ -37,7 +37,8 @@ int ask_broker(carico::client& client, const std::string& service, bool json,
   if (json) {
     std::cout << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << carico::format_broker_line(client.broker(), client.options().endpoint) << format(result);
+    std::cout << carico::format_broker_line(client.broker(), client.options().endpoint)
+              << format(result);
   }
   return 0;
 }
@@ -202,8 +203,9 @@ int main(int argc, char** argv) {
     if (*send) {
       // Files as named (a bare name also found in --files, as the REPL does), or
       // --count picked at random from --files: the REPL's picker.
-      const carico::document_batch picked = count > 0 ? carico::pick_documents(dir, static_cast<std::size_t>(count), seed)
-                                                      : carico::load_named_documents(files, dir);
+      const carico::document_batch picked =
+          count > 0 ? carico::pick_documents(dir, static_cast<std::size_t>(count), seed)
+                    : carico::load_named_documents(files, dir);
       if (!picked) {
         std::cerr << "carico-client: " << picked.error << "\n";
         return exit_bad_input;

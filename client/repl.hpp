@@ -1,7 +1,9 @@
 // carico-client's interactive shell. On a terminal: libedit line editing,
 // history in ~/.carico_history, tab completion of commands and file names,
-// replies printed above the line being typed, a live progress line while a
-// batch runs and a summary when it ends. Piped (stdin or stdout not a
+// replies printed above the line being typed, a live progress line (naming
+// the broker the client is on) while a batch runs and a summary when it ends.
+// Batches go through batch_sender, documents are picked by pick_documents and
+// the broker's answers rendered by mmi_report, as in the one-shot commands. Piped (stdin or stdout not a
 // terminal): one command per input line, each finished before the next is
 // read, plain output lines, no prompt and no control characters.
 //
