@@ -32,7 +32,8 @@ struct batch_options {
   std::string service = "text";                        // where the documents go
   std::size_t window = 64;                             // requests outstanding at once (0: all)
   std::optional<std::chrono::milliseconds> timeout{};  // per request; the client's default if unset
-  bool json = false;                                   // print JSON objects instead of text lines
+  bool json = false;  // the ostream constructor prints JSON objects instead of text lines
+  // send() only (an event loop calls stop() instead):
   std::function<bool()> stop{};                // polled while sending: true submits nothing more
   std::chrono::milliseconds stop_grace{2000};  // once stopped, how long replies in flight may take
 };
@@ -44,8 +45,9 @@ struct batch_result {
   std::size_t failed{0};       // replies with any other code (local 504/503 included)
   std::size_t interrupted{0};  // documents left without a reply by a stop: never sent, or
                                // still in flight when stop_grace ran out
-  bool stopped{false};         // options.stop() said so before every document had its reply
-  std::string summary;         // the REPL's closing summary of the batch (batch_progress::summary)
+  bool stopped{false};         // options.stop() (send) or stop() (start) said so before every
+                               // document had its reply
+  std::string summary;         // the closing summary both print (batch_progress::summary)
   // True when something was sent and every reply was 200.
   bool all_ok() const { return sent > 0 && ok == sent; }
 };
