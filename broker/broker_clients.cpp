@@ -116,33 +116,46 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
 
 void broker::accept_request(std::string&& client, client_request&& message) {
   // While message.head_raw, the header is read here in place, from what the
-  // codec's raw_map read (client_head_). A key needs `client`, so a header
-  // with one is decoded; so is one the journal will read. (The access log
-  // reads the encoded header on its own thread.)
-  // What is read in place, found in one pass: `id`, and whether the header
-  // has a `client` (a key) or `request`/`attempt` (replaced per dispatch).
+  // codec's raw_map read (client_head_), and never decoded on the common path:
+  // `id`, `client` (a key), `timeout_ms`, and whether it has `request` or
+  // `attempt` (replaced per dispatch) are found in one pass. A `client` or an
+  // `id` of an unusual shape has the header decoded, as request_key reads it.
+  // (The access log reads the encoded header on its own thread.)
   const raw_map::entry* raw_id = nullptr;
-  bool raw_client = false;
+  const raw_map::entry* raw_client = nullptr;
   bool raw_reserved = false;
   std::optional<std::uint64_t> timeout_ms;  // the header's, when it has one
-  const bool was_raw = message.head_raw;
   std::string owner = owner_of(message);  // for the journal row; read before the frames move
+  std::optional<request_key_parts> key;
+  request_key_parts id_only;  // an unkeyed raw header's `client` and `id`, for its journal row
   if (message.head_raw) {
     for (const raw_map::entry& e : client_head_) {
       if (e.key == "id") {
         raw_id = &e;
       } else if (e.key == "client") {
-        raw_client = true;
+        raw_client = &e;
       } else if (e.key == "request" || e.key == "attempt") {
         raw_reserved = true;
       } else if (e.key == "timeout_ms") {
         timeout_ms = raw_map::as_uint(e.value);
       }
     }
+    const std::optional<std::string> id_text =
+        raw_id != nullptr ? id_json_text(raw_id->value) : std::nullopt;
+    const std::optional<std::string_view> name =
+        raw_client != nullptr ? raw_map::as_string(raw_client->value) : std::nullopt;
+    if ((raw_id != nullptr && !id_text) || (raw_client != nullptr && !name)) {
+      decode_head(message);
+      timeout_ms = message.head.get_uint("timeout_ms");
+    } else if (name && !name->empty() && id_text) {
+      key = request_key_parts{std::string(*name), *id_text, join_key(*name, *id_text)};
+    } else {
+      id_only.client = std::string(name.value_or(""));
+      id_only.client_id = id_text.value_or("");
+    }
+  } else {
+    timeout_ms = message.head.get_uint("timeout_ms");
   }
-  if (message.head_raw && (journal_ || raw_client)) decode_head(message);
-  if (!was_raw) timeout_ms = message.head.get_uint("timeout_ms");
-  std::optional<request_key_parts> key;
   if (!message.head_raw) key = request_key(message.head);
   if (journal_ && !journal_->writable() && !(key && keyed_.contains(key->text))) {
     // No outcome could be recorded, so nothing new is taken (the journal
@@ -232,7 +245,7 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   if (journal_) {
     journal_event e;
     e.what = journal_event::kind::received;
-    e.row = record_of(r, message.head, key ? &*key : nullptr);
+    e.row = record_of(r, message.head, key ? &*key : message.head_raw ? &id_only : nullptr);
     e.row.owner = std::move(owner);
     // A stock request is kept with no header: that is how a reload tells it.
     e.head = r.from == dialect::mdp ? std::string()

@@ -10,27 +10,6 @@
 namespace carico {
 namespace {
 
-// The reply header's `result` (whatever the service put there) as JSON text
-// for the journal row, read in place; a header raw_map leaves to
-// header::decode is decoded (a repeated key: the last value wins).
-void read_result(const zmq::message_t& head_frame, journal_record& row) {
-  raw_map head;
-  if (head.parse(head_frame.data(), head_frame.size())) {
-    const raw_map::entry* result = head.find("result");
-    if (result == nullptr) return;
-    try {
-      msgpack::object_handle h = msgpack::unpack(result->value.data(), result->value.size());
-      if (h.get().type == msgpack::type::MAP) row.result = to_json_text(h.get());
-    } catch (const std::exception&) {
-      row.result.clear();  // not MessagePack: no result recorded
-    }
-    return;
-  }
-  header_result decoded = header::decode(head_frame);
-  if (!decoded) return;
-  const msgpack::object* result = decoded.value->find("result");
-  if (result != nullptr && result->type == msgpack::type::MAP) row.result = to_json_text(*result);
-}
 
 }  // namespace
 
@@ -282,7 +261,7 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
-    read_result(head_frame, e.row);
+    e.result_head = std::string(encoded);  // row.result is read from it on the writer thread
     if (keep) {
       e.head = encoded;
       e.body = packed;

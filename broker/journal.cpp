@@ -284,6 +284,11 @@ void journal::writer_loop() {
 
 bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
                           std::vector<journal_event>* hold, std::string& error) {
+  for (journal_event& e : batch) {
+    if (e.result_head.empty()) continue;
+    e.row.result = result_json_of(e.result_head);
+    e.result_head = std::string();
+  }
   std::vector<journal_event*> held;
   std::uint64_t batch_max = 0;
   journal_batch b = fold_events(carried, batch, hold != nullptr, held, batch_max);

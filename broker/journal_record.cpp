@@ -2,7 +2,9 @@
 
 #include <msgpack.hpp>
 
+#include "shared/header.hpp"
 #include "shared/map_writer.hpp"  // string_sink
+#include "shared/raw_map.hpp"
 
 namespace carico {
 
@@ -155,6 +157,27 @@ std::vector<std::string> decode_frames(std::string_view blob) {
     out.clear();
   }
   return out;
+}
+
+// Read in place; a header raw_map leaves to header::decode is decoded (a
+// repeated key: the last value wins).
+std::string result_json_of(std::string_view reply_head) {
+  raw_map head;
+  if (head.parse(reply_head.data(), reply_head.size())) {
+    const raw_map::entry* result = head.find("result");
+    if (result == nullptr) return {};
+    try {
+      msgpack::object_handle h = msgpack::unpack(result->value.data(), result->value.size());
+      if (h.get().type == msgpack::type::MAP) return to_json_text(h.get());
+    } catch (const std::exception&) {
+    }
+    return {};  // not a MessagePack map: no result recorded
+  }
+  header_result decoded = header::decode(reply_head.data(), reply_head.size());
+  if (!decoded) return {};
+  const msgpack::object* result = decoded.value->find("result");
+  if (result != nullptr && result->type == msgpack::type::MAP) return to_json_text(*result);
+  return {};
 }
 
 }  // namespace carico

@@ -96,7 +96,12 @@ struct journal_event {
   std::string head;                   // received: request header; finished: reply header
   std::string body;                   // finished: reply frames 4.., see encode_frames()
   zmq::message_t payload;             // received: a copy sharing the client's buffer
+  std::string result_head;            // finished: the reply header, whose `result` the
+                                      // writer thread renders into row.result (off the loop)
 };
+
+// The `result` map of an encoded reply header as JSON text; "" for none.
+std::string result_json_of(std::string_view reply_head);
 
 // Frames packed into one blob (a MessagePack array of bin) and back.
 std::string encode_frames(const std::vector<zmq::message_t>& frames);

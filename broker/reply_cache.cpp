@@ -3,6 +3,8 @@
 #include <cstring>
 #include <functional>
 
+#include "shared/raw_map.hpp"
+
 namespace carico {
 namespace {
 
@@ -35,6 +37,15 @@ std::optional<request_key_parts> request_key(const header& head) {
   key.client_id = to_json_text(*id);
   key.text = join_key(key.client, key.client_id);
   return key;
+}
+
+std::optional<std::string> id_json_text(std::string_view encoded) {
+  if (std::optional<std::uint64_t> n = raw_map::as_uint(encoded)) return std::to_string(*n);
+  if (std::optional<std::string_view> s = raw_map::as_string(encoded)) {
+    return nlohmann::json(std::string(*s))
+        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return std::nullopt;
 }
 
 // parts: key, service, head, body.

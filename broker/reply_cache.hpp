@@ -31,6 +31,10 @@ struct request_key_parts {
 // The key of a request carrying both a string `client` and an `id`; nothing otherwise.
 std::optional<request_key_parts> request_key(const header& head);
 std::string join_key(std::string_view client, std::string_view client_id);
+// An encoded `id` value as request_key renders it (JSON text), read where it
+// lies when it is an unsigned integer or a string; nothing for another shape
+// (the caller decodes the header then).
+std::optional<std::string> id_json_text(std::string_view encoded);
 
 // A reply as sent, ready to be sent again (from memory or from the journal).
 struct cached_reply {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 namespace carico {
@@ -48,7 +49,8 @@ std::string format_reply_line(const reply& r, const std::string& file) {
     if (!reason.empty()) line += " error=" + nlohmann::json(reason).dump();
   }
   char latency[32];
-  std::snprintf(latency, sizeof latency, " %.1fms", static_cast<double>(r.latency.count()) / 1000.0);
+  std::snprintf(latency, sizeof latency, " %.1fms",
+                static_cast<double>(r.latency.count()) / 1000.0);
   line += latency;
   line += "  ";
   line += file;
@@ -62,84 +64,155 @@ nlohmann::json reply_json(const reply& r, const std::string& file) {
 }
 
 batch_sender::batch_sender(client& c, batch_options options, std::ostream& out)
-    : client_(c), options_(std::move(options)), out_(out) {}
+    : client_(c),
+      options_(std::move(options)),
+      out_(&out),
+      on_reply_([this](const reply& r, const document& doc) { print(r, doc); }) {}
+
+batch_sender::batch_sender(client& c, batch_options options, batch_reply_hook on_reply)
+    : client_(c), options_(std::move(options)), on_reply_(std::move(on_reply)) {}
+
+batch_sender::~batch_sender() = default;  // alive_ goes: closures still posted do nothing
+
+void batch_sender::prepare(std::vector<std::shared_ptr<const document>> documents, poster post,
+                           finished_hook on_finished) {
+  alive_ = std::make_shared<char>();  // a late reply of an earlier batch is not this one's
+  documents_ = std::move(documents);
+  post_ = std::make_shared<const poster>(std::move(post));
+  on_finished_ = std::move(on_finished);
+  next_ = 0;
+  outstanding_ = 0;
+  progress_ = batch_progress(documents_.size());
+  result_ = batch_result{};
+}
+
+void batch_sender::start(std::vector<std::shared_ptr<const document>> documents, poster post,
+                         finished_hook on_finished) {
+  prepare(std::move(documents), std::move(post), std::move(on_finished));
+  if (documents_.empty()) {
+    finish();
+  } else {
+    top_up();
+  }
+}
+
+void batch_sender::stop() {
+  result_.stopped = true;
+  if (on_finished_ && over()) finish();
+}
+
+void batch_sender::top_up() {
+  const std::size_t window = options_.window == 0 ? documents_.size() : options_.window;
+  while (!result_.stopped && next_ < documents_.size() && outstanding_ < window) {
+    const std::size_t index = next_++;
+    ++outstanding_;
+    ++result_.sent;
+    progress_.sent();
+    const document& doc = *documents_[index];
+    // The reply arrives on the I/O thread and is posted to the driving thread;
+    // by then the sender may be gone (a blocking send() that gave up).
+    client_.submit(
+        options_.service, nlohmann::json{{"title", doc.title}}, doc.payload,
+        [post = post_, alive = std::weak_ptr<char>(alive_), this, index](reply r) {
+          (*post)([alive, this, index, r = std::move(r)]() mutable {
+            if (alive.lock()) on_reply(index, std::move(r));
+          });
+        },
+        options_.timeout);
+  }
+}
+
+void batch_sender::on_reply(std::size_t index, reply r) {
+  --outstanding_;
+  progress_.completed(r);
+  if (r.ok()) {
+    ++result_.ok;
+  } else {
+    ++result_.failed;
+  }
+  if (on_reply_) on_reply_(r, *documents_[index]);
+  if (over()) {
+    finish();
+    return;
+  }
+  top_up();
+}
+
+bool batch_sender::over() const {
+  return outstanding_ == 0 && (result_.stopped || next_ >= documents_.size());
+}
+
+batch_result batch_sender::result() const {
+  batch_result out = result_;
+  out.interrupted = documents_.size() - out.ok - out.failed;
+  out.summary = progress_.summary(progress_.elapsed());
+  return out;
+}
+
+void batch_sender::finish() {
+  finished_hook done = std::move(on_finished_);
+  on_finished_ = nullptr;
+  if (done) done(result());  // last: it may destroy the sender
+}
 
 batch_result batch_sender::send(const std::vector<std::shared_ptr<const document>>& documents) {
-  // Replies arrive on the client's I/O thread; they are handed to this thread,
-  // which prints them and tops the window up. The hand-over outlives send():
-  // after a stop, requests still in flight complete later (at the latest when
-  // the client closes) into a queue nobody reads.
-  struct completion {
-    reply r;            // the reply
-    std::size_t index;  // which document
-  };
+  // The driving thread is this one: replies are handed over through a queue
+  // that outlives send(). After a stop, requests still in flight complete
+  // later (at the latest when the client closes) into a queue nobody reads.
   struct hand_over {
-    std::mutex mutex;              // guards done
-    std::condition_variable arrived;  // signalled on each push
-    std::deque<completion> done;   // replies not yet taken by send()
+    std::mutex mutex;                          // guards posted
+    std::condition_variable arrived;           // signalled on each push
+    std::deque<std::function<void()>> posted;  // replies not yet taken by send()
   };
   const auto shared = std::make_shared<hand_over>();
+  std::optional<batch_result> finished;
+  prepare(
+      documents,
+      [shared](std::function<void()> closure) {
+        std::lock_guard lock(shared->mutex);
+        shared->posted.push_back(std::move(closure));
+        shared->arrived.notify_one();
+      },
+      [&finished](const batch_result& r) { finished = r; });
 
-  const std::size_t window = options_.window == 0 ? documents.size() : options_.window;
   const auto poll_interval = std::chrono::milliseconds(100);
-  batch_result result;
-  batch_progress progress(documents.size());
-  std::size_t next = 0;
-  std::size_t outstanding = 0;
   std::optional<std::chrono::steady_clock::time_point> give_up;  // set once stopped
-  while (next < documents.size() || outstanding > 0) {
-    if (!give_up && options_.stop && options_.stop()) {
-      result.stopped = true;
-      give_up = std::chrono::steady_clock::now() + options_.stop_grace;
-    }
-    if (give_up && (outstanding == 0 || std::chrono::steady_clock::now() >= *give_up)) break;
-    while (!give_up && next < documents.size() && outstanding < window) {
-      const document& doc = *documents[next];
-      const std::size_t index = next++;
-      ++outstanding;
-      ++result.sent;
-      progress.sent();
-      client_.submit(
-          options_.service, nlohmann::json{{"title", doc.title}}, doc.payload,
-          [shared, index](reply r) {
-            std::lock_guard lock(shared->mutex);
-            shared->done.push_back({std::move(r), index});
-            shared->arrived.notify_one();
-          },
-          options_.timeout);
-    }
-    std::deque<completion> batch;
+  auto check_stop = [&] {
+    if (give_up || !options_.stop || !options_.stop()) return;
+    give_up = std::chrono::steady_clock::now() + options_.stop_grace;
+    stop();  // finishes at once when nothing is in flight
+  };
+  if (documents_.empty()) {
+    finish();
+  } else {
+    check_stop();
+    top_up();
+  }
+  while (!finished) {
+    std::deque<std::function<void()>> ready;
     {
       std::unique_lock lock(shared->mutex);
       // Bounded so that a stop is noticed, and a grace period ends, without a reply.
       auto until = std::chrono::steady_clock::now() + poll_interval;
       if (give_up && *give_up < until) until = *give_up;
-      shared->arrived.wait_until(lock, until, [&] { return !shared->done.empty(); });
-      batch.swap(shared->done);
+      shared->arrived.wait_until(lock, until, [&] { return !shared->posted.empty(); });
+      ready.swap(shared->posted);
     }
-    for (completion& c : batch) {
-      --outstanding;
-      progress.completed(c.r);
-      if (c.r.ok()) {
-        ++result.ok;
-      } else {
-        ++result.failed;
-      }
-      print(c.r, *documents[c.index]);
-    }
-    out_.flush();  // replies show up as they arrive, also in a pipe or a file
+    check_stop();  // before the replies: none of them tops the window up after a stop
+    for (auto& closure : ready) closure();
+    if (out_) out_->flush();  // replies show up as they arrive, also in a pipe or a file
+    if (!finished && give_up && std::chrono::steady_clock::now() >= *give_up) break;
   }
-  result.interrupted = documents.size() - result.ok - result.failed;
-  result.summary = progress.summary(progress.elapsed());
-  return result;
+  on_finished_ = nullptr;  // refers to this frame
+  return finished ? *finished : result();
 }
 
 void batch_sender::print(const reply& r, const document& doc) {
   if (options_.json) {
-    out_ << reply_json(r, doc.path).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-         << '\n';
+    *out_ << reply_json(r, doc.path).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+          << '\n';
   } else {
-    out_ << format_reply_line(r, doc.path) << '\n';
+    *out_ << format_reply_line(r, doc.path) << '\n';
   }
 }
 

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -90,6 +92,48 @@ std::vector<std::string> list_documents(const std::string& dir, std::string& err
   }
   std::sort(paths.begin(), paths.end());
   return paths;
+}
+
+document_batch pick_documents(const std::string& dir, std::size_t count, unsigned seed) {
+  document_batch out;
+  std::string why;
+  const std::vector<std::string> pool = list_documents(dir, why);
+  if (pool.empty()) {
+    out.error = "cannot pick documents: " + why;
+    return out;
+  }
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<std::size_t> pick(0, pool.size() - 1);
+  std::map<std::size_t, std::shared_ptr<const document>> loaded;  // by index in pool
+  out.documents.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t k = pick(random);
+    std::shared_ptr<const document>& doc = loaded[k];
+    if (!doc) {
+      document_result r = load_document(pool[k]);
+      if (!r) return document_batch{{}, "cannot read " + r.error};
+      doc = std::move(r.value);
+    }
+    out.documents.push_back(doc);
+  }
+  return out;
+}
+
+document_batch load_named_documents(const std::vector<std::string>& names,
+                                    const std::string& files_dir) {
+  document_batch out;
+  std::map<std::string, std::shared_ptr<const document>> loaded;  // by name as given
+  out.documents.reserve(names.size());
+  for (const std::string& name : names) {
+    std::shared_ptr<const document>& doc = loaded[name];
+    if (!doc) {
+      document_result r = load_named_document(name, files_dir);
+      if (!r) return document_batch{{}, r.error};
+      doc = std::move(r.value);
+    }
+    out.documents.push_back(doc);
+  }
+  return out;
 }
 
 }  // namespace carico

@@ -4,8 +4,11 @@
 //   auto doc = carico::load_document("files/pasta.json");
 //   if (!doc) std::cerr << doc.error;
 //   auto paths = carico::list_documents("files");   // every *.json, sorted
+//   carico::document_batch b = carico::pick_documents("files", 100, seed);  // `send N`
+//   if (!b) std::cerr << b.error;
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,5 +48,25 @@ std::optional<std::string> document_title(const std::string& payload);
 // The paths of the regular *.json files in dir, sorted. Sets error (and
 // returns nothing) when dir cannot be listed or holds no such file.
 std::vector<std::string> list_documents(const std::string& dir, std::string& error);
+
+// The documents of one batch, or why it cannot be made.
+struct document_batch {
+  std::vector<std::shared_ptr<const document>> documents;  // in sending order; repeats share one
+  std::string error;                                       // set on failure (documents then empty)
+  explicit operator bool() const { return error.empty(); }
+};
+
+// The document picker of `send N` (the REPL) and `carico-client send --count N`:
+// count documents drawn uniformly, with repeats, from dir's *.json
+// (list_documents); the same seed draws the same sequence. Each file is read
+// once however often it is drawn. Errors: "cannot pick documents: DIR: ..." when
+// dir has none, "cannot read PATH: ..." when a drawn file cannot be read.
+document_batch pick_documents(const std::string& dir, std::size_t count, unsigned seed);
+
+// The documents named, in order (load_named_document: a bare name is also
+// looked for in files_dir); a name given twice is read once. The first name
+// that cannot be loaded sets error (load_named_document's) and nothing is kept.
+document_batch load_named_documents(const std::vector<std::string>& names,
+                                    const std::string& files_dir);
 
 }  // namespace carico

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <csignal>
 #include <iostream>
-#include <map>
 #include <random>
 
 #include "client/batch_sender.hpp"
@@ -25,41 +24,6 @@ namespace {
 constexpr int exit_failed_replies = 1;  // something was not answered 200
 constexpr int exit_bad_input = 2;       // nothing sent: bad files or arguments
 
-// The documents to send: files as named (a bare name also found in dir, as the
-// REPL does), or count picked at random from dir.
-// Each file is read once however often it is picked. Returns false (after
-// printing why) when one cannot be read.
-bool gather(const std::vector<std::string>& files, long count, const std::string& dir,
-            unsigned seed, std::vector<std::shared_ptr<const carico::document>>& out) {
-  std::vector<std::string> paths = files;
-  if (count > 0) {
-    std::string error;
-    std::vector<std::string> pool = carico::list_documents(dir, error);
-    if (pool.empty()) {
-      std::cerr << "carico-client: " << error << "\n";
-      return false;
-    }
-    std::mt19937 random(seed);
-    std::uniform_int_distribution<std::size_t> pick(0, pool.size() - 1);
-    paths.clear();
-    for (long i = 0; i < count; ++i) paths.push_back(pool[pick(random)]);
-  }
-  std::map<std::string, std::shared_ptr<const carico::document>> loaded;
-  for (const std::string& path : paths) {
-    auto& doc = loaded[path];
-    if (!doc) {
-      carico::document_result r = carico::load_named_document(path, dir);
-      if (!r) {
-        std::cerr << "carico-client: " << r.error << "\n";
-        return false;
-      }
-      doc = r.value;
-    }
-    out.push_back(doc);
-  }
-  return true;
-}
-
 // Asks the broker an mmi question and prints the result as text or JSON; the
 // text opens with the broker that answered ("broker tcp://...").
 int ask_broker(carico::client& client, const std::string& service, bool json,
@@ -73,8 +37,7 @@ int ask_broker(carico::client& client, const std::string& service, bool json,
   if (json) {
     std::cout << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    const std::string on = client.broker();
-    std::cout << "broker " << (on.empty() ? client.options().endpoint : on) << "\n"
+    std::cout << carico::format_broker_line(client.broker(), client.options().endpoint)
               << format(result);
   }
   return 0;
@@ -238,8 +201,16 @@ int main(int argc, char** argv) {
   try {
     zmq::context_t context;
     if (*send) {
-      std::vector<std::shared_ptr<const carico::document>> documents;
-      if (!gather(files, count, dir, seed, documents)) return exit_bad_input;
+      // Files as named (a bare name also found in --files, as the REPL does), or
+      // --count picked at random from --files: the REPL's picker.
+      const carico::document_batch picked =
+          count > 0 ? carico::pick_documents(dir, static_cast<std::size_t>(count), seed)
+                    : carico::load_named_documents(files, dir);
+      if (!picked) {
+        std::cerr << "carico-client: " << picked.error << "\n";
+        return exit_bad_input;
+      }
+      const std::vector<std::shared_ptr<const carico::document>>& documents = picked.documents;
       if (options.protocol == carico::dialect::mdp) {
         // One request in flight per connection: the window is the connections.
         const std::size_t window = batch.window > 0 ? batch.window : documents.size();

@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <optional>
 #include <iterator>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -14,27 +14,12 @@
 namespace carico {
 namespace {
 
-// Text from the broker (worker names, hosts) as a terminal may show it: each
-// control character becomes '?', so an escape sequence in a name cannot reach
-// the terminal and a cell stays one word for scripts; at most max code points.
-std::string safe(std::string text, std::size_t max = 40) {
-  text = without_controls(std::move(text), '?');
-  std::size_t points = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && ++points > max) {
-      text.resize(i);
-      text += "...";
-      break;
-    }
-  }
-  return text;
-}
-
-std::string cell(const nlohmann::json& row, const char* key) {
+// A field as a cell: "-" when absent or null, strings through display_text.
+std::string cell(const nlohmann::json& row, const char* key, std::size_t max = 40) {
   if (!row.is_object()) return "-";
   auto it = row.find(key);
   if (it == row.end() || it->is_null()) return "-";
-  if (it->is_string()) return safe(it->get<std::string>());
+  if (it->is_string()) return display_text(it->get<std::string>(), max);
   if (it->is_number_float()) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", it->get<double>());
@@ -59,7 +44,8 @@ void flatten(const std::string& prefix, const nlohmann::json& value,
     }
     return;
   }
-  rows.push_back({safe(prefix, 200), value.is_string() ? safe(value.get<std::string>(), 200) : value.dump()});
+  rows.push_back({display_text(prefix, 200),
+                  value.is_string() ? display_text(value.get<std::string>(), 200) : value.dump()});
 }
 
 // "340 us", "12.5 ms", "3.20 s", "17 min", "5.2 h".
@@ -75,7 +61,73 @@ std::string duration_ms(double ms) {
   return buf;
 }
 
+// "2026-12-07 03:50:12" (UTC) of a unix ms time field; "-" when it is not one.
+std::string utc_time(const nlohmann::json& row, const char* key) {
+  auto it = row.find(key);
+  if (it == row.end() || !it->is_number_integer()) return "-";
+  const std::time_t t = static_cast<std::time_t>(it->get<std::int64_t>() / 1000);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return "-";
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+  return text;
+}
+
+// The rows of result[key] when it is an array of objects; else none.
+std::vector<const nlohmann::json*> listed(const nlohmann::json& result, const char* key) {
+  std::vector<const nlohmann::json*> rows;
+  if (!result.is_object()) return rows;
+  auto it = result.find(key);
+  if (it == result.end() || !it->is_array()) return rows;
+  for (const nlohmann::json& row : *it) {
+    if (row.is_object()) rows.push_back(&row);
+  }
+  return rows;
+}
+
 }  // namespace
+
+std::string display_text(std::string text, std::size_t max) {
+  text = without_controls(std::move(text), '?');
+  std::size_t points = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && ++points > max) {
+      text.resize(i);
+      text += "...";
+      break;
+    }
+  }
+  return text;
+}
+
+std::string format_broker_line(const std::string& on, const std::string& configured) {
+  return "broker " + display_text(on.empty() ? configured : on, 200) + "\n";
+}
+
+std::string format_history(const nlohmann::json& result) {
+  const std::vector<const nlohmann::json*> rows = listed(result, "requests");
+  if (rows.empty()) return "no requests yet\n";
+  std::vector<std::vector<std::string>> table{
+      {"REQUEST", "STATE", "CODE", "WORKER", "ATTEMPTS", "BYTES", "TITLE"}};
+  for (const nlohmann::json* row : rows) {
+    table.push_back({cell(*row, "request"), cell(*row, "state"), cell(*row, "code"),
+                     cell(*row, "worker", 60), cell(*row, "attempts"), cell(*row, "bytes"),
+                     cell(*row, "title", 60)});
+  }
+  return render_table(table);
+}
+
+std::string format_stored(const nlohmann::json& result) {
+  const std::vector<const nlohmann::json*> rows = listed(result, "documents");
+  if (rows.empty()) return "no stored documents\n";
+  std::vector<std::vector<std::string>> table{
+      {"REQUEST", "TITLE", "WORKER", "BYTES", "WHEN (UTC)"}};
+  for (const nlohmann::json* row : rows) {
+    table.push_back({cell(*row, "request"), cell(*row, "title", 60), cell(*row, "worker", 60),
+                     cell(*row, "bytes"), utc_time(*row, "completed_ms")});
+  }
+  return render_table(table);
+}
 
 std::string format_bytes(double bytes) {
   char buf[32];
@@ -107,9 +159,9 @@ std::string format_workers(const nlohmann::json& result) {
     if (it != result.end() && it->is_array()) workers = &*it;
   }
   if (workers == nullptr || workers->empty()) return "no workers\n";
-  std::vector<std::vector<std::string>> rows{
-      {"NAME", "STATE", "IN FLIGHT", "MEMORY", "LAST HEARTBEAT", "SERVICE", "PROTOCOL", "HOST",
-       "PID"}};
+  std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "IN FLIGHT", "MEMORY",
+                                              "LAST HEARTBEAT", "SERVICE", "PROTOCOL", "HOST",
+                                              "PID"}};
   for (const nlohmann::json& w : *workers) {
     if (!w.is_object()) continue;
     std::string memory = "-";
@@ -122,17 +174,20 @@ std::string format_workers(const nlohmann::json& result) {
       }
     }
     std::string seen = "-";
-    if (auto ms = number(w, "last_seen_ms")) seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
+    if (auto ms = number(w, "last_seen_ms"))
+      seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
     // Why a worker is not ready, when it says (its load report's reason).
     std::string state = cell(w, "state");
-    if (auto it = w.find("reason"); it != w.end() && it->is_string() && !it->get<std::string>().empty()) {
+    if (auto it = w.find("reason");
+        it != w.end() && it->is_string() && !it->get<std::string>().empty()) {
       state += " (" + it->get<std::string>() + ")";
     }
     // Its dialect and the heartbeat interval it is held to: "carico 500ms", "mdp 2500ms".
     std::string protocol = cell(w, "dialect");
-    if (auto ms = number(w, "heartbeat_ms")) protocol += " " + std::to_string(static_cast<long long>(*ms)) + "ms";
-    rows.push_back({cell(w, "name"), state, cell(w, "in_flight") + " / " + cell(w, "capacity"), memory,
-                    seen, cell(w, "service"), protocol, cell(w, "host"), cell(w, "pid")});
+    if (auto ms = number(w, "heartbeat_ms"))
+      protocol += " " + std::to_string(static_cast<long long>(*ms)) + "ms";
+    rows.push_back({cell(w, "name"), state, cell(w, "in_flight") + " / " + cell(w, "capacity"),
+                    memory, seen, cell(w, "service"), protocol, cell(w, "host"), cell(w, "pid")});
   }
   return render_table(rows);
 }
@@ -152,7 +207,8 @@ std::string format_request(const nlohmann::json& result) {
     if (is_time && value.is_number()) {
       const auto ms = value.get<std::int64_t>();
       std::string text = format_epoch_ms(ms);
-      if (key != "received_ms" && received) text += " (+" + duration_ms(static_cast<double>(ms) - *received) + ")";
+      if (key != "received_ms" && received)
+        text += " (+" + duration_ms(static_cast<double>(ms) - *received) + ")";
       shown[key.substr(0, key.size() - 3)] = text;
     } else if (key == "age_ms" && value.is_number()) {
       shown["age"] = duration_ms(value.get<double>());

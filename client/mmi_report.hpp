@@ -1,8 +1,11 @@
-// Plain-text renderings of the broker's mmi.workers, mmi.stats and mmi.request
-// results: one rendering each, for `carico-client workers` / `stats` and the
-// REPL's `workers` / `stats` / `status N` alike.
+// Plain-text renderings of the broker's mmi.workers, mmi.stats, mmi.request,
+// mmi.history and mmi.stored results: one rendering each, for `carico-client
+// workers` / `stats` and the REPL's `workers` / `stats` / `status N` /
+// `history` / `stored` alike. Text from the broker (names, titles) never
+// reaches the terminal with a control character in it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -15,6 +18,26 @@ namespace carico {
 // result is mmi.workers' `result` ({"workers": [...]}); missing fields print
 // as "-"; "no workers\n" when there are none.
 std::string format_workers(const nlohmann::json& result);
+
+// "broker tcp://127.0.0.1:5555\n": the first line of `workers` and `stats`,
+// one-shot or in the REPL. on is client::broker() (the endpoint the client is
+// on now); when it is empty (inproc, not connected yet), configured is shown.
+std::string format_broker_line(const std::string& on, const std::string& configured);
+
+// mmi.history's `result` ({"requests": [...]}) as a table, one request a row:
+//   REQUEST  STATE  CODE  WORKER  ATTEMPTS  BYTES  TITLE
+// "no requests yet\n" when there are none.
+std::string format_history(const nlohmann::json& result);
+
+// mmi.stored's `result` ({"documents": [...]}) as a table, one document a row:
+//   REQUEST  TITLE  WORKER  BYTES  WHEN (UTC)
+// "no stored documents\n" when there are none.
+std::string format_stored(const nlohmann::json& result);
+
+// text as a table cell or a quoted word: each control character becomes '?'
+// (an escape sequence cannot reach the terminal, a cell stays one line), and
+// text longer than max code points is cut there with "..." appended.
+std::string display_text(std::string text, std::size_t max);
 
 // `key  value` lines, aligned, nested maps (per service) flattened as a.b.
 std::string format_stats(const nlohmann::json& result);

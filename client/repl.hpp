@@ -1,7 +1,9 @@
 // carico-client's interactive shell. On a terminal: libedit line editing,
 // history in ~/.carico_history, tab completion of commands and file names,
-// replies printed above the line being typed, a live progress line while a
-// batch runs and a summary when it ends. Piped (stdin or stdout not a
+// replies printed above the line being typed, a live progress line (naming
+// the broker the client is on) while a batch runs and a summary when it ends.
+// Batches go through batch_sender, documents are picked by pick_documents and
+// the broker's answers rendered by mmi_report, as in the one-shot commands. Piped (stdin or stdout not a
 // terminal): one command per input line, each finished before the next is
 // read, plain output lines, no prompt and no control characters.
 //
@@ -14,11 +16,11 @@
 // I/O thread are posted to it through a pipe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,10 +29,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client/batch_sender.hpp"
 #include "client/client.hpp"
 #include "client/document.hpp"
 #include "client/line_editor.hpp"
-#include "client/progress.hpp"
 
 namespace carico {
 
@@ -85,7 +87,14 @@ class repl {
   std::optional<std::string> suggest(const std::string& word) const;
 
  private:
-  struct batch;
+  // The batch running: batch_sender does the sending and counting; the REPL
+  // prints, draws the status line and says how it ended.
+  struct batch {
+    unsigned number{0};                               // 1, 2, ... in this session
+    bool show_replies{true};                          // print each reply (else only failures)
+    std::chrono::steady_clock::time_point next_tick;  // next status line update
+    std::unique_ptr<batch_sender> sender;             // the batch engine
+  };
 
   void add_builtin_commands();
   void handle_line(const std::string& line);
@@ -93,11 +102,27 @@ class repl {
   void run_posted();
   bool busy() const;
   std::vector<std::string> complete(const std::string& before, const std::string& word) const;
+  // Ctrl-C: stops the batch, drops FTP's question, or clears the line.
+  void on_interrupt();
 
+  void cmd_exit(const arguments& args);
+  // client/repl_help.cpp (with suggest() and complete()): help [COMMAND].
   void cmd_help(const arguments& args);
-  void cmd_list(const arguments& args);
+  // client/repl_batch.cpp: send N | send FILE..., FTP, and the batch they start.
   void cmd_send(const arguments& args);
   void cmd_ftp(const arguments& args);
+  // Starts a batch of n random documents from files_dir; false (after an error) when it cannot.
+  bool send_random(std::uint64_t n);
+  void start_batch(std::vector<std::shared_ptr<const document>> documents);
+  void on_batch_reply(const reply& r, const document& doc);
+  void finish_batch(const batch_result& result);
+  void update_status();
+  // "[batch 3] sent 40/100  done 37 ... | broker tcp://..." for the running batch; "" when none.
+  std::string status_line() const;
+  // "batch 3 is still running (37 of 100 answered)".
+  std::string batch_running() const;
+  // client/repl_broker.cpp: list, workers, stats, status N, history [N].
+  void cmd_list(const arguments& args);
   void cmd_workers(const arguments& args);
   void cmd_stats(const arguments& args);
   void cmd_status(const arguments& args);
@@ -106,17 +131,6 @@ class repl {
   void cmd_get(const arguments& args);
   void cmd_stored(const arguments& args);
   void note_request(const reply& r);
-  void cmd_exit(const arguments& args);
-
-  // Starts a batch of n random documents from files_dir; false (after an error) when it cannot.
-  bool send_random(long n);
-  void start_batch(std::vector<std::shared_ptr<const document>> documents);
-  void top_up();
-  void on_batch_reply(std::size_t index, reply r);
-  void finish_batch();
-  void update_status();
-  // "[batch 3] sent 40/100  done 37 ..." for the running batch; "" when none.
-  std::string status_line() const;
 
   client& client_;                              // carries every request
   repl_options options_;                        // as configured
@@ -134,12 +148,9 @@ class repl {
   unsigned batch_number_{0};                    // batches started so far
   unsigned seed_;                               // the random pick's seed
   bool quit_{false};                            // leave run() after this command
-  bool exit_warned_{false};
+  bool exit_warned_{false};                     // `exit` during a batch asked for confirmation once
   std::deque<std::uint64_t> recent_requests_;   // request numbers of recent 200s, newest last
-                                                // (at most 100), for `get` completion                     // `exit` during a batch asked for confirmation once
+                                                // (at most 100), for `get` completion
 };
-
-// Levenshtein distance (bytes).
-std::size_t edit_distance(const std::string& a, const std::string& b);
 
 }  // namespace carico

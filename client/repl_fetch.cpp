@@ -1,62 +1,13 @@
 // The REPL's remote view of stored documents: `get N [FILE]` and `stored [N]`.
-#include <ctime>
 #include <limits>
 #include <string>
 
 #include "client/document_fetch.hpp"
+#include "client/mmi_report.hpp"
 #include "client/repl.hpp"
-#include "shared/text_table.hpp"
+#include "client/repl_words.hpp"
 
 namespace carico {
-namespace {
-
-// A request number typed by the user, or why it is not one.
-std::optional<std::uint64_t> typed_number(const std::string& text, std::uint64_t max,
-                                          std::string& why) {
-  std::uint64_t n = 0;
-  bool digits = !text.empty() && text.size() <= 19;
-  for (char c : text) digits = digits && c >= '0' && c <= '9';
-  if (digits) n = std::stoull(text);
-  if (!digits || n == 0) {
-    why = "N must be a positive integer, not '" + text + "'";
-    return std::nullopt;
-  }
-  if (n > max) {
-    why = "N must be at most " + std::to_string(max) + ", not " + text;
-    return std::nullopt;
-  }
-  return n;
-}
-
-// A table cell from a record field: "-" when absent; control bytes shown as '?'.
-std::string stored_cell(const nlohmann::json& row, const char* key) {
-  auto it = row.find(key);
-  if (it == row.end() || it->is_null()) return "-";
-  std::string s = it->is_string() ? it->get<std::string>() : it->dump();
-  for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  if (s.size() > 60) {  // cut on a UTF-8 character boundary
-    std::size_t cut = 57;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    s = s.substr(0, cut) + "...";
-  }
-  return s;
-}
-
-// "2026-12-07 03:50:12" (UTC) of a unix ms time.
-std::string utc_time(const nlohmann::json& row, const char* key) {
-  auto it = row.find(key);
-  if (it == row.end() || !it->is_number_integer()) return "-";
-  const std::time_t t = static_cast<std::time_t>(it->get<std::int64_t>() / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
-  return text;
-}
-
-}  // namespace
 
 void repl::note_request(const reply& r) {
   if (!r.ok()) return;
@@ -121,22 +72,7 @@ void repl::cmd_stored(const arguments& args) {
       error("mmi.stored: " + std::to_string(r.code) + " " + r.error());
       return;
     }
-    const nlohmann::json rows = r.head.value("result", nlohmann::json::object())
-                                    .value("documents", nlohmann::json::array());
-    if (rows.empty()) {
-      say("no stored documents");
-      return;
-    }
-    std::vector<std::vector<std::string>> table{
-        {"REQUEST", "TITLE", "WORKER", "BYTES", "WHEN (UTC)"}};
-    for (const nlohmann::json& row : rows) {
-      table.push_back({stored_cell(row, "request"), stored_cell(row, "title"),
-                       stored_cell(row, "worker"), stored_cell(row, "bytes"),
-                       utc_time(row, "completed_ms")});
-    }
-    std::string text = render_table(table);
-    text.pop_back();  // say() ends the line
-    say(text);
+    say(format_stored(r.head.value("result", nlohmann::json::object())));
   });
 }
 

@@ -21,9 +21,6 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::string sig_c(client_ext_signature);  // a carico client
-const std::string sig_w(worker_ext_signature);  // a carico worker
-const std::string sig_sc(client_signature);     // a stock MDP/0.1 client
 
 
 }  // namespace

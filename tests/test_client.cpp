@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -29,14 +32,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string sig_c(client_ext_signature);
-
-std::string msgpack_of(const json& j) {
-  header_result h = header::from_json(j);
-  REQUIRE(h);
-  return h.value->encode_string();
-}
 
 // A request as the fake broker saw it.
 struct seen_request {
@@ -113,7 +108,7 @@ class fake_broker {
                  {"attempts", 1},
                  {"result", {{"echo", r.payload}, {"count_a", 3}}}};
     if (code != 200) head["error"] = "failed on purpose";
-    std::vector<std::string> frames = {"", sig_c, r.service, msgpack_of(head)};
+    std::vector<std::string> frames = {"", sig_c, r.service, encode_json_header(head)};
     for (std::string& b : body) frames.push_back(std::move(b));
     send_raw(r.routing_id, frames);
   }
@@ -288,7 +283,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
   auto f = c.submit("text", json::object(), "doc");
   auto r = broker.recv();
   REQUIRE(r);
-  const std::string good_head = msgpack_of({{"id", r->head["id"]}, {"code", 200}});
+  const std::string good_head = encode_json_header({{"id", r->head["id"]}, {"code", 200}});
   const std::string trailing = good_head + "x";
   const std::vector<std::vector<std::string>> malformed = {
       {""},                                                  // no signature
@@ -297,14 +292,14 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
       {"junk", sig_c, "text", good_head},                    // frame 0 not empty
       {"", sig_c, "text"},                                   // no header
       {"", sig_c, "text", "\xc1\xc1 not msgpack"},           // not MessagePack
-      {"", sig_c, "text", msgpack_of(json::object()) + "\x93"},  // map + trailing bytes
+      {"", sig_c, "text", encode_json_header(json::object()) + "\x93"},  // map + trailing bytes
       {"", sig_c, "text", trailing},                         // trailing bytes
       {"", sig_c, "text", std::string("\x92\x01\x02", 3)},   // an array, not a map
-      {"", sig_c, "text", msgpack_of({{"code", 200}})},      // no id: cannot be matched
+      {"", sig_c, "text", encode_json_header({{"code", 200}})},      // no id: cannot be matched
       {"", std::string(client_signature), "text", good_head},  // a stock reply: not ours
   };
   for (const auto& frames : malformed) broker.send_raw(r->routing_id, frames);
-  broker.send_raw(r->routing_id, {"", sig_c, "text", msgpack_of({{"id", 999999}, {"code", 200}})});
+  broker.send_raw(r->routing_id, {"", sig_c, "text", encode_json_header({{"id", 999999}, {"code", 200}})});
   CHECK(f.wait_for(100ms) == std::future_status::timeout);
   broker.answer(*r);
   REQUIRE(ready(f));
@@ -318,7 +313,7 @@ TEST_CASE("client: malformed broker replies are dropped and the client goes on")
     auto g = c.submit("text", json::object(), "doc2");
     auto r2 = broker.recv();
     REQUIRE(r2);
-    broker.send_raw(r2->routing_id, {"", sig_c, "text", msgpack_of({{"id", r2->head["id"]}})});
+    broker.send_raw(r2->routing_id, {"", sig_c, "text", encode_json_header({{"id", r2->head["id"]}})});
     REQUIRE(ready(g));
     CHECK(g.get().code == 500);
   }
@@ -741,6 +736,136 @@ TEST_CASE("batch_sender: one line per reply, window respected, exit status") {
     broker.answer(seen[1]);  // too late: dropped, and send()'s frame is long gone
   }
 
+  SECTION("driven from an event loop: replies posted back, to the hook, then on_finished") {
+    fake_broker broker(context);
+    client c(context, options_for(broker));
+    // The event loop's queue: closures posted from the client's I/O thread, run here.
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::deque<std::function<void()>> posted;
+    auto post = [&](std::function<void()> event) {
+      std::lock_guard lock(mutex);
+      posted.push_back(std::move(event));
+      arrived.notify_one();
+    };
+    auto run_posted = [&] {  // what arrives within 2 s, run on this thread; how many
+      std::deque<std::function<void()>> events;
+      {
+        std::unique_lock lock(mutex);
+        arrived.wait_for(lock, 2000ms, [&] { return !posted.empty(); });
+        events.swap(posted);
+      }
+      for (auto& e : events) e();
+      return events.size();
+    };
+    std::vector<std::string> files;
+    std::optional<batch_result> finished;
+    batch_sender sender(c, {.window = 2}, [&](const reply& r, const document& d) {
+      CHECK(r.ok());
+      files.push_back(d.path);
+    });
+    sender.start(docs, post, [&](const batch_result& r) { finished = r; });
+    CHECK(sender.total() == 6);
+    CHECK(sender.outstanding() == 2);
+    std::vector<seen_request> first = broker.recv_n(2);
+    CHECK_FALSE(broker.recv(50ms));
+    broker.answer(first[0]);
+    REQUIRE(run_posted() == 1);  // counted, reported, and the window topped up
+    CHECK(files == std::vector<std::string>{docs[0]->path});
+    CHECK(sender.progress().done() == 1);
+    CHECK(sender.outstanding() == 2);
+    std::vector<seen_request> third = broker.recv_n(1);
+    CHECK(third[0].head["title"] == "T2");
+    sender.stop();  // Ctrl-C: nothing more is sent, the two in flight still count
+    CHECK(sender.stopped());
+    CHECK_FALSE(finished);
+    broker.answer(first[1]);
+    broker.answer(third[0]);
+    while (!finished && run_posted() > 0) {
+    }
+    REQUIRE(finished);
+    CHECK(finished->stopped);
+    CHECK(finished->sent == 3);
+    CHECK(finished->ok == 3);
+    CHECK(finished->interrupted == 3);
+    CHECK(files.size() == 3);
+    CHECK_THAT(finished->summary, Catch::StartsWith("3 documents in "));
+    CHECK_FALSE(broker.recv(100ms));  // nothing sent after the stop
+
+    // No documents: finished at once.
+    std::optional<batch_result> empty;
+    sender.start({}, post, [&](const batch_result& r) { empty = r; });
+    REQUIRE(empty);
+    CHECK(empty->sent == 0);
+    CHECK_FALSE(empty->all_ok());
+  }
+
+  SECTION("a reply posted after the sender is gone does nothing") {
+    fake_broker broker(context);
+    client c(context, options_for(broker));
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::deque<std::function<void()>> posted;
+    int hooked = 0, finished = 0;
+    {
+      batch_sender sender(c, {.window = 1}, [&](const reply&, const document&) { ++hooked; });
+      sender.start(
+          {docs[0]},
+          [&](std::function<void()> e) {
+            std::lock_guard lock(mutex);
+            posted.push_back(std::move(e));
+            arrived.notify_one();
+          },
+          [&](const batch_result&) { ++finished; });
+      broker.answer(broker.recv_n(1)[0]);
+      std::unique_lock lock(mutex);
+      arrived.wait_for(lock, 2000ms, [&] { return !posted.empty(); });
+    }  // the sender goes with the reply still posted
+    std::lock_guard lock(mutex);
+    REQUIRE(posted.size() == 1);
+    posted.front()();
+    CHECK(hooked == 0);
+    CHECK(finished == 0);
+  }
+
+  SECTION("a late reply of an abandoned batch does not count in the next one") {
+    fake_broker broker(context);
+    client c(context, options_for(broker));
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::deque<std::function<void()>> posted;
+    auto post = [&](std::function<void()> e) {
+      std::lock_guard lock(mutex);
+      posted.push_back(std::move(e));
+      arrived.notify_one();
+    };
+    auto take_posted = [&] {
+      std::unique_lock lock(mutex);
+      arrived.wait_for(lock, 2000ms, [&] { return !posted.empty(); });
+      std::deque<std::function<void()>> out;
+      out.swap(posted);
+      return out;
+    };
+    std::vector<std::string> files;
+    std::vector<batch_result> finished;
+    batch_sender sender(c, {.window = 1}, [&](const reply&, const document& d) { files.push_back(d.path); });
+    auto done = [&](const batch_result& r) { finished.push_back(r); };
+    sender.start({docs[0]}, post, done);
+    broker.answer(broker.recv_n(1)[0]);
+    std::deque<std::function<void()>> late = take_posted();  // not run yet
+    REQUIRE(late.size() == 1);
+    sender.start({docs[1]}, post, done);  // the first batch is abandoned
+    broker.answer(broker.recv_n(1)[0]);
+    late.front()();  // the first batch's reply: dropped
+    CHECK(files.empty());
+    CHECK(sender.outstanding() == 1);
+    for (auto& e : take_posted()) e();
+    CHECK(files == std::vector<std::string>{docs[1]->path});
+    REQUIRE(finished.size() == 1);
+    CHECK(finished[0].sent == 1);
+    CHECK(finished[0].ok == 1);
+  }
+
   SECTION("no broker: every request times out with 504") {
     client_options o;
     o.endpoint = unique_endpoint("nobody");  // inproc: no monitor, no early 503
@@ -862,6 +987,62 @@ TEST_CASE("documents: titles, folders and unreadable files") {
   error.clear();
   CHECK(list_documents((dir.path / "empty").string(), error).empty());
   CHECK(error.find("no *.json") != std::string::npos);
+}
+
+TEST_CASE("document picker: send N draws from the folder, send FILE... loads each once") {
+  temp_dir dir;
+  const std::string a = dir.write("a.json", R"({"titolo": "A"})");
+  const std::string b = dir.write("b.json", R"({"titolo": "B"})");
+  const std::string c = dir.write("c.json", R"({"titolo": "C"})");
+
+  SECTION("N drawn uniformly with repeats, the same for the same seed, each file read once") {
+    document_batch first = pick_documents(dir.path.string(), 300, 7);
+    REQUIRE(first);
+    REQUIRE(first.documents.size() == 300);
+    std::map<std::string, std::set<const document*>> by_path;  // one object per file
+    for (const auto& d : first.documents) by_path[d->path].insert(d.get());
+    CHECK(by_path.size() == 3);  // 300 draws from 3 files: each drawn
+    CHECK((by_path.count(a) == 1 && by_path.count(b) == 1 && by_path.count(c) == 1));
+    for (const auto& [path, objects] : by_path) CHECK(objects.size() == 1);
+    document_batch again = pick_documents(dir.path.string(), 300, 7);
+    document_batch other = pick_documents(dir.path.string(), 300, 8);
+    auto paths = [](const document_batch& x) {
+      std::vector<std::string> out;
+      for (const auto& d : x.documents) out.push_back(d->path);
+      return out;
+    };
+    CHECK(paths(again) == paths(first));
+    CHECK(paths(other) != paths(first));
+    CHECK(pick_documents(dir.path.string(), 0, 7).documents.empty());
+  }
+
+  SECTION("a folder without documents, or an unreadable draw, is an error") {
+    document_batch none = pick_documents((dir.path / "none").string(), 3, 1);
+    CHECK_FALSE(none);
+    CHECK(none.documents.empty());
+    CHECK(none.error.rfind("cannot pick documents: " + (dir.path / "none").string() + ": ", 0) == 0);
+    fs::create_directory(dir.path / "odd");
+    dir.write("odd/x.json", "{}");
+    fs::permissions(dir.path / "odd" / "x.json", fs::perms::none);
+    if (!std::ifstream(dir.path / "odd" / "x.json")) {  // root reads it anyway
+      document_batch unreadable = pick_documents((dir.path / "odd").string(), 2, 1);
+      CHECK_FALSE(unreadable);
+      CHECK(unreadable.error.rfind("cannot read " + (dir.path / "odd" / "x.json").string(), 0) == 0);
+    }
+  }
+
+  SECTION("names in order, bare ones found in the folder, a repeated name read once") {
+    document_batch named = load_named_documents({"b.json", a, "b.json"}, dir.path.string());
+    REQUIRE(named);
+    REQUIRE(named.documents.size() == 3);
+    CHECK(named.documents[0]->path == b);
+    CHECK(named.documents[1]->path == a);
+    CHECK(named.documents[2] == named.documents[0]);
+    document_batch missing = load_named_documents({"a.json", "zz.json"}, dir.path.string());
+    CHECK_FALSE(missing);
+    CHECK(missing.documents.empty());
+    CHECK(missing.error == "no such file: zz.json (looked in . and " + dir.path.string() + "/)");
+  }
 }
 
 TEST_CASE("files/: the shipped samples are documents in the original format") {

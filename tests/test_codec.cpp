@@ -11,33 +11,11 @@
 #include "tests/support/fake_peers.hpp"
 
 using namespace carico;
+using namespace carico::test;
 
 namespace {
 
-zmq::multipart_t frames_of(std::initializer_list<std::string> parts) {
-  zmq::multipart_t frames;
-  for (const std::string& p : parts) frames.addmem(p.data(), p.size());
-  return frames;
-}
-
-std::vector<std::string> strings_of(const zmq::multipart_t& frames) {
-  std::vector<std::string> out;
-  for (const zmq::message_t& f : frames) out.push_back(f.to_string());
-  return out;
-}
-
-std::string map_of(const nlohmann::json& j) {
-  carico::header_result h = header::from_json(j);
-  REQUIRE(h);
-  return h.value->encode_string();
-}
-
 const std::string empty_map = header().encode_string();
-const std::string sig_c(client_ext_signature);   // a carico client
-const std::string sig_w(worker_ext_signature);   // a carico worker
-const std::string sig_sc(client_signature);      // a stock MDP/0.1 client
-const std::string sig_sw(worker_signature);      // a stock MDP/0.1 worker
-std::string cmd(command c) { return std::string(1, static_cast<char>(c)); }
 
 }  // namespace
 
@@ -70,7 +48,7 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     return frames_of({"", sig_c, "echo", head, "p"});
   };
   SECTION("a header raw_map reads stays in its frame, and decodes the same later") {
-    const std::string head = map_of({{"id", 9}, {"n", 1}});
+    const std::string head = encode_json_header({{"id", 9}, {"n", 1}});
     REQUIRE(head.size() < 33);  // its bytes live inside the message_t through the moves
     decoded<client_request> r =
         decode_client_request(request_with(head), nullptr, header_mode::keep_raw);
@@ -93,7 +71,8 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
   }
   SECTION("the map the codec read is handed over, and follows the frame once rebased") {
     for (const std::string& head :
-         {map_of({{"id", 9}, {"n", 1}}), map_of({{"id", 9}, {"title", std::string(60, 't')}})}) {
+         {encode_json_header({{"id", 9}, {"n", 1}}),
+          encode_json_header({{"id", 9}, {"title", std::string(60, 't')}})}) {
       raw_map read;
       decoded<client_request> r =
           decode_client_request(request_with(head), nullptr, header_mode::keep_raw, &read);
@@ -127,8 +106,8 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
   }
   SECTION("a stock request has no header to keep") {
     decoded<client_request> r =
-        decode_client_request(frames_of({"", sig_sc, "echo", map_of({{"id", 1}})}), nullptr,
-                              header_mode::keep_raw);
+        decode_client_request(frames_of({"", sig_sc, "echo", encode_json_header({{"id", 1}})}),
+                              nullptr, header_mode::keep_raw);
     REQUIRE(r);
     CHECK(r->from == dialect::mdp);
     CHECK_FALSE(r->head_raw);
@@ -146,7 +125,7 @@ TEST_CASE("a stock request's body is opaque frames, never a header", "[codec][cl
   CHECK(r->payload.to_string() == "hello");
   CHECK(r->more.empty());
   SECTION("even when the single frame is a MessagePack map") {
-    const std::string code_404 = map_of({{"code", 404}});
+    const std::string code_404 = encode_json_header({{"code", 404}});
     decoded<client_request> m = decode_client_request(frames_of({"", sig_sc, "echo", code_404}));
     REQUIRE(m);
     CHECK(m->head.size() == 0);
@@ -160,12 +139,12 @@ TEST_CASE("a stock request's body is opaque frames, never a header", "[codec][cl
     CHECK(two->payload.to_string() == empty_map);
     REQUIRE(two->more.size() == 1);
     CHECK(two->more[0].to_string() == "part2");
-    decoded<client_request> three =
-        decode_client_request(frames_of({"", sig_sc, "echo", "a", map_of({{"k", 1}}), "c"}));
+    decoded<client_request> three = decode_client_request(
+        frames_of({"", sig_sc, "echo", "a", encode_json_header({{"k", 1}}), "c"}));
     REQUIRE(three);
     CHECK(three->body_frames == 3);
     REQUIRE(three->more.size() == 2);
-    CHECK(three->more[0].to_string() == map_of({{"k", 1}}));
+    CHECK(three->more[0].to_string() == encode_json_header({{"k", 1}}));
     CHECK(three->more[1].to_string() == "c");
   }
   SECTION("one empty frame is a body; no frame at all is malformed (RFC 7: one or more)") {
@@ -316,7 +295,7 @@ TEST_CASE("READY round trip", "[codec][worker]") {
   worker_info info{"w1", 4, 1234, "host-a", 250};
   zmq::multipart_t frames = encode_ready(dialect::carico, "text", info);
   REQUIRE(frames.size() == 5);
-  CHECK(frames[2].to_string() == cmd(command::ready));
+  CHECK(frames[2].to_string() == command_frame(command::ready));
   decoded<worker_message> m = decode_worker_message(std::move(frames));
   INFO(m.error);
   REQUIRE(m);
@@ -331,26 +310,27 @@ TEST_CASE("READY round trip", "[codec][worker]") {
 
   SECTION("a stock MDP READY is the service alone") {
     zmq::multipart_t stock = encode_ready(dialect::mdp, "echo", info);
-    CHECK(strings_of(stock) == std::vector<std::string>{"", sig_sw, cmd(command::ready), "echo"});
+    CHECK(strings_of(stock) ==
+          std::vector<std::string>{"", sig_sw, command_frame(command::ready), "echo"});
     decoded<worker_message> plain = decode_worker_message(std::move(stock));
     REQUIRE(plain);
     CHECK(plain->from == dialect::mdp);
     CHECK(plain->service == "echo");
     CHECK_FALSE(plain->info);
     // An info map is carico's: a stock READY with one is malformed.
-    CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_sw, cmd(command::ready), "echo", map_of({{"name", "n"}})})));
+    CHECK_FALSE(decode_worker_message(frames_of(
+        {"", sig_sw, command_frame(command::ready), "echo", encode_json_header({{"name", "n"}})})));
   }
   SECTION("a carico READY may leave out its info map") {
     decoded<worker_message> bare =
-        decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "echo"}));
+        decode_worker_message(frames_of({"", sig_w, command_frame(command::ready), "echo"}));
     REQUIRE(bare);
     CHECK(bare->from == dialect::carico);
     CHECK_FALSE(bare->info);
   }
   SECTION("info keys are optional; capacity defaults to 1") {
-    decoded<worker_message> some = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::ready), "echo", map_of({{"name", "n"}})}));
+    decoded<worker_message> some = decode_worker_message(frames_of(
+        {"", sig_w, command_frame(command::ready), "echo", encode_json_header({{"name", "n"}})}));
     REQUIRE(some);
     REQUIRE(some->info);
     CHECK(some->info->name == "n");
@@ -359,35 +339,36 @@ TEST_CASE("READY round trip", "[codec][worker]") {
     CHECK(some->info->heartbeat_ms == 0);  // not said: the broker's own interval
   }
   SECTION("unknown info keys are ignored") {
-    CHECK(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::ready), "echo", map_of({{"version", "2"}})})));
+    CHECK(decode_worker_message(frames_of({"", sig_w, command_frame(command::ready), "echo",
+                                           encode_json_header({{"version", "2"}})})));
   }
 }
 
 TEST_CASE("READY with bad info is rejected", "[codec][worker]") {
   auto ready_with = [](const std::string& info) {
-    return decode_worker_message(frames_of({"", sig_w, cmd(command::ready), "text", info}));
+    return decode_worker_message(
+        frames_of({"", sig_w, command_frame(command::ready), "text", info}));
   };
-  CHECK_FALSE(ready_with(map_of({{"name", 5}})));
-  CHECK_FALSE(ready_with(map_of({{"capacity", "2"}})));
-  CHECK_FALSE(ready_with(map_of({{"capacity", -1}})));
-  CHECK_FALSE(ready_with(map_of({{"capacity", 0}})));
-  CHECK_FALSE(ready_with(map_of({{"capacity", 2.5}})));
-  CHECK_FALSE(ready_with(map_of({{"pid", "12"}})));
-  CHECK_FALSE(ready_with(map_of({{"host", nlohmann::json::array()}})));
-  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", 9}})));
-  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", 60001}})));
-  CHECK_FALSE(ready_with(map_of({{"heartbeat_ms", "500"}})));
-  CHECK(ready_with(map_of({{"heartbeat_ms", 10}})));
-  CHECK(ready_with(map_of({{"heartbeat_ms", 60000}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"name", 5}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"capacity", "2"}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"capacity", -1}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"capacity", 0}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"capacity", 2.5}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"pid", "12"}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"host", nlohmann::json::array()}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"heartbeat_ms", 9}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"heartbeat_ms", 60001}})));
+  CHECK_FALSE(ready_with(encode_json_header({{"heartbeat_ms", "500"}})));
+  CHECK(ready_with(encode_json_header({{"heartbeat_ms", 10}})));
+  CHECK(ready_with(encode_json_header({{"heartbeat_ms", 60000}})));
   CHECK_FALSE(ready_with("not a map"));
   CHECK_FALSE(ready_with(""));
   CHECK_FALSE(ready_with(empty_map + "x"));
   // Missing or bad service, too many frames.
-  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::ready)})));
-  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::ready), ""})));
+  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, command_frame(command::ready)})));
+  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, command_frame(command::ready), ""})));
   CHECK_FALSE(decode_worker_message(
-      frames_of({"", sig_w, cmd(command::ready), "text", empty_map, "extra"})));
+      frames_of({"", sig_w, command_frame(command::ready), "text", empty_map, "extra"})));
 }
 
 TEST_CASE("REQUEST round trip", "[codec][worker]") {
@@ -399,7 +380,7 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
   doc.emplace_back(std::string_view("doc"));
   zmq::multipart_t frames =
       encode_request(dialect::carico, zmq::message_t(std::string("client-id")), h, std::move(doc));
-  CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::request),
+  CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, command_frame(command::request),
                                                        "client-id", "", h.encode_string(), "doc"});
   decoded<worker_message> m = decode_worker_message(std::move(frames));
   REQUIRE(m);
@@ -412,12 +393,12 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
   CHECK(m->body[0].to_string() == "doc");
 
   SECTION("a carico REQUEST carries a stock client's body frames after the header") {
-    decoded<worker_message> none =
-        decode_worker_message(frames_of({"", sig_w, cmd(command::request), "c", "", empty_map}));
+    decoded<worker_message> none = decode_worker_message(
+        frames_of({"", sig_w, command_frame(command::request), "c", "", empty_map}));
     REQUIRE(none);
     CHECK(none->body.empty());
     decoded<worker_message> two = decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "c", "", empty_map, "p", "q"}));
+        frames_of({"", sig_w, command_frame(command::request), "c", "", empty_map, "p", "q"}));
     REQUIRE(two);
     CHECK(two->body.size() == 2);
   }
@@ -427,8 +408,9 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
     body.emplace_back(std::string_view("q"));
     zmq::multipart_t frames =
         encode_request(dialect::mdp, zmq::message_t(std::string("7")), h, std::move(body));
-    CHECK(strings_of(frames) ==
-          std::vector<std::string>{"", sig_sw, cmd(command::request), "7", "", empty_map, "q"});
+    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_sw,
+                                                         command_frame(command::request), "7", "",
+                                                         empty_map, "q"});
     decoded<worker_message> m = decode_worker_message(std::move(frames));
     REQUIRE(m);
     CHECK(m->from == dialect::mdp);
@@ -437,14 +419,18 @@ TEST_CASE("REQUEST round trip", "[codec][worker]") {
     CHECK(m->body[0].to_string() == empty_map);
   }
   SECTION("malformed REQUEST") {
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::request), "c", ""})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_w, command_frame(command::request), "c", ""})));
     CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "c", "x", empty_map, "p"})));
+        frames_of({"", sig_w, command_frame(command::request), "c", "x", empty_map, "p"})));
     CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::request), "c", "", "bad", "p"})));
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c"})));
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c", ""})));
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::request), "c", "x"})));
+        frames_of({"", sig_w, command_frame(command::request), "c", "", "bad", "p"})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::request), "c"})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::request), "c", ""})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::request), "c", "x"})));
   }
 }
 
@@ -480,10 +466,11 @@ TEST_CASE("send_addressed sends the frames encode_request and encode_reply make"
     zmq::message_t head = h.encode();
     zmq::message_t payload(std::string_view("doc"));
     REQUIRE(send_addressed(out, "w", dialect::mdp, command::request, "9", &head, &payload, 1));
-    CHECK(received() ==
-          std::vector<std::string>{"w", "", sig_sw, cmd(command::request), "9", "", "doc"});
+    CHECK(received() == std::vector<std::string>{"w", "", sig_sw, command_frame(command::request),
+                                                 "9", "", "doc"});
     REQUIRE(send_addressed(out, "w", dialect::mdp, command::request, "9", nullptr, nullptr, 0));
-    CHECK(received() == std::vector<std::string>{"w", "", sig_sw, cmd(command::request), "9", ""});
+    CHECK(received() ==
+          std::vector<std::string>{"w", "", sig_sw, command_frame(command::request), "9", ""});
   }
   SECTION("REPLY without a routing id, as a worker sends it, with 0 to 2 body frames") {
     for (std::size_t n = 0; n <= 2; ++n) {
@@ -517,8 +504,8 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
     body.emplace_back(std::string_view("result"));
     zmq::multipart_t frames =
         encode_reply(dialect::carico, zmq::message_t(std::string("cid")), h, std::move(body));
-    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::reply), "cid",
-                                                         "", h.encode_string(), "result"});
+    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, command_frame(command::reply),
+                                                         "cid", "", h.encode_string(), "result"});
     decoded<worker_message> m = decode_worker_message(std::move(frames));
     REQUIRE(m);
     CHECK(m->cmd == command::reply);
@@ -536,37 +523,41 @@ TEST_CASE("REPLY round trip", "[codec][worker]") {
     CHECK(m->body.empty());
   }
   SECTION("a stock reply: every frame is body, maps included") {
-    decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_sw, cmd(command::reply), "cid", "", map_of({{"code", 404}}), "world"}));
+    decoded<worker_message> m =
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::reply), "cid", "",
+                                         encode_json_header({{"code", 404}}), "world"}));
     REQUIRE(m);
     CHECK(m->from == dialect::mdp);
     CHECK_FALSE(m->head);
     REQUIRE(m->body.size() == 2);
-    CHECK(m->body[0].to_string() == map_of({{"code", 404}}));
+    CHECK(m->body[0].to_string() == encode_json_header({{"code", 404}}));
     CHECK(m->body[1].to_string() == "world");
     // RFC 7: frames 6+ are the body; a stock REPLY without one is malformed.
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, cmd(command::reply), "cid", ""})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::reply), "cid", ""})));
   }
   SECTION("a carico reply's frame 5 must be a header: the dialect is never guessed") {
     CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", "hello", "world"})));
+        frames_of({"", sig_w, command_frame(command::reply), "cid", "", "hello", "world"})));
     CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_w, cmd(command::reply), "cid", "", empty_map + "x"})));
+        frames_of({"", sig_w, command_frame(command::reply), "cid", "", empty_map + "x"})));
   }
   SECTION("malformed REPLY") {
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid", ""})));
-    CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid"})));
     CHECK_FALSE(
-        decode_worker_message(frames_of({"", sig_w, cmd(command::reply), "cid", "x", empty_map})));
+        decode_worker_message(frames_of({"", sig_w, command_frame(command::reply), "cid", ""})));
+    CHECK_FALSE(
+        decode_worker_message(frames_of({"", sig_w, command_frame(command::reply), "cid"})));
+    CHECK_FALSE(decode_worker_message(
+        frames_of({"", sig_w, command_frame(command::reply), "cid", "x", empty_map})));
   }
 }
 
 TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][worker]") {
   auto reply_with = [](const std::string& head) {
-    return frames_of({"", sig_w, cmd(command::reply), "cid", "", head, "result"});
+    return frames_of({"", sig_w, command_frame(command::reply), "cid", "", head, "result"});
   };
   SECTION("a small header (its bytes live inside the message_t) survives the moves") {
-    const std::string head = map_of({{"request", 3}, {"code", 200}});
+    const std::string head = encode_json_header({{"request", 3}, {"code", 200}});
     REQUIRE(head.size() < 33);
     decoded<worker_message> m = decode_worker_message(reply_with(head), header_mode::keep_raw);
     REQUIRE(m);
@@ -582,8 +573,9 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
   }
   SECTION("the map the codec read is handed over, and follows the frame once rebased") {
     raw_map read;
-    decoded<worker_message> m = decode_worker_message(
-        reply_with(map_of({{"request", 3}, {"code", 200}})), header_mode::keep_raw, &read);
+    decoded<worker_message> m =
+        decode_worker_message(reply_with(encode_json_header({{"request", 3}, {"code", 200}})),
+                              header_mode::keep_raw, &read);
     REQUIRE(m);
     REQUIRE(m->head_frame.size() > 0);
     read.rebase(m->head_frame.data());
@@ -602,26 +594,28 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     CHECK(m->body.size() == 1);
   }
   SECTION("a stock reply is still all body") {
-    decoded<worker_message> m = decode_worker_message(
-        frames_of({"", sig_sw, cmd(command::reply), "cid", "", map_of({{"request", 3}}), "world"}),
-        header_mode::keep_raw);
+    decoded<worker_message> m =
+        decode_worker_message(frames_of({"", sig_sw, command_frame(command::reply), "cid", "",
+                                         encode_json_header({{"request", 3}}), "world"}),
+                              header_mode::keep_raw);
     REQUIRE(m);
     CHECK_FALSE(m->head);
     CHECK(m->head_frame.size() == 0);
     CHECK(m->body.size() == 2);
   }
   SECTION("without keep_raw nothing changes") {
-    decoded<worker_message> m = decode_worker_message(reply_with(map_of({{"request", 3}})));
+    decoded<worker_message> m =
+        decode_worker_message(reply_with(encode_json_header({{"request", 3}})));
     REQUIRE(m);
     REQUIRE(m->head);
     CHECK(m->head_frame.size() == 0);
   }
   SECTION("a REQUEST header is kept the same way") {
     auto request_with = [](const std::string& head) {
-      return frames_of({"", sig_w, cmd(command::request), "cid", "", head, "p"});
+      return frames_of({"", sig_w, command_frame(command::request), "cid", "", head, "p"});
     };
     raw_map read;
-    const std::string head = map_of({{"request", 1}, {"attempt", 2}});
+    const std::string head = encode_json_header({{"request", 1}, {"attempt", 2}});
     decoded<worker_message> m =
         decode_worker_message(request_with(head), header_mode::keep_raw, &read);
     REQUIRE(m);
@@ -648,7 +642,8 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
 TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
   SECTION("bare") {
     zmq::multipart_t frames = encode_heartbeat(dialect::carico);
-    CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::heartbeat)});
+    CHECK(strings_of(frames) ==
+          std::vector<std::string>{"", sig_w, command_frame(command::heartbeat)});
     decoded<worker_message> m = decode_worker_message(std::move(frames));
     REQUIRE(m);
     CHECK(m->cmd == command::heartbeat);
@@ -669,9 +664,9 @@ TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
   SECTION("a stock heartbeat is bare, and a load report makes one malformed") {
     load_report load;
     CHECK(strings_of(encode_heartbeat(dialect::mdp, &load)) ==
-          std::vector<std::string>{"", sig_sw, cmd(command::heartbeat)});
-    CHECK_FALSE(decode_worker_message(
-        frames_of({"", sig_sw, cmd(command::heartbeat), map_of({{"state", "ready"}})})));
+          std::vector<std::string>{"", sig_sw, command_frame(command::heartbeat)});
+    CHECK_FALSE(decode_worker_message(frames_of({"", sig_sw, command_frame(command::heartbeat),
+                                                 encode_json_header({{"state", "ready"}})})));
   }
   SECTION("every state round trips") {
     for (worker_state s : {worker_state::ready, worker_state::overload, worker_state::drain}) {
@@ -684,8 +679,9 @@ TEST_CASE("HEARTBEAT round trip", "[codec][worker]") {
     }
   }
   SECTION("integers are accepted for percentages, keys are optional") {
-    auto m = decode_worker_message(frames_of(
-        {"", sig_w, cmd(command::heartbeat), map_of({{"mem_percent", 3}, {"cpu_percent", -1}})}));
+    auto m = decode_worker_message(
+        frames_of({"", sig_w, command_frame(command::heartbeat),
+                   encode_json_header({{"mem_percent", 3}, {"cpu_percent", -1}})}));
     REQUIRE(m);
     CHECK(m->load->state == worker_state::ready);
     CHECK(m->load->mem_percent == Approx(3));
@@ -696,8 +692,8 @@ TEST_CASE("an unknown load state counts as overload", "[codec][worker]") {
   CHECK(parse_state("busy") == worker_state::overload);
   CHECK(parse_state("") == worker_state::overload);
   CHECK(parse_state("READY") == worker_state::overload);
-  auto m = decode_worker_message(
-      frames_of({"", sig_w, cmd(command::heartbeat), map_of({{"state", "sleepy"}})}));
+  auto m = decode_worker_message(frames_of(
+      {"", sig_w, command_frame(command::heartbeat), encode_json_header({{"state", "sleepy"}})}));
   REQUIRE(m);
   REQUIRE(m->load);
   CHECK(m->load->state == worker_state::overload);
@@ -705,30 +701,32 @@ TEST_CASE("an unknown load state counts as overload", "[codec][worker]") {
 
 TEST_CASE("HEARTBEAT with a bad load report is rejected", "[codec][worker]") {
   auto beat = [](const std::string& report) {
-    return decode_worker_message(frames_of({"", sig_w, cmd(command::heartbeat), report}));
+    return decode_worker_message(frames_of({"", sig_w, command_frame(command::heartbeat), report}));
   };
-  CHECK_FALSE(beat(map_of({{"state", 1}})));
-  CHECK_FALSE(beat(map_of({{"in_flight", "1"}})));
-  CHECK_FALSE(beat(map_of({{"in_flight", -1}})));
-  CHECK_FALSE(beat(map_of({{"rss_bytes", 1.5}})));
-  CHECK_FALSE(beat(map_of({{"mem_percent", "high"}})));
-  CHECK_FALSE(beat(map_of({{"cpu_percent", nullptr}})));
-  CHECK_FALSE(beat(map_of({{"reason", 3}})));
+  CHECK_FALSE(beat(encode_json_header({{"state", 1}})));
+  CHECK_FALSE(beat(encode_json_header({{"in_flight", "1"}})));
+  CHECK_FALSE(beat(encode_json_header({{"in_flight", -1}})));
+  CHECK_FALSE(beat(encode_json_header({{"rss_bytes", 1.5}})));
+  CHECK_FALSE(beat(encode_json_header({{"mem_percent", "high"}})));
+  CHECK_FALSE(beat(encode_json_header({{"cpu_percent", nullptr}})));
+  CHECK_FALSE(beat(encode_json_header({{"reason", 3}})));
   CHECK_FALSE(beat("not a map"));
   CHECK_FALSE(beat(empty_map + "x"));
-  CHECK_FALSE(
-      decode_worker_message(frames_of({"", sig_w, cmd(command::heartbeat), empty_map, "x"})));
+  CHECK_FALSE(decode_worker_message(
+      frames_of({"", sig_w, command_frame(command::heartbeat), empty_map, "x"})));
 }
 
 TEST_CASE("DISCONNECT round trip", "[codec][worker]") {
   zmq::multipart_t frames = encode_disconnect(dialect::carico);
-  CHECK(strings_of(frames) == std::vector<std::string>{"", sig_w, cmd(command::disconnect)});
+  CHECK(strings_of(frames) ==
+        std::vector<std::string>{"", sig_w, command_frame(command::disconnect)});
   CHECK(strings_of(encode_disconnect(dialect::mdp)) ==
-        std::vector<std::string>{"", sig_sw, cmd(command::disconnect)});
+        std::vector<std::string>{"", sig_sw, command_frame(command::disconnect)});
   decoded<worker_message> m = decode_worker_message(std::move(frames));
   REQUIRE(m);
   CHECK(m->cmd == command::disconnect);
-  CHECK_FALSE(decode_worker_message(frames_of({"", sig_w, cmd(command::disconnect), "x"})));
+  CHECK_FALSE(
+      decode_worker_message(frames_of({"", sig_w, command_frame(command::disconnect), "x"})));
 }
 
 TEST_CASE("malformed worker envelopes are rejected", "[codec][worker]") {
@@ -740,11 +738,11 @@ TEST_CASE("malformed worker envelopes are rejected", "[codec][worker]") {
   rejects(zmq::multipart_t());
   rejects(frames_of({""}));
   rejects(frames_of({"", sig_w}));                                // missing command
-  rejects(frames_of({"x", sig_w, cmd(command::heartbeat)}));      // frame 0 not empty
-  rejects(frames_of({"", sig_c, cmd(command::heartbeat)}));       // client signature
-  rejects(frames_of({"", sig_sc, cmd(command::heartbeat)}));      // stock client signature
-  rejects(frames_of({"", "MDPW02", cmd(command::heartbeat)}));    // wrong version
-  rejects(frames_of({sig_w, cmd(command::heartbeat)}));           // no empty frame
+  rejects(frames_of({"x", sig_w, command_frame(command::heartbeat)}));    // frame 0 not empty
+  rejects(frames_of({"", sig_c, command_frame(command::heartbeat)}));     // client signature
+  rejects(frames_of({"", sig_sc, command_frame(command::heartbeat)}));    // stock client signature
+  rejects(frames_of({"", "MDPW02", command_frame(command::heartbeat)}));  // wrong version
+  rejects(frames_of({sig_w, command_frame(command::heartbeat)}));         // no empty frame
   SECTION("bad command byte") {
     rejects(frames_of({"", sig_w, std::string(1, '\0')}));
     rejects(frames_of({"", sig_w, std::string(1, '\x06')}));
@@ -791,9 +789,11 @@ TEST_CASE("random frames never throw out of the decoders", "[codec][fuzz]") {
       case 1: return index == 0 ? "" : std::vector<std::string>{sig_c, sig_w, sig_sc, sig_sw}[rng() % 4];
       case 2: return std::string(1, static_cast<char>(rng() % 7));
       case 3: return empty_map;
-      case 4: return map_of({{"state", "ready"}, {"capacity", rng() % 3}, {"request", rng()}});
+      case 4:
+        return encode_json_header(
+            {{"state", "ready"}, {"capacity", rng() % 3}, {"request", rng()}});
       default: {
-        std::string m = map_of({{"k", random_bytes(8)}});
+        std::string m = encode_json_header({{"k", random_bytes(8)}});
         if (!m.empty()) m[rng() % m.size()] = static_cast<char>(rng() & 0xff);
         return m;
       }

@@ -24,12 +24,10 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::string sig_c(client_ext_signature);  // a carico client
-const std::string sig_w(worker_ext_signature);  // a carico worker
-const std::string ready_byte("\x01", 1);
-const std::string reply_byte("\x03", 1);
-const std::string heartbeat_byte("\x04", 1);
-const std::string disconnect_byte("\x05", 1);
+const std::string ready_byte = command_frame(command::ready);
+const std::string reply_byte = command_frame(command::reply);
+const std::string heartbeat_byte = command_frame(command::heartbeat);
+const std::string disconnect_byte = command_frame(command::disconnect);
 
 constexpr std::size_t test_max_message = 1 << 20;   // 1 MiB frames and messages
 constexpr std::size_t test_max_payload = 256 << 10;  // 256 KiB payloads, then 413

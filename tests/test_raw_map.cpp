@@ -9,6 +9,7 @@
 #include "shared/header.hpp"
 #include "shared/map_writer.hpp"
 #include "shared/raw_map.hpp"
+#include "broker/reply_cache.hpp"
 #include "tests/support/msgpack_bytes.hpp"
 
 using carico::header;
@@ -257,5 +258,43 @@ TEST_CASE("map_writer encodes as msgpack-c does", "[map_writer]") {
     header h;
     h.set("c", std::uint64_t{0});
     CHECK(out.bytes() == h.encode_string());
+  }
+}
+
+// The broker keys a request by (client, id) read in place (id_json_text) and,
+// after a restart, by the decoded header (request_key): the two must agree to
+// the byte, or a resend after a restart would run again.
+TEST_CASE("id_json_text renders an id as request_key does, or declines", "[raw_map][key]") {
+  std::vector<header> heads;
+  for (std::uint64_t n : {std::uint64_t{0}, std::uint64_t{127}, std::uint64_t{128},
+                          std::uint64_t{65536}, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
+    heads.emplace_back().set("id", n);
+  }
+  for (std::string s : {std::string("a"), std::string(""), std::string("quote\" back\\slash"),
+                        std::string("caf\xc3\xa9"), std::string("bad \xff utf-8"),
+                        std::string("ctl \x01\x1f"), std::string(300, 'x')}) {
+    heads.emplace_back().set("id", std::string_view(s));
+  }
+  for (header& h : heads) {
+    h.set("client", "vm-1");
+    const std::string bytes = h.encode_string();
+    raw_map m;
+    REQUIRE(m.parse(bytes.data(), bytes.size()));
+    const std::optional<std::string> text = carico::id_json_text(m.find("id")->value);
+    const std::optional<carico::request_key_parts> key = carico::request_key(h);
+    REQUIRE(text);
+    REQUIRE(key);
+    CHECK(*text == key->client_id);
+  }
+  // Other shapes are left to the decoder.
+  header negative;
+  negative.set_json("id", -5);
+  header nested;
+  nested.set_json("id", nlohmann::json{{"a", 1}});
+  for (header* h : {&negative, &nested}) {
+    const std::string bytes = h->encode_string();
+    raw_map m;
+    REQUIRE(m.parse(bytes.data(), bytes.size()));
+    CHECK_FALSE(carico::id_json_text(m.find("id")->value));
   }
 }

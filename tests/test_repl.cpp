@@ -1,6 +1,6 @@
 // The REPL's pieces that need no terminal: the batch account (progress line,
-// summary, percentiles), the nearest-command suggestion, the worker table and
-// the corpus generator. The REPL itself is driven through a pty in
+// summary, percentiles), the nearest-command suggestion, typed words and
+// numbers, the worker, history and stored tables and the corpus generator. The REPL itself is driven through a pty in
 // tests/system/test_repl.sh.
 #include <catch2/catch.hpp>
 
@@ -14,6 +14,7 @@
 #include "client/mmi_report.hpp"
 #include "client/progress.hpp"
 #include "client/repl.hpp"
+#include "client/repl_words.hpp"
 
 namespace {
 
@@ -104,6 +105,74 @@ TEST_CASE("worker table: aligned, with load, memory and heartbeat") {
   CHECK(header.find("LAST HEARTBEAT") == first.find("12 ms ago"));
   CHECK(carico::format_workers(nlohmann::json{{"workers", nlohmann::json::array()}}) == "no workers\n");
   CHECK(carico::format_workers(nlohmann::json("garbage")) == "no workers\n");
+}
+
+TEST_CASE("typed words and numbers") {
+  CHECK(carico::split_words("  send   a.json\tb.json ") == std::vector<std::string>{"send", "a.json", "b.json"});
+  CHECK(carico::split_words(" ").empty());
+  CHECK(carico::lower_case("FTP") == "ftp");
+
+  std::string why;
+  CHECK(carico::typed_number("17", 1000, why) == 17u);
+  CHECK(carico::typed_number("007", 1000, why) == 7u);
+  CHECK(carico::typed_number("1000", 1000, why) == 1000u);
+  CHECK(carico::typed_number("18446744073709551615", UINT64_MAX, why) == std::nullopt);  // 20 digits
+  CHECK(carico::typed_number("9223372036854775807", INT64_MAX, why) == 9223372036854775807u);
+  for (const char* bad : {"0", "-4", "2.5", "+3", "1e3", "", "12x", " 1"}) {
+    INFO(bad);
+    why.clear();
+    CHECK_FALSE(carico::typed_number(bad, 1000, why));
+    CHECK(why == std::string("N must be a positive integer, not '") + bad + "'");
+  }
+  CHECK_FALSE(carico::typed_number("1001", 1000, why));
+  CHECK(why == "N must be at most 1000, not 1001");
+
+  CHECK(carico::looks_numeric("0"));
+  CHECK(carico::looks_numeric("-4"));
+  CHECK(carico::looks_numeric("2.5"));
+  CHECK_FALSE(carico::looks_numeric("hello.json"));
+  CHECK_FALSE(carico::looks_numeric("-"));
+}
+
+TEST_CASE("history and stored tables, the broker line, display text") {
+  const nlohmann::json history = {
+      {"requests",
+       {{{"request", 12}, {"state", "done"}, {"code", 200}, {"worker", "w1"}, {"attempts", 1}, {"bytes", 512},
+         {"title", "Pasta\x1b[2J alla norma"}},
+        {{"request", 13}, {"state", "queued"}, {"title", std::string(70, 'x')}},
+        "not a row"}}};
+  std::istringstream rows(carico::format_history(history));
+  std::string header, first, second, more;
+  std::getline(rows, header);
+  std::getline(rows, first);
+  std::getline(rows, second);
+  CHECK(header.rfind("REQUEST  STATE   CODE  WORKER  ATTEMPTS  BYTES  TITLE", 0) == 0);
+  CHECK(first == "12       done    200   w1      1         512    Pasta?[2J alla norma");
+  CHECK(second == "13       queued  -     -       -         -      " + std::string(60, 'x') + "...");
+  CHECK_FALSE(std::getline(rows, more));  // the row that is not an object is skipped
+  CHECK(carico::format_history({{"requests", nlohmann::json::array()}}) == "no requests yet\n");
+  CHECK(carico::format_history(nlohmann::json("garbage")) == "no requests yet\n");
+
+  const nlohmann::json stored = {{"documents",
+                                  {{{"request", 7},
+                                    {"title", "Haiku"},
+                                    {"worker", "w2"},
+                                    {"bytes", 90},
+                                    {"completed_ms", 1700000000123}}}}};
+  CHECK(carico::format_stored(stored) ==
+        "REQUEST  TITLE  WORKER  BYTES  WHEN (UTC)\n"
+        "7        Haiku  w2      90     2023-11-14 22:13:20\n");
+  CHECK(carico::format_stored({{"documents", {{{"request", 8}, {"completed_ms", "soon"}}}}}) ==
+        "REQUEST  TITLE  WORKER  BYTES  WHEN (UTC)\n"
+        "8        -      -       -      -\n");
+  CHECK(carico::format_stored(nlohmann::json::object()) == "no stored documents\n");
+
+  CHECK(carico::format_broker_line("tcp://b:5555", "tcp://a:5555,tcp://b:5555") == "broker tcp://b:5555\n");
+  CHECK(carico::format_broker_line("", "inproc://x") == "broker inproc://x\n");
+
+  CHECK(carico::display_text("città\n\x7f", 10) == "città??");
+  CHECK(carico::display_text("àèìòù", 3) == "àèì...");
+  CHECK(carico::display_text("abc", 3) == "abc");
 }
 
 TEST_CASE("corpus generator: original format, about the size asked, deterministic") {

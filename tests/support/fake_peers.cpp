@@ -10,6 +10,14 @@
 namespace carico::test {
 namespace {
 
+std::shared_ptr<spdlog::logger> test_logger(const std::string& name) {
+  const char* level = std::getenv("CARICO_TEST_LOG");
+  if (level == nullptr || *level == '\0') return null_logger();
+  return make_logger({.name = name, .file = "", .level = level, .console_level = level});
+}
+
+}  // namespace
+
 zmq::multipart_t frames_of(const std::vector<std::string>& parts) {
   zmq::multipart_t frames;
   for (const std::string& p : parts) frames.addmem(p.data(), p.size());
@@ -28,13 +36,9 @@ std::string encode_json_header(const nlohmann::json& j) {
   return h.value->encode_string();
 }
 
-std::shared_ptr<spdlog::logger> test_logger(const std::string& name) {
-  const char* level = std::getenv("CARICO_TEST_LOG");
-  if (level == nullptr || *level == '\0') return null_logger();
-  return make_logger({.name = name, .file = "", .level = level, .console_level = level});
+std::string command_frame(command c) {
+  return std::string(1, static_cast<char>(c));
 }
-
-}  // namespace
 
 std::string unique_endpoint(std::string_view what) {
   static std::atomic<int> counter{0};

@@ -36,6 +36,22 @@ namespace carico::test {
 
 using namespace std::chrono_literals;
 
+// The protocol's signatures as frames.
+inline const std::string sig_c(client_ext_signature);  // a carico client
+inline const std::string sig_w(worker_ext_signature);  // a carico worker
+inline const std::string sig_sc(client_signature);     // a stock MDP/0.1 client
+inline const std::string sig_sw(worker_signature);     // a stock MDP/0.1 worker
+
+// A command as its one-byte frame.
+std::string command_frame(command c);
+
+// Frames from strings and back.
+zmq::multipart_t frames_of(const std::vector<std::string>& parts);
+std::vector<std::string> strings_of(const zmq::multipart_t& frames);
+
+// A JSON object as an encoded header; throws std::invalid_argument for anything else.
+std::string encode_json_header(const nlohmann::json& j);
+
 // "inproc://carico-test-<what>-<n>", unique within the process.
 std::string unique_endpoint(std::string_view what);
 

@@ -77,6 +77,16 @@ workers_ready() {
   [ "$n" -eq "$2" ]
 }
 
+# N text workers w1..wN on $back, each storing to $WORK/storage/wI; returns
+# when the broker at $front lists all N (or fails the test).
+start_text_workers() {
+  local n=$1 i
+  for (( i = 1; i <= n; i++ )); do
+    start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
+  done
+  wait_until 10 workers_ready "$front" "$n" || fail "$n workers did not join"
+}
+
 # kill_hard NAME : kill -9 a started process (a crash), reaped at once.
 kill_hard() {
   kill -9 "${PIDS[$1]}"

@@ -154,6 +154,12 @@ wait_for(r"^  workers +w\d+ \d+")
 wait_for(r"carico> $")
 if replies_200() != 5:
     fail("send 5 printed %d replies 200, expected 5" % replies_200())
+# while it ran, the status line above the prompt named the broker the client is on
+# (cut at the terminal's width: as much of the endpoint as fits)
+front = argv[argv.index("--connect") + 1]
+named = re.findall(rb"\[batch 1\] sent \d+/5 [^\r\n]*\| broker (tcp://[0-9.:]*)", raw)
+if not named or not all(front.startswith(n.decode()) for n in named):
+    fail("the batch's status line does not name the broker %s: %r" % (front, named[:3]))
 
 # FTP asks how many files, as the original did
 step(b"FTP\r")
@@ -172,7 +178,7 @@ wait_for(r"carico> $")
 
 # workers: the ring as a table
 step(b"workers\r")
-wait_for(r"^NAME +STATE +IN FLIGHT +MEMORY +LAST HEARTBEAT")
+wait_for(r"^broker tcp://\S+\n+NAME +STATE +IN FLIGHT +MEMORY +LAST HEARTBEAT")
 wait_for(r"^w1 +ready +0 / 1 ")
 wait_for(r"carico> $")
 
@@ -221,6 +227,20 @@ wait_for(r"^hello\.json +\d+ B +Hello$")
 wait_for(r"carico> $")
 if "unknown command" in screen.text(mark):
     fail("the text typed before Ctrl-C was kept: %r" % screen.text(mark)[:200])
+
+# Ctrl-C during a batch stops it: nothing more is sent, the replies in flight
+# still count, and the summary says it was stopped
+step(b"send 100000\r")
+wait_for(r"^batch \d+: sending 100000 documents to \S+ \(only failed replies shown; Ctrl-C stops\)")
+step(b"\x03")
+mark = max(0, mark - 2)  # printed above the prompt: where the status line was
+m = wait_for(r"^stopping batch \d+: nothing more is sent, (\d+) replies still to come")
+if not 0 < int(m.group(1)) <= 64:
+    fail("%s replies in flight, expected 1 to the window of 64" % m.group(1))
+m = wait_for(r"^batch \d+ \(stopped\): (\d+) documents? in .*: (\d+) ok, 0 failed", 20)
+if not int(m.group(1)) < 100000 or m.group(1) != m.group(2):
+    fail("the stopped batch answered %s documents, %s ok" % (m.group(1), m.group(2)))
+wait_for(r"carico> $")
 
 # still alive after all that: exit leaves with 0
 step(b"exit\r")

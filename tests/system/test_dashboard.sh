@@ -27,10 +27,7 @@ grep -q -- "--insecure" "$WORK/refused.log" || fail "the refusal does not say ho
 
 start broker "$BROKER" --frontend "$front" --backend "$back" --http "$http" \
   --log "$WORK/loadbalancer.log"
-for i in 1 2 3; do
-  start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
-done
-wait_until 10 workers_ready "$front" 3 || fail "3 workers did not join"
+start_text_workers 3
 
 # get PATH [OUT]: the body of http://$http/PATH (status must be 200).
 get() {

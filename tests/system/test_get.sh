@@ -15,10 +15,7 @@ for d in "${docs[@]}"; do paths+=("$CARICO_SOURCE/files/$d.json"); done
 fport=$(free_port); bport=$(free_port)
 front=tcp://127.0.0.1:$fport; back=tcp://127.0.0.1:$bport
 start broker "$BROKER" --frontend "$front" --backend "$back" --log "$WORK/loadbalancer.log"
-for i in 1 2 3; do
-  start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
-done
-wait_until 10 workers_ready "$front" 3 || fail "3 workers did not join"
+start_text_workers 3
 
 "$CLIENT" --connect "$front" --json send --window 1 "${paths[@]}" >"$WORK/sent.jsonl" ||
   fail "carico-client send exited non-zero"

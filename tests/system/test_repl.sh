@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # carico-client's REPL: through a pseudo-terminal (tests/system/repl_driver.py:
-# send 5, FTP then 3, list, workers, errors, completion, help within 80
-# columns, Ctrl-C clearing the line, exit), then piped (plain lines, no control
+# send 5 (its status line naming the broker), FTP then 3, list, workers (after
+# the broker line), errors, completion, help within 80 columns, Ctrl-C clearing
+# the line, Ctrl-C stopping a batch, exit), then piped (plain lines, no control
 # characters, status with dates, help within 80 columns), the one-shot
 # `workers` (the REPL's table) and `send` (bare names, the summary), and
 # against a broker that does not answer.
@@ -10,10 +11,7 @@ source "$(dirname "$0")/lib.sh"
 fport=$(free_port); bport=$(free_port)
 front=tcp://127.0.0.1:$fport; back=tcp://127.0.0.1:$bport
 start broker "$BROKER" --frontend "$front" --backend "$back" --log "$WORK/loadbalancer.log"
-for i in 1 2; do
-  start "w$i" "$WORKER" --connect "$back" --name "w$i" --storage "$WORK/storage/w$i"
-done
-wait_until 10 workers_ready "$front" 2 || fail "2 workers did not join"
+start_text_workers 2
 
 # On a terminal. HOME is the scratch folder: the history file lands there.
 HOME=$WORK timeout 50 python3 "$CARICO_SOURCE/tests/system/repl_driver.py" "$WORK/repl.transcript" \
@@ -44,6 +42,9 @@ printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nst
 [ "$(grep -c '^200 request=' "$WORK/piped.out")" -eq 7 ] || fail "piped: expected 7 replies 200 (4 + 2 + 1)"
 grep -q '^batch 2: 2 documents' "$WORK/piped.out" || fail "piped: no summary of the FTP batch"
 grep -q '^w1 ' "$WORK/piped.out" || fail "piped: no workers table"
+# The REPL's workers, as carico-client workers, opens with the broker that answered.
+grep -B1 '^NAME ' "$WORK/piped.out" | head -n 1 | grep -qxF "broker $front" ||
+  fail "piped: workers does not name its broker first: $(grep -B1 '^NAME ' "$WORK/piped.out" | head -n 1)"
 grep -q '^REQUEST  *STATE' "$WORK/piped.out" || fail "piped: no history table"
 [ "$(grep -cE '^[0-9]+ +done +200 ' "$WORK/piped.out")" -eq 3 ] || fail "piped: history 3 shows 3 done rows"
 grep -q "positive integer, not 'x'" "$WORK/piped.err" || fail "piped: history x is not an error"
