@@ -7,6 +7,7 @@
 #   scripts/start_cluster.sh --workers 5 --no-client   # in the background; returns when ready
 #   scripts/start_cluster.sh add-worker [--name w9]    # one more worker, joins the ring at once
 #   scripts/start_cluster.sh status                    # what runs: pids, ports, the ring
+#   scripts/start_cluster.sh --ha --no-client          # two brokers on a PostgreSQL journal
 #   scripts/start_cluster.sh stop                      # stops what it started, nothing else
 #
 # Options (any subcommand): --run-dir DIR (default run/ in the source tree, beside
@@ -18,6 +19,9 @@
 #   --work-us-per-char N (simulated slowness of every worker)
 #   --worker-args "ARGS"  --broker-args "ARGS" (extra flags, split on blanks)
 #   --secure (CurveZMQ: keys made in RUN_DIR/keys, every program authenticated and encrypted)
+#   --ha (high availability, docs/ha.md: a local PostgreSQL in RUN_DIR/pg on a free port, as
+#         the postgres user when root; broker 1 active on the ports above, broker 2 standby on
+#         each port + 10; workers and the client know both; stop stops PostgreSQL too)
 set -euo pipefail
 
 # The source tree: this script's own folder's parent (symlinks resolved), not
@@ -54,6 +58,7 @@ worker_args=""
 broker_args=""
 name=""
 secure=0
+ha=0
 
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
@@ -73,6 +78,7 @@ while [ $# -gt 0 ]; do
     --broker-args)      need_value "$@"; broker_args=$2; shift 2 ;;
     --name)             need_value "$@"; name=$2; shift 2 ;;
     --secure)           secure=1; shift ;;
+    --ha)               ha=1; shift ;;
     -h|--help)          usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -122,20 +128,24 @@ running() {
   [ "${stat%% *}" != Z ]
 }
 
-# port_free PORT: nothing listens on 127.0.0.1:PORT and we may bind it. With
-# SO_REUSEADDR, as the broker binds (libzmq sets it): connections of a stopped
+# first_busy_port PORT...: prints the first PORT that something listens on at
+# 127.0.0.1 or that we may not bind; nothing when all are free. Binds with
+# SO_REUSEADDR, as the broker does (libzmq sets it): connections of a stopped
 # broker left in TIME-WAIT do not count, a listener anywhere on the port does.
-port_free() {
-  python3 - "$1" <<'EOF'
+# One python3 for all (it takes seconds to start on a loaded machine).
+first_busy_port() {
+  python3 - "$@" <<'EOF'
 import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
+for port in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(port)))
+    except OSError:
+        print(port)
+        break
+    finally:
+        s.close()
 EOF
 }
 
@@ -152,7 +162,20 @@ curve_flags() {
   return 0
 }
 
-client() { curve_flags clients; "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "${curve[@]}" "$@"; }
+# The brokers' frontends and backends as --connect lists: one broker, or with
+# --ha both (the client and the workers use whichever is active).
+frontends() {
+  local list=tcp://127.0.0.1:$FRONTEND_PORT
+  [ "${HA:-0}" = 1 ] && list+=,tcp://127.0.0.1:$FRONTEND2_PORT
+  echo "$list"
+}
+backends() {
+  local list=tcp://127.0.0.1:$BACKEND_PORT
+  [ "${HA:-0}" = 1 ] && list+=,tcp://127.0.0.1:$BACKEND2_PORT
+  echo "$list"
+}
+
+client() { curve_flags clients; "$CLIENT" --connect "$(frontends)" "${curve[@]}" "$@"; }
 
 # make_keys: the broker's key pair and one for clients and one for workers, each
 # on its door's allow list (RUN_DIR/keys/{clients,workers}/*.pub).
@@ -163,6 +186,15 @@ make_keys() {
   "$keygen" --out "$KEYS" broker >/dev/null
   "$keygen" --out "$KEYS/clients" clients >/dev/null
   "$keygen" --out "$KEYS/workers" workers >/dev/null
+}
+
+# broker_alive: a broker of this run dir runs (either, with --ha).
+broker_alive() {
+  local f
+  for f in "$pid_dir/broker.pid" "$pid_dir/broker2.pid"; do
+    [ -f "$f" ] && alive "$(cat "$f")" carico-broker && return 0
+  done
+  return 1
 }
 
 # The worker pid files, oldest first, one a line.
@@ -188,10 +220,24 @@ start_worker() {
   extra+=("${curve[@]}")
   # setsid: its own session, so Ctrl-C in the REPL reaches the REPL only.
   # Its log rotates (--log); stderr, with warnings only, goes to NAME.console.log.
-  (cd "$run_dir" && exec setsid "$WORKER" --connect "tcp://127.0.0.1:$BACKEND_PORT" --name "$w" \
+  (cd "$run_dir" && exec setsid "$WORKER" --connect "$(backends)" --name "$w" \
       --storage "$run_dir/storage" --log "$log_dir/$w.log" "${extra[@]}" \
       </dev/null >>"$log_dir/$w.console.log" 2>&1) &
   echo $! >"$pid_dir/worker-$w.pid"
+}
+
+# start_broker NAME FRONTEND-PORT BACKEND-PORT HTTP-PORT LOG ARGS...: one broker in
+# the background (in the run dir: the SQLite journal's default place), its pid in
+# pids/NAME.pid, its log in logs/LOG.log and what it prints outside it in
+# logs/NAME.console.log.
+start_broker() {
+  local b=$1 front=$2 back=$3 http=$4 log=$5
+  shift 5
+  (cd "$run_dir" && exec setsid "$BROKER" --frontend "tcp://127.0.0.1:$front" \
+      --backend "tcp://127.0.0.1:$back" --http "127.0.0.1:$http" \
+      --log "$log_dir/$log.log" "$@" \
+      </dev/null >>"$log_dir/$b.console.log" 2>&1) &
+  echo $! >"$pid_dir/$b.pid"
 }
 
 # joined NAME...: every NAME is in the broker's ring.
@@ -207,7 +253,7 @@ joined() {
 wait_for() {
   local deadline=$(( $(date +%s) + $1 )); shift
   until "$@" >/dev/null 2>&1; do
-    alive "$(cat "$pid_dir/broker.pid" 2>/dev/null)" carico-broker || return 2
+    broker_alive || return 2
     [ "$(date +%s)" -lt "$deadline" ] || return 1
     sleep 0.1
   done
@@ -234,8 +280,115 @@ signal_and_wait() {
   done
 }
 
+# ---------------------------------------------------------------- PostgreSQL (--ha)
+
+# The newest of Debian's /usr/lib/postgresql/N/bin holding a server; "" when none.
+find_pg_bin() {
+  local d best=""
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do
+    [ -x "$d/postgres" ] && best=$d
+  done
+  echo "$best"
+}
+
+# PostgreSQL refuses to run as root: as root, its programs run as the postgres
+# user (setpriv execs, so a recorded PID is the server's own).
+as_postgres=()
+[ "$(id -u)" -eq 0 ] && as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups)
+
+psql_run() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -At "$@"; }
+
+# start_postgres: the run dir's own PostgreSQL, RUN_DIR/pg/data (made by initdb
+# on the first run, kept afterwards like the SQLite journal), listening on
+# 127.0.0.1:PG_PORT only, its pid in pids/postgresql.pid; returns once it
+# answers and its database `carico` exists.
+start_postgres() {
+  local pg=$run_dir/pg
+  mkdir -p "$pg"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$pg"
+    "${as_postgres[@]}" test -w "$pg" ||
+      die "the postgres user cannot reach $pg: every directory above it needs o+x (chmod o+x DIR), or use another --run-dir"
+  fi
+  if [ ! -f "$pg/data/PG_VERSION" ]; then
+    # Trust on 127.0.0.1: a cluster for this machine's user, reachable from nowhere else.
+    "${as_postgres[@]}" "$PG_BIN/initdb" -D "$pg/data" -A trust -U postgres --no-sync \
+      >"$log_dir/initdb.log" 2>&1 || die "initdb failed (see $log_dir/initdb.log)"
+  fi
+  (exec setsid "${as_postgres[@]}" "$PG_BIN/postgres" -D "$pg/data" -p "$PG_PORT" -k "$pg" \
+      -c listen_addresses=127.0.0.1 </dev/null >>"$log_dir/postgresql.log" 2>&1) &
+  echo $! >"$pid_dir/postgresql.pid"
+  local deadline=$(( $(date +%s) + 30 ))
+  until psql_run -c "SELECT 1" >/dev/null 2>&1; do
+    alive "$(cat "$pid_dir/postgresql.pid")" bin/postgres ||
+      { tail -n 5 "$log_dir/postgresql.log" >&2; die "PostgreSQL did not start (see $log_dir/postgresql.log)"; }
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      stop_postgres >/dev/null
+      die "PostgreSQL did not answer within 30 s (see $log_dir/postgresql.log)"
+    fi
+    sleep 0.1
+  done
+  if [ "$(psql_run -c "SELECT 1 FROM pg_database WHERE datname = 'carico'")" != 1 ] &&
+     ! psql_run -c "CREATE DATABASE carico" >/dev/null; then
+    stop_postgres >/dev/null
+    die "cannot create the database carico in PostgreSQL (see $log_dir/postgresql.log)"
+  fi
+}
+
+# stop_postgres: a fast shutdown (SIGINT: sessions ended, everything flushed);
+# an immediate one (SIGQUIT) after 10 s. Prints what it stopped.
+stop_postgres() {
+  local pid
+  pid=$(cat "$pid_dir/postgresql.pid" 2>/dev/null || true)
+  rm -f "$pid_dir/postgresql.pid"
+  alive "$pid" bin/postgres || return 0
+  kill -INT "$pid" 2>/dev/null || true
+  local deadline=$(( $(date +%s) + 10 ))
+  while running "$pid"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$prog: PostgreSQL ($pid) did not stop within 10 s: immediate shutdown" >&2
+      kill -QUIT "$pid" 2>/dev/null || true
+      deadline=$(( $(date +%s) + 5 ))
+      while running "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+      running "$pid" && kill -KILL "$pid" 2>/dev/null
+      break
+    fi
+    sleep 0.1
+  done
+  while running "$pid"; do sleep 0.05; done
+  echo "postgresql ($pid)"
+}
+
+# broker_role NAME: what broker NAME (broker, broker2) does now: "not running";
+# "standby" (it runs and binds nothing: it waits for the journal's lock, or is
+# still starting); else what its mmi.stats says: "active, term N" with a
+# PostgreSQL journal ("fenced, term N" once it lost it), "serving" without.
+broker_role() {
+  local pid port stats
+  pid=$(cat "$pid_dir/$1.pid" 2>/dev/null || true)
+  alive "$pid" carico-broker || { echo "not running"; return 0; }
+  port=${FRONTEND_PORT:-}
+  [ "$1" = broker2 ] && port=${FRONTEND2_PORT:-}
+  [ -n "$port" ] || { echo running; return 0; }
+  [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ] || { echo standby; return 0; }
+  curve_flags clients
+  stats=$("$CLIENT" --connect "tcp://127.0.0.1:$port" "${curve[@]}" --timeout-ms 1000 --json stats \
+            2>/dev/null) || { echo "not answering"; return 0; }
+  # mmi.stats' "journal" is one flat object: {"active":true,"backend":"postgresql",...,"term":1}.
+  local journal term
+  journal=$(grep -o '"journal":{[^}]*}' <<<"$stats" || true)
+  if [[ $journal != *'"backend":"postgresql"'* ]]; then
+    echo serving
+    return 0
+  fi
+  term=$(grep -o '"term":[0-9]*' <<<"$journal" | cut -d: -f2)
+  if [[ $journal == *'"active":true'* ]]; then echo "active, term $term"; else echo "fenced, term $term"; fi
+}
+
 # Stops the processes of the run dir by their pid files: workers first (they drain),
-# then the broker. Only PIDs that still run carico's programs are signalled.
+# then the brokers (a standby first: it exits at once, and the active does not
+# hand over while it drains), then PostgreSQL. Only PIDs that still run carico's
+# programs (and PostgreSQL's) are signalled.
 stop_cluster() {
   local f w pid wpids=() names=()
   while IFS= read -r f; do
@@ -245,12 +398,21 @@ stop_cluster() {
   done < <(worker_pid_files)
   signal_and_wait 10 "${wpids[@]+"${wpids[@]}"}"
   rm -f "$pid_dir"/worker-*.pid
-  pid=$(cat "$pid_dir/broker.pid" 2>/dev/null || true)
-  if alive "$pid" carico-broker; then
-    signal_and_wait 5 "$pid"
-    names=("broker ($pid)" "${names[@]+"${names[@]}"}")
+  local b order=(broker) bnames=()
+  if [ -f "$pid_dir/broker2.pid" ]; then
+    if [ "$(broker_role broker)" = standby ]; then order=(broker broker2); else order=(broker2 broker); fi
   fi
-  rm -f "$pid_dir/broker.pid"
+  for b in "${order[@]}"; do
+    pid=$(cat "$pid_dir/$b.pid" 2>/dev/null || true)
+    if alive "$pid" carico-broker; then
+      signal_and_wait 5 "$pid"
+      bnames+=("$b ($pid)")
+    fi
+    rm -f "$pid_dir/$b.pid"
+  done
+  names=("${bnames[@]+"${bnames[@]}"}" "${names[@]+"${names[@]}"}")
+  pid=$(stop_postgres)
+  [ -n "$pid" ] && names+=("$pid")
   if [ ${#names[@]} -gt 0 ]; then
     echo "stopped: ${names[*]}"
   else
@@ -278,13 +440,23 @@ needs_build() {
 
 cmd_start() {
   # Refuse before starting anything: a cluster already here, or a port taken.
-  if [ -f "$pid_dir/broker.pid" ] && alive "$(cat "$pid_dir/broker.pid")" carico-broker; then
-    die "a cluster already runs from $run_dir (broker pid $(cat "$pid_dir/broker.pid")); use '$here_prog status${run_dir_flag}' or '$here_prog stop${run_dir_flag}'"
+  if broker_alive || alive "$(cat "$pid_dir/postgresql.pid" 2>/dev/null)" bin/postgres; then
+    die "a cluster already runs from $run_dir (pids in $pid_dir); use '$here_prog status${run_dir_flag}' or '$here_prog stop${run_dir_flag}'"
   fi
   command -v python3 >/dev/null || "$root/scripts/setup.sh"
-  for p in "$frontend_port" "$backend_port" "$http_port"; do
-    port_free "$p" || die "port $p on 127.0.0.1 is already in use: stop what holds it ('ss -ltnp | grep :$p') or choose another with --frontend-port/--backend-port/--http-port; nothing was started"
+  local ports=("$frontend_port" "$backend_port" "$http_port") p pg_bin="" pg_port=""
+  if [ "$ha" = 1 ]; then
+    # The standby broker: each port + 10.
+    ports+=($((frontend_port + 10)) $((backend_port + 10)) $((http_port + 10)))
+    pg_bin=$(find_pg_bin)
+    [ -n "$pg_bin" ] || die "--ha needs PostgreSQL's server (no /usr/lib/postgresql/*/bin/postgres): install Debian's postgresql (scripts/setup.sh --test does)"
+    pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  fi
+  for p in "${ports[@]}"; do
+    is_count "$p" 1 65535 || die "port $p (a port + 10, for --ha's standby broker) is not a port number"
   done
+  p=$(first_busy_port "${ports[@]}")
+  [ -z "$p" ] || die "port $p on 127.0.0.1 is already in use: stop what holds it ('ss -ltnp | grep :$p') or choose another with --frontend-port/--backend-port/--http-port$([ "$ha" = 1 ] && echo " (--ha: each + 10 too)"); nothing was started"
 
   if [ "$no_build" != 1 ] && needs_build; then
     echo "building carico's programs into $build_dir (first run: installs Debian packages, takes a few minutes) ..."
@@ -311,6 +483,12 @@ WORK_US_PER_CHAR=$work_us_per_char
 WORKER_ARGS="$worker_args"
 SECURE=$secure
 KEYS=$run_dir/keys
+HA=$ha
+FRONTEND2_PORT=$((frontend_port + 10))
+BACKEND2_PORT=$((backend_port + 10))
+HTTP2_PORT=$((http_port + 10))
+PG_BIN=$pg_bin
+PG_PORT=$pg_port
 EOF
   load_env
 
@@ -328,11 +506,34 @@ EOF
   # and broker.console.log keeps only what is printed outside the log (a bad flag,
   # a crash). --broker-args may still set --console-level.
   [[ " $broker_args " == *" --console-level"* ]] || extra+=(--console-level off)
-  (cd "$run_dir" && exec setsid "$BROKER" --frontend "tcp://127.0.0.1:$FRONTEND_PORT" \
-      --backend "tcp://127.0.0.1:$BACKEND_PORT" --http "127.0.0.1:$HTTP_PORT" \
-      --log "$log_dir/loadbalancer.log" "${extra[@]}" \
-      </dev/null >>"$log_dir/broker.console.log" 2>&1) &
-  echo $! >"$pid_dir/broker.pid"
+  if [ "$HA" = 1 ]; then
+    # One journal for both brokers: the first to take its lock is active (the
+    # first broker, started alone); the second stands by and binds nothing.
+    start_postgres
+    extra+=(--journal "postgresql://postgres@127.0.0.1:$PG_PORT/carico")
+    start_broker broker "$FRONTEND_PORT" "$BACKEND_PORT" "$HTTP_PORT" loadbalancer "${extra[@]}"
+    local rc=0
+    curve_flags clients
+    wait_for 30 "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "${curve[@]}" \
+      --timeout-ms 500 stats || rc=$?
+    if [ $rc -ne 0 ]; then
+      echo "$prog: the first broker did not come up; last log lines:" >&2
+      tail -n 5 "$log_dir/broker.console.log" "$log_dir/loadbalancer.log" 2>/dev/null >&2 || true
+      stop_cluster >&2
+      exit 1
+    fi
+    start_broker broker2 "$FRONTEND2_PORT" "$BACKEND2_PORT" "$HTTP2_PORT" loadbalancer2 "${extra[@]}"
+    rc=0
+    wait_for 30 grep -q "standby" "$log_dir/loadbalancer2.log" || rc=$?
+    if [ $rc -ne 0 ]; then
+      echo "$prog: the second broker did not stand by; last log lines:" >&2
+      tail -n 5 "$log_dir/broker2.console.log" "$log_dir/loadbalancer2.log" 2>/dev/null >&2 || true
+      stop_cluster >&2
+      exit 1
+    fi
+  else
+    start_broker broker "$FRONTEND_PORT" "$BACKEND_PORT" "$HTTP_PORT" loadbalancer "${extra[@]}"
+  fi
 
   local names=() i
   for i in $(seq 1 "$workers"); do
@@ -356,12 +557,26 @@ EOF
 
   local rel=$run_dir
   [[ $run_dir == "$PWD"/* ]] && rel=./${run_dir#"$PWD"/}
-  cat <<EOF
+  if [ "$HA" = 1 ]; then
+    cat <<EOF
+carico is running: two brokers on a PostgreSQL journal (broker active, broker2 standby)
+and $workers worker(s) (${names[*]:-none}), text service ready.
+  clients connect to   $(frontends)
+  workers connect to   $(backends)
+  dashboard            http://127.0.0.1:$HTTP_PORT/ (broker2: http://127.0.0.1:$HTTP2_PORT/ once active)
+  journal              postgresql://postgres@127.0.0.1:$PG_PORT/carico (data in $rel/pg/data, log $rel/logs/postgresql.log)
+  routing logs         $rel/logs/loadbalancer.log, $rel/logs/loadbalancer2.log
+EOF
+  else
+    cat <<EOF
 carico is running: a broker and $workers worker(s) (${names[*]:-none}), text service ready.
   clients connect to   tcp://127.0.0.1:$FRONTEND_PORT
   workers connect to   tcp://127.0.0.1:$BACKEND_PORT
   dashboard            http://127.0.0.1:$HTTP_PORT/  (Prometheus: /metrics)
   routing log          $rel/logs/loadbalancer.log
+EOF
+  fi
+  cat <<EOF
   worker logs          $rel/logs/<name>.log
   stored documents     $rel/storage/
   pids                 $rel/pids/
@@ -377,7 +592,7 @@ EOF
   curve_flags clients
   local client_cmd=$CLIENT
   [[ $CLIENT == "$PWD"/* ]] && client_cmd=${CLIENT#"$PWD"/}
-  echo "  the client           $client_cmd --connect tcp://127.0.0.1:$FRONTEND_PORT${curve[*]:+ ${curve[*]}} --files $files"
+  echo "  the client           $client_cmd --connect $(frontends)${curve[*]:+ ${curve[*]}} --files $files"
   echo "                       (exit, quit or Ctrl-D leaves it and stops the cluster)"
   echo
   # The REPL owns the terminal; Ctrl-C is its own. Leaving it (or this script being
@@ -387,15 +602,14 @@ EOF
   trap 'exit 143' TERM
   local status=0
   curve_flags clients
-  "$CLIENT" --connect "tcp://127.0.0.1:$FRONTEND_PORT" "${curve[@]}" --files "$files" || status=$?
+  "$CLIENT" --connect "$(frontends)" "${curve[@]}" --files "$files" || status=$?
   echo "stopping the cluster ..."
   return $status
 }
 
 cmd_add_worker() {
   load_env
-  alive "$(cat "$pid_dir/broker.pid" 2>/dev/null)" carico-broker ||
-    die "no broker runs from $run_dir (start the cluster first)"
+  broker_alive || die "no broker runs from $run_dir (start the cluster first)"
   if [ -z "$name" ]; then
     # The first wN no live worker of this cluster has (old logs do not count).
     local i=1
@@ -416,14 +630,31 @@ cmd_add_worker() {
 
 cmd_status() {
   load_env
-  local pid f w state
+  local pid f w b state
   echo "run dir  $run_dir"
-  echo "ports    clients tcp://127.0.0.1:$FRONTEND_PORT, workers tcp://127.0.0.1:$BACKEND_PORT"
+  echo "ports    clients $(frontends), workers $(backends)"
   [ -n "${HTTP_PORT:-}" ] && echo "dashboard http://127.0.0.1:$HTTP_PORT/"
-  pid=$(cat "$pid_dir/broker.pid" 2>/dev/null || true)
-  if alive "$pid" carico-broker; then state=running; else state="not running"; fi
   printf '%-10s %-8s %s\n' "PROCESS" "PID" "STATE"
-  printf '%-10s %-8s %s\n' "broker" "${pid:--}" "$state"
+  if [ "${HA:-0}" = 1 ]; then
+    # PostgreSQL, and each broker's role: which one serves.
+    pid=$(cat "$pid_dir/postgresql.pid" 2>/dev/null || true)
+    if alive "$pid" bin/postgres; then
+      state="running (127.0.0.1:$PG_PORT, database carico)"
+    else
+      state="not running"
+    fi
+    printf '%-10s %-8s %s\n' "postgresql" "${pid:--}" "$state"
+    for b in broker broker2; do
+      pid=$(cat "$pid_dir/$b.pid" 2>/dev/null || true)
+      state=$(broker_role "$b")
+      [ "$state" = "not running" ] || state="running, $state"
+      printf '%-10s %-8s %s\n' "$b" "${pid:--}" "$state"
+    done
+  else
+    pid=$(cat "$pid_dir/broker.pid" 2>/dev/null || true)
+    if alive "$pid" carico-broker; then state=running; else state="not running"; fi
+    printf '%-10s %-8s %s\n' "broker" "${pid:--}" "$state"
+  fi
   while IFS= read -r f; do
     [ -n "$f" ] || continue
     w=$(basename "$f" .pid); w=${w#worker-}
@@ -431,7 +662,7 @@ cmd_status() {
     if alive "$pid" carico-worker; then state=running; else state="not running"; fi
     printf '%-10s %-8s %s\n' "$w" "$pid" "$state"
   done < <(worker_pid_files)
-  if alive "$(cat "$pid_dir/broker.pid" 2>/dev/null)" carico-broker; then
+  if broker_alive; then
     echo
     echo "the ring (mmi.workers):"
     client --timeout-ms 2000 workers || echo "(the broker did not answer)"
@@ -440,6 +671,8 @@ cmd_status() {
 
 cmd_stop() {
   [ -d "$pid_dir" ] || { echo "nothing was running in $run_dir"; return 0; }
+  # shellcheck disable=SC1090
+  [ -f "$env_file" ] && source "$env_file"  # the ports: which broker is the standby
   stop_cluster
 }
 

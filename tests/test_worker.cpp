@@ -282,6 +282,39 @@ TEST_CASE("a worker given several backends registers with the one that accepts i
   CHECK(w.w.broker() == b1);
 }
 
+TEST_CASE("a worker given several backends leaves a broker whose connection closes at once") {
+  // A broker that dies (kill -9: its connection closed, no DISCONNECT) is left
+  // for the next one without waiting out liveness x heartbeat of silence.
+  zmq::context_t context;
+  const std::string b1 = test::free_tcp_endpoint();
+  const std::string f2 = test::free_tcp_endpoint(), b2 = test::free_tcp_endpoint();
+  auto dying = std::make_unique<zmq::socket_t>(context, zmq::socket_type::router);
+  dying->set(zmq::sockopt::linger, 0);
+  dying->bind(b1);
+  // Silence would take 3 x 500 ms, then the 250 ms reconnect delay.
+  worker_options o{.connect = b1 + "," + b2,
+                   .service = "echo",
+                   .name = "quick",
+                   .heartbeat_ms = 500,
+                   .liveness = 3};
+  running_worker w(context, o, echo_handler());
+  zmq::multipart_t ready;
+  dying->set(zmq::sockopt::rcvtimeo, 3000);
+  REQUIRE(ready.recv(*dying));  // READY went to the only broker up
+  test::running_broker next(
+      context, broker_options{.frontend = f2, .backend = b2, .heartbeat_ms = 50, .liveness = 10});
+  const auto closed = std::chrono::steady_clock::now();
+  dying.reset();
+  raw_client c(context, f2);
+  nlohmann::json r = c.call("echo", {{"id", 1}}, "one", 5000);
+  const auto took = std::chrono::steady_clock::now() - closed;
+  REQUIRE_FALSE(r.is_null());
+  CHECK(r["code"] == 200);
+  CHECK(r["worker"] == "quick");
+  CHECK(w.w.broker() == b2);
+  CHECK(took < std::chrono::milliseconds(1200));
+}
+
 TEST_CASE("a worker refuses a malformed backend list") {
   zmq::context_t context;
   worker_options o;

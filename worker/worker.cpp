@@ -72,6 +72,7 @@ worker::worker(zmq::context_t& context, worker_options options, service_handler 
 }
 
 worker::~worker() {
+  close_broker();  // if run() did not end normally: its monitor stops first
   {
     std::lock_guard lock(tasks_mutex_);
     quit_ = true;
@@ -141,6 +142,7 @@ void worker::try_register() {
     broker_ = std::move(candidates_[i]);
     broker_->set(zmq::sockopt::linger, 1000);
     candidates_.clear();
+    watch_broker();
     registered(endpoints_[i]);
     return;
   }
@@ -179,9 +181,43 @@ void worker::registered(const std::string& endpoint) {
 void worker::schedule_reconnect(std::string_view why) {
   log_->warn("worker {}: {}; reconnecting in {} ms", options_.name, why, backoff_ms_);
   if (broker_) broker_->set(zmq::sockopt::linger, 0);
-  broker_.reset();
+  close_broker();
   reconnect_at_ = clock::now() + milliseconds(backoff_ms_);
   backoff_ms_ = std::min(backoff_ms_ * 2, options_.reconnect_max_ms);
+}
+
+// Several endpoints: the broker's connection is watched, so that a broker
+// that dies (its connection closed: kill -9, a crash, a fenced broker's exit)
+// is left at once for the one taking over, not after liveness × heartbeat of
+// silence. (One endpoint: its DEALER reconnects by itself, and silence says
+// when READY must go again.) Attached once the connection has completed, so
+// any disconnect it reports is this connection's.
+void worker::watch_broker() {
+  const std::string endpoint = "inproc://carico-worker-monitor-" +
+                               std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
+                               std::to_string(++monitors_);
+  if (zmq_socket_monitor(broker_->handle(), endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+    throw zmq::error_t();
+  }
+  broker_monitor_ = zmq::socket_t(context_, zmq::socket_type::pair);
+  broker_monitor_.set(zmq::sockopt::linger, 0);
+  broker_monitor_.connect(endpoint);
+}
+
+// Reads the broker connection's events: a disconnect means the broker is gone.
+void worker::watch_broker_connection() {
+  if (!broker_monitor_ || !broker_) return;
+  zmq::multipart_t event;
+  if (!event.recv(broker_monitor_, ZMQ_DONTWAIT)) return;
+  schedule_reconnect("lost the connection to the broker at " + broker());
+}
+
+// Closes the broker's socket, its monitor stopped first: libzmq's end of the
+// monitor pipe would otherwise block on an event nobody reads.
+void worker::close_broker() {
+  if (broker_ && broker_monitor_) zmq_socket_monitor(broker_->handle(), nullptr, 0);
+  broker_monitor_.close();
+  broker_.reset();
 }
 
 void worker::run() {
@@ -196,6 +232,7 @@ void worker::run() {
     take_failures();
     if (!unhealthy_.empty() && clock::now() >= next_health_check_) check_health(clock::now());
     update_state();
+    watch_broker_connection();
     if (!broker_ && candidates_.empty() && clock::now() >= reconnect_at_) connect();
     if (!candidates_.empty()) try_register();
 
@@ -226,7 +263,7 @@ void worker::run() {
     }
   }
   if (broker_) broker_->set(zmq::sockopt::linger, stopping_ ? 0 : 1000);
-  broker_.reset();
+  close_broker();
   candidates_.clear();
 }
 
@@ -241,9 +278,10 @@ void worker::wait() {
     return;
   }
   // Inline, no task thread ever sends results: the pipe is not polled.
-  zmq::pollitem_t items[3] = {waker_.pollitem()};
+  zmq::pollitem_t items[4] = {waker_.pollitem()};
   std::size_t count = 1;
   if (broker_) items[count++] = {broker_->handle(), 0, ZMQ_POLLIN, 0};
+  if (broker_ && broker_monitor_) items[count++] = {broker_monitor_.handle(), 0, ZMQ_POLLIN, 0};
   if (!threads_.empty()) items[count++] = {results_.handle(), 0, ZMQ_POLLIN, 0};
   wait_for_input(items, count, poll_timeout(deadline));
   if (items[0].revents & ZMQ_POLLIN) waker_.drain();

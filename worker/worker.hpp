@@ -160,6 +160,9 @@ class worker {
   void try_register();
   void wait_for_broker(time_point deadline);
   void schedule_reconnect(std::string_view why);
+  void watch_broker();
+  void watch_broker_connection();
+  void close_broker();
   void wait();
   // What one receive batch did.
   struct batch {
@@ -197,6 +200,8 @@ class worker {
   std::shared_ptr<spdlog::logger> log_;     // worker log
   zmq::context_t& context_;                 // for sockets made on reconnect
   std::unique_ptr<zmq::socket_t> broker_;   // DEALER to the broker; null while waiting
+  zmq::socket_t broker_monitor_;            // several endpoints: PAIR, broker_'s disconnects
+  std::uint64_t monitors_{0};               // monitor endpoints made, for unique names
   std::vector<std::string> endpoints_;      // options_.connect as a list
   std::vector<std::unique_ptr<zmq::socket_t>> candidates_;  // several endpoints: one DEALER
                                             // each while looking for the active broker

@@ -13,6 +13,13 @@ declare -A PIDS=()
 
 cleanup() {
   local status=$?
+  # PostgreSQL (start_postgres) first: SIGQUIT is its immediate shutdown, which
+  # ends its backends and frees its shared memory (a SIGKILL would leave both).
+  if [ -n "${PIDS[pg]:-}" ]; then
+    kill -QUIT "${PIDS[pg]}" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do kill -0 "${PIDS[pg]}" 2>/dev/null || break; sleep 0.1; done
+  fi
   for name in "${!PIDS[@]}"; do
     kill -9 "${PIDS[$name]}" 2>/dev/null || true
   done
@@ -123,4 +130,74 @@ kill_mid_run() {
   kill_hard "$name"
   before=$(grep -c '"code":' "$replies" || true)
   [ "$before" -lt "$total" ] || fail "every request was answered before the kill: nothing in flight"
+}
+
+# start_postgres: a real PostgreSQL server for the test (the newest of Debian's
+# /usr/lib/postgresql/N/bin), started as process `pg`: initdb in $WORK/pg on
+# the first call (as the postgres user when root: setpriv, which execs, so the
+# PID is the postmaster's), a free loopback port, and a database `carico`.
+# A later call starts the same cluster again on the same port (after
+# stop_postgres). Sets pgport and pg_uri (the database's URI for --journal).
+start_postgres() {
+  local pgbin
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$pgbin/postgres" ] ||
+    fail "PostgreSQL's server binaries are not installed: run scripts/setup.sh --test"
+  as_pg=()
+  [ "$(id -u)" -eq 0 ] && as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  local fresh=0
+  if [ ! -d "$WORK/pg/data" ]; then
+    fresh=1
+    mkdir "$WORK/pg"
+    if [ "$(id -u)" -eq 0 ]; then
+      chmod o+x "$WORK"  # the postgres user reaches its directory through the scratch folder
+      chown postgres: "$WORK/pg"
+    fi
+    "${as_pg[@]}" "$pgbin/initdb" -D "$WORK/pg/data" -A trust -U postgres --no-sync \
+      >"$WORK/initdb.out" 2>&1 || fail "initdb failed: $(tail -n 3 "$WORK/initdb.out")"
+    pgport=$(free_port)
+  fi
+  "${as_pg[@]}" "$pgbin/postgres" -D "$WORK/pg/data" -p "$pgport" -k "$WORK/pg" \
+    -c listen_addresses=127.0.0.1 >>"$WORK/pg.log" 2>&1 &
+  PIDS[pg]=$!
+  wait_until 60 sql "SELECT 1" || fail "PostgreSQL did not start: $(tail -n 3 "$WORK/pg.log")"
+  [ "$fresh" -eq 0 ] || sql "CREATE DATABASE carico" >/dev/null
+  pg_uri=postgresql://postgres@127.0.0.1:$pgport/carico
+}
+
+# stop_postgres [SIGNAL] : stops the server started by start_postgres and waits
+# for it; INT (default) is a fast shutdown (pg_ctl -m fast), QUIT immediate.
+stop_postgres() { stop pg "${1:-INT}"; }
+
+# sql QUERY [DATABASE] : one query on the test's server, unaligned rows.
+sql() { psql -h 127.0.0.1 -p "$pgport" -U postgres -At -c "$1" "${2:-postgres}"; }
+
+# listening PORT : something listens on 127.0.0.1:PORT.
+listening() { ss -ltn | grep -q "127.0.0.1:$1 "; }
+
+# start_ha_pair WORKERS : PostgreSQL (start_postgres), broker `a` active on it,
+# then broker `b` its standby, each on its own free ports with its log file in
+# $WORK/NAME.file.log (the info lines: "active, term N", "standby"); WORKERS
+# workers w1.. with --connect to both backends and one store, $WORK/storage
+# (a request run again after a failover overwrites its own file). Sets fronts
+# (the client's --connect list), front_a/front_b, back_a/back_b.
+start_ha_pair() {
+  local n=$1 i
+  start_postgres
+  local fa ba fb bb
+  fa=$(free_port); ba=$(free_port); fb=$(free_port); bb=$(free_port)
+  front_a=tcp://127.0.0.1:$fa; back_a=tcp://127.0.0.1:$ba
+  front_b=tcp://127.0.0.1:$fb; back_b=tcp://127.0.0.1:$bb
+  fronts=$front_a,$front_b
+  start a "$BROKER" --journal "$pg_uri" --frontend "$front_a" --backend "$back_a" \
+    --log "$WORK/a.file.log"
+  wait_until 20 listening "$fa" || fail "broker a does not listen"
+  start b "$BROKER" --journal "$pg_uri" --frontend "$front_b" --backend "$back_b" \
+    --log "$WORK/b.file.log"
+  wait_until 20 grep -q "standby" "$WORK/b.file.log" || fail "broker b did not say standby"
+  wait_until 3 grep -q "active, term 1" "$WORK/a.file.log" || fail "broker a is not active in term 1"
+  for i in $(seq 1 "$n"); do
+    start "w$i" "$WORKER" --connect "$back_a,$back_b" --name "w$i" --storage "$WORK/storage"
+  done
+  wait_until 20 workers_ready "$front_a" "$n" || fail "$n workers did not join broker a"
 }

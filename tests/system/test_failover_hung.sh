@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 f1=tcp://127.0.0.1:$(free_port); b1=tcp://127.0.0.1:$(free_port)
 f2=tcp://127.0.0.1:$(free_port); b2=tcp://127.0.0.1:$(free_port)
 scale=${CARICO_TIME_SCALE:-1}
-n=100
+n=400  # one at a time: enough that the hang lands mid-run on a fast machine
 
 start brokerA "$BROKER" --frontend "$f1" --backend "$b1" --journal none --log "$WORK/brokerA.log"
 for i in 1 2; do
@@ -28,6 +28,8 @@ answered() { [ "$(grep -c '"code":200' "$replies" || true)" -ge "$1" ]; }
 wait_until 20 answered 20 || fail "no replies before the hang"
 kill -STOP "${PIDS[brokerA]}"
 took_over=$(date +%s%N)
+before=$(grep -c '"code":' "$replies" || true)
+[ "$before" -lt "$n" ] || fail "every request was answered before the hang: nothing in flight"
 start brokerB "$BROKER" --frontend "$f2" --backend "$b2" --journal none --log "$WORK/brokerB.log"
 exits_ok client
 elapsed_ms=$(ms_since "$took_over")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brokers sharing a PostgreSQL journal (docs/ha.md), real binaries and a real
-# server (initdb in the scratch folder, as the postgres user when root):
+# server (start_postgres in lib.sh: initdb in the scratch folder):
 # - the second broker is a standby: it binds neither port;
 # - kill -9 of the active: the standby listens within 3 s, under term 2;
 # - SIGTERM to a standby: exit status 0 at once;
@@ -9,29 +9,9 @@
 source "$(dirname "$0")/lib.sh"
 scale=${CARICO_TIME_SCALE:-1}
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$pgbin/postgres" ] ||
-  fail "PostgreSQL's server binaries are not installed: run scripts/setup.sh --test"
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then
-  as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)  # execs: its PID is postgres's
-fi
-mkdir "$WORK/pg"
-if [ "$(id -u)" -eq 0 ]; then
-  chmod o+x "$WORK"  # the postgres user reaches its directory through the scratch folder
-  chown postgres: "$WORK/pg"
-fi
-"${as_pg[@]}" "$pgbin/initdb" -D "$WORK/pg/data" -A trust -U postgres --no-sync \
-  >"$WORK/initdb.log" 2>&1 || fail "initdb failed"
-pgport=$(free_port)
-start pg "${as_pg[@]}" "$pgbin/postgres" -D "$WORK/pg/data" -p "$pgport" -k "$WORK/pg" \
-  -c listen_addresses=127.0.0.1
-sql() { psql -h 127.0.0.1 -p "$pgport" -U postgres -At -c "$1" "${2:-postgres}"; }
-wait_until 60 sql "SELECT 1" || fail "postgres did not start"
-sql "CREATE DATABASE carico" >/dev/null
-uri=postgresql://postgres@127.0.0.1:$pgport/carico
+start_postgres
+uri=$pg_uri
 
-listening() { ss -ltn | grep -q "127.0.0.1:$1 "; }
 broker_on() {  # NAME FRONT-PORT BACK-PORT
   start "$1" "$BROKER" --journal "$uri" --frontend "tcp://127.0.0.1:$2" \
     --backend "tcp://127.0.0.1:$3" --log "$WORK/$1.file.log"
@@ -75,5 +55,5 @@ elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$status" -eq 1 ] || fail "the fenced broker exited $status, not 1"
 [ "$elapsed_ms" -lt $(( 2000 * scale )) ] || fail "the fenced broker took $elapsed_ms ms to stop"
 wait_until 5 grep -q "stopped serving" "$WORK/b.file.log" || fail "the fenced broker did not say why it stopped"
-stop pg INT
+stop_postgres
 echo "PASS: standby binds nothing; takeover after kill -9 in $took_ms ms (term 2); standby SIGTERM exits 0; fenced active exits 1"
