@@ -105,8 +105,9 @@ std::string access_log::format(const access_record& r) {
     // The header's client name, id and title, read where they lie.
     raw_map head;
     if (r.head.size() > 0 && head.parse(r.head.data(), r.head.size())) {
-      if (auto name = head.get_string("client")) append_sample(line, " name=", *name, 64);
-      if (const raw_map::entry* id = head.find("id")) {
+      const raw_view fields = head.over(r.head.data());
+      if (auto name = fields.get_string("client")) append_sample(line, " name=", *name, 64);
+      if (const std::optional<raw_view::entry> id = fields.find("id")) {
         if (auto n = raw_map::as_uint(id->value)) {
           line += " id=";
           line += std::to_string(*n);
@@ -114,7 +115,7 @@ std::string access_log::format(const access_record& r) {
           append_sample(line, " id=", *s, 64);
         }
       }
-      if (auto title = head.get_string("title")) {
+      if (auto title = fields.get_string("title")) {
         append_sample(line, " title=\"", *title, 80);
         line += '"';
       }

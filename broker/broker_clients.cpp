@@ -39,7 +39,6 @@ void broker::on_client_message(std::string&& client, zmq::multipart_t&& frames) 
   // few entries it needs in place, and decodes it only off the common path.
   decoded<client_request> message =
       decode_client_request(std::move(frames), &envelope, header_mode::keep_raw, &client_head_);
-  if (message && message->head_raw) client_head_.rebase(message->head_frame.data());
   if (!message) {
     ++stats_.malformed;
     log_->warn("malformed client message from {}: {} ({})", hex_id(client), message.error,
@@ -115,36 +114,36 @@ bool broker::refuse_over_limits(const std::string& client, client_request& messa
 }
 
 void broker::accept_request(std::string&& client, client_request&& message) {
-  // While message.head_raw, the header is read here in place, from what the
+  // While message.head_raw, the header is read here in place, through what the
   // codec's raw_map read (client_head_), and never decoded on the common path:
   // `id`, `client` (a key), `timeout_ms`, and whether it has `request` or
   // `attempt` (replaced per dispatch) are found in one pass. A `client` or an
   // `id` of an unusual shape has the header decoded, as request_key reads it.
   // (The access log reads the encoded header on its own thread.)
-  const raw_map::entry* raw_id = nullptr;
-  const raw_map::entry* raw_client = nullptr;
+  // The encoded `id` and `client` values, copied out: the frame moves on.
+  std::optional<std::string> raw_id;
+  std::optional<std::string> raw_client;
   bool raw_reserved = false;
   std::optional<std::uint64_t> timeout_ms;  // the header's, when it has one
   std::string owner = owner_of(message);  // for the journal row; read before the frames move
   std::optional<request_key_parts> key;
   request_key_parts id_only;  // an unkeyed raw header's `client` and `id`, for its journal row
   if (message.head_raw) {
-    for (const raw_map::entry& e : client_head_) {
+    for (const raw_view::entry& e : client_head_.over(message.head_frame.data())) {
       if (e.key == "id") {
-        raw_id = &e;
+        raw_id = std::string(e.value);
       } else if (e.key == "client") {
-        raw_client = &e;
+        raw_client = std::string(e.value);
       } else if (e.key == "request" || e.key == "attempt") {
         raw_reserved = true;
       } else if (e.key == "timeout_ms") {
         timeout_ms = raw_map::as_uint(e.value);
       }
     }
-    const std::optional<std::string> id_text =
-        raw_id != nullptr ? id_json_text(raw_id->value) : std::nullopt;
+    const std::optional<std::string> id_text = raw_id ? id_json_text(*raw_id) : std::nullopt;
     const std::optional<std::string_view> name =
-        raw_client != nullptr ? raw_map::as_string(raw_client->value) : std::nullopt;
-    if ((raw_id != nullptr && !id_text) || (raw_client != nullptr && !name)) {
+        raw_client ? raw_map::as_string(*raw_client) : std::nullopt;
+    if ((raw_id && !id_text) || (raw_client && !name)) {
       decode_head(message);
       timeout_ms = message.head.get_uint("timeout_ms");
     } else if (name && !name->empty() && id_text) {
@@ -212,10 +211,10 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   r.quota_bytes = bytes;
   r.from = message.from;
   if (message.head_raw && !raw_reserved) {
-    // As keep_header does, from the entries raw read in place (in the frame).
-    // r.id is the id as the client encoded it (keep_header re-encodes it): the
-    // same value, as packed_queue's encoded_id also reads it.
-    if (raw_id != nullptr) r.id = std::string(raw_id->value);
+    // As keep_header does, from the entries read in place above. r.id is the
+    // id as the client encoded it (keep_header re-encodes it): the same value,
+    // as packed_queue's encoded_id also reads it.
+    if (raw_id) r.id = std::move(*raw_id);
     r.head = std::move(message.head_frame);
   } else {
     keep_header(r, decode_head(message), std::move(message.head_frame));

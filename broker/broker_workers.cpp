@@ -15,7 +15,7 @@ namespace {
 // the request's `id` and whichever of those the worker did not send (with
 // `error` for a failure that has none): the keys, values and order on_reply's
 // header edits give a decoded header.
-zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, const request& r,
+zmq::message_t client_reply_head(map_writer& out, const raw_view& worker_head, const request& r,
                                  std::string_view worker, std::uint64_t result_code) {
   const std::string_view status = result_code == code::ok ? "ok" : "error";
   // The broker's own entries, in the order on_reply sets them.
@@ -24,7 +24,7 @@ zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, co
                                                       "error",   "worker", "attempts"};
   bool sent[k_count] = {};  // the worker's header has it
   std::size_t count = 0;
-  for (const raw_map::entry& e : worker_head) {
+  for (const raw_view::entry& e : worker_head) {
     if (e.key == "attempt" || e.key == "id") continue;
     ++count;
     for (int k = 0; k < k_count; ++k) {
@@ -47,7 +47,7 @@ zmq::message_t client_reply_head(map_writer& out, const raw_map& worker_head, co
     }
   };
   out.begin(count);
-  for (const raw_map::entry& e : worker_head) {
+  for (const raw_view::entry& e : worker_head) {
     if (e.key == "attempt" || e.key == "id") continue;
     int own = k_count;
     for (int k = 0; k < k_count; ++k) {
@@ -111,7 +111,6 @@ void broker::on_worker_message(const std::string& identity, zmq::multipart_t&& f
   std::optional<dialect> seen;
   decoded<worker_message> message =
       decode_worker_message(std::move(frames), header_mode::keep_raw, &worker_head_, &seen);
-  if (message && message->head_frame.size() > 0) worker_head_.rebase(message->head_frame.data());
   if (!message) {
     log_->warn("invalid message from worker {}: {} ({}); sending DISCONNECT",
                w ? w->name : hex_id(identity), message.error, describe(frames));
@@ -238,13 +237,13 @@ void broker::on_reply(known_worker& w, worker_message& message) {
     std::erase(w.in_flight, r.number);
   }
   // The header left encoded (the common case) is read where it lies, from
-  // what the codec's raw_map read (worker_head_); one raw_map leaves to
+  // through what the codec's raw_map read (worker_head_); one raw_map leaves to
   // header::decode came decoded. A stock worker's reply has none: it is 200.
   const bool raw = message.head_frame.size() > 0;
-  const raw_map& worker_head = worker_head_;
+  const raw_view worker_head = worker_head_.over(message.head_frame.data());
   std::uint64_t result_code = code::ok;
   if (raw) {
-    if (const raw_map::entry* c = worker_head.find("code")) {
+    if (const std::optional<raw_view::entry> c = worker_head.find("code")) {
       result_code = reported_code(raw_map::as_uint(c->value));
     }
   } else if (message.head && message.head->contains("code")) {

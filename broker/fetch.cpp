@@ -13,7 +13,7 @@ std::optional<std::uint64_t> broker::get_of(const std::string& client, client_re
   std::optional<std::uint64_t> of;
   bool present = false;
   if (message.head_raw) {
-    if (const raw_map::entry* e = client_head_.find("get")) {
+    if (const auto e = client_head_.over(message.head_frame.data()).find("get")) {
       present = true;
       of = raw_map::as_uint(e->value);
     }

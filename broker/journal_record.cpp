@@ -164,8 +164,8 @@ std::vector<std::string> decode_frames(std::string_view blob) {
 std::string result_json_of(std::string_view reply_head) {
   raw_map head;
   if (head.parse(reply_head.data(), reply_head.size())) {
-    const raw_map::entry* result = head.find("result");
-    if (result == nullptr) return {};
+    const std::optional<raw_view::entry> result = head.over(reply_head.data()).find("result");
+    if (!result) return {};
     try {
       msgpack::object_handle h = msgpack::unpack(result->value.data(), result->value.size());
       if (h.get().type == msgpack::type::MAP) return to_json_text(h.get());

@@ -58,7 +58,7 @@ std::string encoded_id(std::string_view head) {
   if (head.empty()) return {};
   raw_map m;
   if (m.parse(head.data(), head.size())) {
-    const raw_map::entry* id = m.find("id");
+    const std::optional<raw_view::entry> id = m.over(head.data()).find("id");
     return id ? std::string(id->value) : std::string();
   }
   header_result decoded = header::decode(head.data(), head.size());

@@ -125,8 +125,7 @@ struct client_reply {
 // The mode changes only whether a carico header is decoded now, never what
 // is valid. With keep_raw, `raw` (when given) receives the map that raw_map
 // read when the header stays encoded (head_raw), so the caller need not parse
-// it again. It was read before head_frame moved into the result: call
-// raw->rebase(head_frame.data()) first.
+// it again; read it through the frame: raw->over(head_frame.data()).
 decoded<client_request> decode_client_request(zmq::multipart_t&& frames,
                                               client_envelope* envelope = nullptr,
                                               header_mode mode = header_mode::decode,
@@ -203,8 +202,7 @@ struct worker_message {
 // Decodes a worker-protocol message (routing id already popped, if any). The
 // mode changes only where a carico REQUEST or REPLY header lands, never what is
 // valid. With keep_raw, `raw` (when given) receives what raw_map read of a
-// header left in head_frame; as with decode_client_request, call
-// raw->rebase(head_frame.data()) before reading it. `seen` (when given)
+// header left in head_frame (read it as raw->over(head_frame.data())). `seen` (when given)
 // receives the dialect of frame 1 even when the rest is malformed.
 decoded<worker_message> decode_worker_message(zmq::multipart_t&& frames,
                                               header_mode mode = header_mode::decode,

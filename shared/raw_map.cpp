@@ -102,9 +102,8 @@ std::optional<std::string_view> string_of(const unsigned char* p, std::size_t si
 
 bool raw_map::parse(const void* data, std::size_t size) {
   count_ = 0;
-  base_ = static_cast<const char*>(data);
   const auto* p = static_cast<const unsigned char*>(data);
-  if (size == 0) return false;
+  if (size == 0 || size > UINT32_MAX) return false;  // offsets are 32-bit
   cursor in(p, p + size);
   unsigned char b = 0;
   std::uint64_t n = 0;
@@ -128,9 +127,11 @@ bool raw_map::parse(const void* data, std::size_t size) {
     if (!key) break;  // a key that is not a string
     const unsigned char* value_at = in.at();
     if (!in.skip_value(1, values)) break;
-    if (find(*key) != nullptr) break;  // a repeated key
-    entries_[count_++] = {*key, std::string_view(reinterpret_cast<const char*>(value_at),
-                                                 static_cast<std::size_t>(in.at() - value_at))};
+    if (over(data).contains(*key)) break;  // a repeated key
+    places_[count_++] = {
+        {static_cast<std::uint32_t>(reinterpret_cast<const unsigned char*>(key->data()) - p),
+         static_cast<std::uint32_t>(key->size())},
+        {static_cast<std::uint32_t>(value_at - p), static_cast<std::uint32_t>(in.at() - value_at)}};
   }
   if (count_ != n || !in.done()) {
     count_ = 0;
@@ -139,36 +140,28 @@ bool raw_map::parse(const void* data, std::size_t size) {
   return true;
 }
 
-void raw_map::rebase(const void* data) {
-  const auto* to = static_cast<const char*>(data);
-  if (to == base_) return;  // a large frame's bytes stay where they are
-  // The old bytes may be gone: their addresses are only compared as numbers.
-  const auto old_base = reinterpret_cast<std::uintptr_t>(base_);
-  auto moved = [&](std::string_view v) {
-    return std::string_view(to + (reinterpret_cast<std::uintptr_t>(v.data()) - old_base), v.size());
-  };
-  for (std::size_t i = 0; i < count_; ++i) {
-    entries_[i].key = moved(entries_[i].key);
-    entries_[i].value = moved(entries_[i].value);
+raw_view::entry raw_view::operator[](std::size_t i) const {
+  const raw_map::place& at = map_->places_[i];
+  return {std::string_view(data_ + at.key.at, at.key.size),
+          std::string_view(data_ + at.value.at, at.value.size)};
+}
+
+std::optional<raw_view::entry> raw_view::find(std::string_view key) const {
+  for (std::size_t i = 0; i < size(); ++i) {
+    const raw_map::place& at = map_->places_[i];
+    if (key == std::string_view(data_ + at.key.at, at.key.size)) return (*this)[i];
   }
-  base_ = to;
+  return std::nullopt;
 }
 
-const raw_map::entry* raw_map::find(std::string_view key) const {
-  for (const entry& e : *this) {
-    if (e.key == key) return &e;
-  }
-  return nullptr;
+std::optional<std::uint64_t> raw_view::get_uint(std::string_view key) const {
+  const std::optional<entry> e = find(key);
+  return e ? raw_map::as_uint(e->value) : std::nullopt;
 }
 
-std::optional<std::uint64_t> raw_map::get_uint(std::string_view key) const {
-  const entry* e = find(key);
-  return e == nullptr ? std::nullopt : as_uint(e->value);
-}
-
-std::optional<std::string_view> raw_map::get_string(std::string_view key) const {
-  const entry* e = find(key);
-  return e == nullptr ? std::nullopt : as_string(e->value);
+std::optional<std::string_view> raw_view::get_string(std::string_view key) const {
+  const std::optional<entry> e = find(key);
+  return e ? raw_map::as_string(e->value) : std::nullopt;
 }
 
 // msgpack-c reads any integer encoding of a value >= 0, signed ones included,

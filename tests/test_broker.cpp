@@ -1055,7 +1055,7 @@ std::vector<std::string> keys_in_order(const std::string& map) {
   raw_map m;
   REQUIRE(m.parse(map.data(), map.size()));
   std::vector<std::string> out;
-  for (const raw_map::entry& e : m) out.emplace_back(e.key);
+  for (const raw_view::entry& e : m.over(map.data())) out.emplace_back(e.key);
   return out;
 }
 

@@ -59,7 +59,7 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     CHECK(r->head_frame.to_string() == head);
     raw_map read;
     REQUIRE(read.parse(r->head_frame.data(), r->head_frame.size()));
-    CHECK(read.get_uint("id") == 9u);
+    CHECK(read.over(r->head_frame.data()).get_uint("id") == 9u);
     const header& decoded_head = decode_head(*r);
     CHECK_FALSE(r->head_raw);
     CHECK(decoded_head.get_uint("id") == 9u);
@@ -69,7 +69,7 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
     decode_head(*r).set("x", std::uint64_t{1});
     CHECK(decode_head(*r).get_uint("x") == 1u);
   }
-  SECTION("the map the codec read is handed over, and follows the frame once rebased") {
+  SECTION("the map the codec read is handed over, read through the frame where it is now") {
     for (const std::string& head :
          {encode_json_header({{"id", 9}, {"n", 1}}),
           encode_json_header({{"id", 9}, {"title", std::string(60, 't')}})}) {
@@ -78,10 +78,10 @@ TEST_CASE("keep_raw leaves a client header encoded until decode_head", "[codec][
           decode_client_request(request_with(head), nullptr, header_mode::keep_raw, &read);
       REQUIRE(r);
       REQUIRE(r->head_raw);
-      read.rebase(r->head_frame.data());
-      CHECK(read.size() == 2);
-      CHECK(read.get_uint("id") == 9u);
-      for (const raw_map::entry& e : read) {
+      const raw_view now = read.over(r->head_frame.data());
+      CHECK(now.size() == 2);
+      CHECK(now.get_uint("id") == 9u);
+      for (const raw_view::entry& e : now) {
         CHECK(e.key.data() >= r->head_frame.data<char>());
         CHECK(e.value.data() + e.value.size() <=
               r->head_frame.data<char>() + r->head_frame.size());
@@ -565,24 +565,24 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     CHECK(m->head_frame.to_string() == head);
     raw_map read;
     REQUIRE(read.parse(m->head_frame.data(), m->head_frame.size()));
-    CHECK(read.get_uint("request") == 3u);
-    CHECK(read.get_uint("code") == 200u);
+    CHECK(read.over(m->head_frame.data()).get_uint("request") == 3u);
+    CHECK(read.over(m->head_frame.data()).get_uint("code") == 200u);
     REQUIRE(m->body.size() == 1);
     CHECK(m->body[0].to_string() == "result");
     CHECK(m->address.to_string() == "cid");
   }
-  SECTION("the map the codec read is handed over, and follows the frame once rebased") {
+  SECTION("the map the codec read is handed over, read through the frame where it is now") {
     raw_map read;
     decoded<worker_message> m =
         decode_worker_message(reply_with(encode_json_header({{"request", 3}, {"code", 200}})),
                               header_mode::keep_raw, &read);
     REQUIRE(m);
     REQUIRE(m->head_frame.size() > 0);
-    read.rebase(m->head_frame.data());
-    CHECK(read.get_uint("request") == 3u);
-    CHECK(read.get_uint("code") == 200u);
-    CHECK(read.begin()->key.data() > m->head_frame.data<char>());
-    CHECK(read.begin()->key.data() < m->head_frame.data<char>() + m->head_frame.size());
+    const raw_view now = read.over(m->head_frame.data());
+    CHECK(now.get_uint("request") == 3u);
+    CHECK(now.get_uint("code") == 200u);
+    CHECK((*now.begin()).key.data() > m->head_frame.data<char>());
+    CHECK((*now.begin()).key.data() < m->head_frame.data<char>() + m->head_frame.size());
   }
   SECTION("a header raw_map leaves to header::decode is decoded as before") {
     const std::string repeated("\x82\xa1k\x01\xa1k\x02", 7);  // {"k": 1, "k": 2}
@@ -621,9 +621,8 @@ TEST_CASE("REPLY with keep_raw leaves a header raw_map reads encoded", "[codec][
     REQUIRE(m);
     CHECK_FALSE(m->head);
     CHECK(m->head_frame.to_string() == head);
-    read.rebase(m->head_frame.data());
-    CHECK(read.get_uint("request") == 1u);
-    CHECK(read.get_uint("attempt") == 2u);
+    CHECK(read.over(m->head_frame.data()).get_uint("request") == 1u);
+    CHECK(read.over(m->head_frame.data()).get_uint("attempt") == 2u);
     CHECK(m->address.to_string() == "cid");
     REQUIRE(m->body.size() == 1);
     CHECK(m->body[0].to_string() == "p");

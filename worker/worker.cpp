@@ -327,7 +327,6 @@ worker::batch worker::handle_broker() {
                  worker_signature_of(message->from), worker_signature_of(options_.protocol));
       continue;
     }
-    if (message->head_frame.size() > 0) request_head_.rebase(message->head_frame.data());
     switch (message->cmd) {
       case command::request: {
         task t = take_request(std::move(*message));
@@ -524,12 +523,12 @@ worker::task worker::take_request(worker_message&& m) {
   task t;
   t.generation = generation_;
   t.address = std::move(m.address);
-  auto read = [&t](const auto& h) {  // a raw_map or a header
+  auto read = [&t](const auto& h) {  // a raw_view or a header
     t.request = h.get_uint("request");
     t.attempt = h.get_uint("attempt").value_or(0);
   };
   if (m.head_frame.size() > 0) {
-    read(request_head_);
+    read(request_head_.over(m.head_frame.data()));
     t.head_frame = std::move(m.head_frame);
   } else if (m.head) {
     read(*m.head);

@@ -32,7 +32,7 @@ struct reply_fields {
 decoded<reply_fields> read_reply(zmq::multipart_t&& frames, raw_map& head) {
   decoded<reply_fields> out;
   reply_fields& f = out.value.emplace();
-  // The same reading of a raw_map and of a header.
+  // The same reading of a raw_view and of a header.
   auto read = [&f](const auto& h) {
     f.id = h.get_uint("id");
     f.code = h.get_uint("code").value_or(code::ok);
@@ -40,7 +40,7 @@ decoded<reply_fields> read_reply(zmq::multipart_t&& frames, raw_map& head) {
   };
   if (frames.size() >= 4 && frames[0].size() == 0 && frame_equals(frames[1], client_ext_signature) &&
       head.parse(frames[3].data(), frames[3].size())) {
-    read(head);
+    read(head.over(frames[3].data()));
     if (frames.size() > 4) f.body_size = frames[4].size();
     return out;
   }

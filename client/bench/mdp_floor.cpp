@@ -65,7 +65,7 @@ class mdp_floor {
     if (!head_.parse(frames_[4].data(), frames_[4].size())) return;
     const std::string_view service = view(frames_[3]);
     if (service.substr(0, 4) == "mmi.") return answer_mmi(service);
-    const std::optional<std::uint64_t> id = head_.get_uint("id");
+    const std::optional<std::uint64_t> id = head_.over(frames_[4].data()).get_uint("id");
     if (!id || workers_.empty()) return;
     const floor_worker& w = workers_[next_++ % workers_.size()];
     zmq::message_t head = append_uints(frames_[4], {{"request", *id}});
@@ -88,9 +88,10 @@ class mdp_floor {
     } else if (cmd == command::reply && frames_.size() >= 7 && known != workers_.end()) {
       // [worker][empty][MDPWX1][REPLY][client][empty][header][body...]
       if (!head_.parse(frames_[6].data(), frames_[6].size())) return;
-      const std::optional<std::uint64_t> id = head_.get_uint("request");
+      const raw_view fields = head_.over(frames_[6].data());
+      const std::optional<std::uint64_t> id = fields.get_uint("request");
       if (!id) return;
-      const std::uint64_t code = head_.get_uint("code").value_or(code::ok);
+      const std::uint64_t code = fields.get_uint("code").value_or(code::ok);
       reply_.begin(3);
       reply_.add("id", *id);
       reply_.add("code", code);
@@ -100,7 +101,7 @@ class mdp_floor {
   }
 
   void answer_mmi(std::string_view service) {
-    const raw_map::entry* id = head_.find("id");
+    const std::optional<raw_view::entry> id = head_.over(frames_[4].data()).find("id");
     nlohmann::json result = nlohmann::json::object();
     if (service == "mmi.workers") {
       result["workers"] = nlohmann::json::array();
@@ -108,8 +109,8 @@ class mdp_floor {
         result["workers"].push_back({{"state", "ready"}});
     }
     const std::vector<std::uint8_t> packed = nlohmann::json::to_msgpack(result);
-    reply_.begin(id != nullptr ? 3 : 2);
-    if (id != nullptr) reply_.add_raw("id", id->value);
+    reply_.begin(id ? 3 : 2);
+    if (id) reply_.add_raw("id", id->value);
     reply_.add("code", code::ok);
     reply_.add_raw("result", {reinterpret_cast<const char*>(packed.data()), packed.size()});
     send_client(view(frames_[0]), service, frames_.size());

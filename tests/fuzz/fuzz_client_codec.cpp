@@ -36,10 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (kept) {
       check(!kept->head_raw || kept->head.size() == 0);
       if (kept->head_raw) {
-        handed.rebase(kept->head_frame.data());
-        check(handed.size() == request->head.size());
-        check(handed.get_uint("id") == request->head.get_uint("id"));
-        check(handed.get_string("client") == request->head.get_string("client"));
+        const raw_view now = handed.over(kept->head_frame.data());
+        check(now.size() == request->head.size());
+        check(now.get_uint("id") == request->head.get_uint("id"));
+        check(now.get_string("client") == request->head.get_string("client"));
       }
       check(decode_head(*kept).encode_string() == request->head.encode_string());
     }
