@@ -127,6 +127,11 @@ class repl {
   void cmd_stats(const arguments& args);
   void cmd_status(const arguments& args);
   void cmd_history(const arguments& args);
+  // `history [N]` and `stored [N]`: the last N (default 20, at most 1000) of an
+  // MMI listing, rendered by `render`; `what` names it when the broker has none.
+  void ask_listing(const arguments& args, const std::string& command, const std::string& service,
+                   const std::string& what,
+                   std::function<std::string(const nlohmann::json&)> render);
   // client/repl_fetch.cpp: get N [FILE], stored [N], and the numbers get completes.
   void cmd_get(const arguments& args);
   void cmd_stored(const arguments& args);

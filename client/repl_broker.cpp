@@ -89,10 +89,16 @@ void repl::cmd_status(const arguments& args) {
 }
 
 void repl::cmd_history(const arguments& args) {
+  ask_listing(args, "history", "mmi.history", "keeps no history", format_history);
+}
+
+void repl::ask_listing(const arguments& args, const std::string& command,
+                       const std::string& service, const std::string& what,
+                       std::function<std::string(const nlohmann::json&)> render) {
   std::string why;
   std::optional<std::uint64_t> n = 20;
   if (args.size() > 1) {
-    why = "usage: history [N], N a positive integer up to 1000";
+    why = "usage: " + command + " [N], N a positive integer up to 1000";
     n.reset();
   } else if (args.size() == 1) {
     n = typed_number(args[0], 1000, why);
@@ -101,17 +107,18 @@ void repl::cmd_history(const arguments& args) {
     error(why);
     return;
   }
-  ask("mmi.history", {{"last", *n}}, "", [this](const reply& r) {
-    if (r.code == 501) {
-      error("this broker keeps no history (mmi.history)");
-      return;
-    }
-    if (!r.ok()) {
-      error("mmi.history: " + std::to_string(r.code) + " " + r.error());
-      return;
-    }
-    say(format_history(r.head.value("result", nlohmann::json::object())));
-  });
+  ask(service, {{"last", *n}}, "",
+      [this, service, what, render = std::move(render)](const reply& r) {
+        if (r.code == 501) {
+          error("this broker " + what + " (" + service + ")");
+          return;
+        }
+        if (!r.ok()) {
+          error(service + ": " + std::to_string(r.code) + " " + r.error());
+          return;
+        }
+        say(render(r.head.value("result", nlohmann::json::object())));
+      });
 }
 
 }  // namespace carico

@@ -51,29 +51,7 @@ void repl::cmd_get(const arguments& args) {
 }
 
 void repl::cmd_stored(const arguments& args) {
-  std::string why;
-  std::optional<std::uint64_t> n = 20;
-  if (args.size() > 1) {
-    why = "usage: stored [N], N a positive integer up to 1000";
-    n.reset();
-  } else if (args.size() == 1) {
-    n = typed_number(args[0], 1000, why);
-  }
-  if (!n) {
-    error(why);
-    return;
-  }
-  ask("mmi.stored", {{"last", *n}}, "", [this](const reply& r) {
-    if (r.code == 501) {
-      error("this broker does not list stored documents (mmi.stored)");
-      return;
-    }
-    if (!r.ok()) {
-      error("mmi.stored: " + std::to_string(r.code) + " " + r.error());
-      return;
-    }
-    say(format_stored(r.head.value("result", nlohmann::json::object())));
-  });
+  ask_listing(args, "stored", "mmi.stored", "does not list stored documents", format_stored);
 }
 
 }  // namespace carico

@@ -35,7 +35,7 @@ PY
 
 # Piped: commands one at a time, plain lines, errors on stderr, exit status 0.
 # The control-character document is sent last on purpose: history shows its title.
-printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nstatus 1\nexit\n' \
+printf 'send 4\nsned\nsend 0\nFTP\n2\nworkers\nsend %s\nhistory 3\nhistory x\nstored 2\nstored 1 2\nstatus 1\nexit\n' \
   "$CARICO_SOURCE/files/control-chars.json" |
   "$CLIENT" --connect "$front" --files "$CARICO_SOURCE/files" >"$WORK/piped.out" 2>"$WORK/piped.err" ||
   fail "piped REPL exited non-zero"
@@ -48,6 +48,8 @@ grep -B1 '^NAME ' "$WORK/piped.out" | head -n 1 | grep -qxF "broker $front" ||
 grep -q '^REQUEST  *STATE' "$WORK/piped.out" || fail "piped: no history table"
 [ "$(grep -cE '^[0-9]+ +done +200 ' "$WORK/piped.out")" -eq 3 ] || fail "piped: history 3 shows 3 done rows"
 grep -q "positive integer, not 'x'" "$WORK/piped.err" || fail "piped: history x is not an error"
+grep -q '^REQUEST  *TITLE  *WORKER  *BYTES' "$WORK/piped.out" || fail "piped: no stored table"
+grep -q "usage: stored \[N\]" "$WORK/piped.err" || fail "piped: stored 1 2 is not a usage error"
 if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/piped.out" "$WORK/piped.err"; then
   fail "piped output holds control characters"
 fi
