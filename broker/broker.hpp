@@ -209,6 +209,9 @@ class broker {
   void reload_unfinished();
   void release_sticky(known_worker* returning);
   void on_journal_commit();
+  // Fenced (another broker is active, or this one lost its session): throws
+  // journal_fenced, which ends run() at once; nothing more may leave.
+  void stop_if_fenced() const;
   // timeout_ms: the resend's own (effective_timeout); a waiting request's
   // deadline is pushed out to it.
   bool answer_resend(const std::string& client, const request_key_parts& key,

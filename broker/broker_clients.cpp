@@ -159,7 +159,9 @@ void broker::accept_request(std::string&& client, client_request&& message) {
   if (journal_ && !journal_->writable() && !(key && keyed_.contains(key->text))) {
     // No outcome could be recorded, so nothing new is taken (the journal
     // logged the state once); a resend of a request in flight may still
-    // wait for its outcome.
+    // wait for its outcome. A fenced broker answers nothing at all: the
+    // client resends to the broker that took over.
+    stop_if_fenced();
     ++stats_.refused;
     ++stats_.journal_refused;
     reply_error(client, message.from, message.service, code::queue_full, "journal unavailable",

@@ -163,12 +163,15 @@ void broker::release_sticky(known_worker* returning) {
   for (service* s : touched) dispatch(*s);
 }
 
-void broker::on_journal_commit() {
-  // Fenced (another broker is active): nothing more may leave; committed()
-  // will not move again. run() ends here, without flushing.
-  if (journal_->fenced()) {
+void broker::stop_if_fenced() const {
+  if (journal_ && journal_->fenced()) {
     throw journal_fenced("journal " + journal_->path() + ": " + journal_->health().error);
   }
+}
+
+void broker::on_journal_commit() {
+  // Fenced: committed() will not move again. run() ends here, without flushing.
+  stop_if_fenced();
   const std::uint64_t committed = journal_->committed();
   while (!held_replies_.empty() && held_replies_.front().seq <= committed) {
     held_reply& h = held_replies_.front();

@@ -109,29 +109,43 @@ pg_connection::~pg_connection() {
 
 namespace {
 
-pg_rows checked(pg_conn* conn, PGresult* r) {
-  pg_rows rows(r);
-  const ExecStatusType status = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return rows;
-  std::string why = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn);
-  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-  if (why.empty()) why = PQerrorMessage(conn);
-  throw journal_error(why);
+// Whether a failed statement's SQLSTATE says the session is over: a
+// connection exception (class 08), or the server shutting down or starting
+// (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now).
+// libpq still reports CONNECTION_OK until it reads the server's EOF.
+bool ends_session(const PGresult* r) {
+  if (r == nullptr) return true;
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (state == nullptr) return false;
+  const std::string_view s(state);
+  return s.substr(0, 2) == "08" || s == "57P01" || s == "57P02" || s == "57P03";
 }
 
 }  // namespace
 
-pg_rows pg_connection::exec(const char* sql) { return checked(conn_, PQexec(conn_, sql)); }
-
-pg_rows pg_connection::exec(const char* sql, const pg_params& p) {
-  return checked(conn_, PQexecParams(conn_, sql, p.size(), nullptr, p.values(), p.lengths(),
-                                     p.formats(), 0));
+pg_rows pg_connection::checked(PGresult* r) {
+  pg_rows rows(r);
+  const ExecStatusType status = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return rows;
+  if (ends_session(r)) lost_ = true;
+  std::string why = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  if (why.empty()) why = PQerrorMessage(conn_);
+  throw journal_error(why);
 }
 
-bool pg_connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+pg_rows pg_connection::exec(const char* sql) { return checked(PQexec(conn_, sql)); }
+
+pg_rows pg_connection::exec(const char* sql, const pg_params& p) {
+  return checked(
+      PQexecParams(conn_, sql, p.size(), nullptr, p.values(), p.lengths(), p.formats(), 0));
+}
+
+bool pg_connection::ok() const { return !lost_ && PQstatus(conn_) == CONNECTION_OK; }
 
 bool pg_connection::reset() {
   PQreset(conn_);
+  lost_ = false;
   return ok();
 }
 

@@ -83,7 +83,8 @@ class pg_connection {
   pg_rows exec(const char* sql);
   pg_rows exec(const char* sql, const pg_params& params);
   // Whether the connection still stands (after a failure: lost, or just a
-  // failed statement).
+  // failed statement). A statement that failed with a connection exception or
+  // a server shutdown (SQLSTATE 08xxx, 57P01-57P03) counts as lost at once.
   bool ok() const;
   // Tries to connect again (a standby whose server restarted); true when up.
   bool reset();
@@ -91,7 +92,11 @@ class pg_connection {
   int backend_pid() const;
 
  private:
+  // Throws journal_error for a failed result, noting a session's end in lost_.
+  pg_rows checked(::pg_result* r);
+
   pg_conn* conn_{nullptr};  // the libpq connection
+  bool lost_{false};        // a statement said the session is over
 };
 
 // uri with its password, if any, replaced by "***", for logs and mmi.stats.
