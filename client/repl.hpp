@@ -127,6 +127,9 @@ class repl {
   void cmd_stats(const arguments& args);
   void cmd_status(const arguments& args);
   void cmd_history(const arguments& args);
+  // `workers` and `stats`: an MMI table under the line naming the broker.
+  void ask_broker_table(const std::string& service,
+                        std::function<std::string(const nlohmann::json&)> render);
   // `history [N]` and `stored [N]`: the last N (default 20, at most 1000) of an
   // MMI listing, rendered by `render`; `what` names it when the broker has none.
   void ask_listing(const arguments& args, const std::string& command, const std::string& service,

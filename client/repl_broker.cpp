@@ -37,29 +37,22 @@ void repl::cmd_list(const arguments&) {
   say(text);
 }
 
-void repl::cmd_workers(const arguments&) {
-  ask("mmi.workers", nlohmann::json::object(), "", [this](const reply& r) {
-    if (!r.ok()) {
-      error("mmi.workers: " + std::to_string(r.code) + " " + r.error());
-      return;
-    }
-    // As `carico-client workers`: the broker that answered, then the table.
-    std::string text = format_broker_line(client_.broker(), client_.options().endpoint) +
-                       format_workers(r.head.value("result", nlohmann::json::object()));
-    say(text);
-  });
-}
+void repl::cmd_workers(const arguments&) { ask_broker_table("mmi.workers", format_workers); }
 
-void repl::cmd_stats(const arguments&) {
-  ask("mmi.stats", nlohmann::json::object(), "", [this](const reply& r) {
-    if (!r.ok()) {
-      error("mmi.stats: " + std::to_string(r.code) + " " + r.error());
-      return;
-    }
-    std::string text = format_broker_line(client_.broker(), client_.options().endpoint) +
-                       format_stats(r.head.value("result", nlohmann::json::object()));
-    say(text);
-  });
+void repl::cmd_stats(const arguments&) { ask_broker_table("mmi.stats", format_stats); }
+
+// As `carico-client workers` and `stats`: the broker that answered, then the table.
+void repl::ask_broker_table(const std::string& service,
+                            std::function<std::string(const nlohmann::json&)> render) {
+  ask(service, nlohmann::json::object(), "",
+      [this, service, render = std::move(render)](const reply& r) {
+        if (!r.ok()) {
+          error(service + ": " + std::to_string(r.code) + " " + r.error());
+          return;
+        }
+        say(format_broker_line(client_.broker(), client_.options().endpoint) +
+            render(r.head.value("result", nlohmann::json::object())));
+      });
 }
 
 void repl::cmd_status(const arguments& args) {
