@@ -175,6 +175,17 @@ sql() { psql -h 127.0.0.1 -p "$pgport" -U postgres -At -c "$1" "${2:-postgres}";
 # listening PORT : something listens on 127.0.0.1:PORT.
 listening() { ss -ltn | grep -q "127.0.0.1:$1 "; }
 
+# After start_ha_pair: `carico-client --connect a,b send --count $n` with
+# default flags (seed $1); its JSON lines land in $replies.
+start_ha_send() {
+  start client "$CLIENT" --connect "$fronts" --json send --count "$n" \
+    --files "$CARICO_SOURCE/files" --seed "$1"
+  replies=$WORK/client.log
+}
+
+# answered N: the client has N replies 200 or more.
+answered() { [ "$(grep -c '"code":200' "$replies" || true)" -ge "$1" ]; }
+
 # start_ha_pair WORKERS : PostgreSQL (start_postgres), broker `a` active on it,
 # then broker `b` its standby, each on its own free ports with its log file in
 # $WORK/NAME.file.log (the info lines: "active, term N", "standby"); WORKERS

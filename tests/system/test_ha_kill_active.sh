@@ -11,9 +11,7 @@ scale=${CARICO_TIME_SCALE:-1}
 n=600
 
 start_ha_pair 3
-start client "$CLIENT" --connect "$fronts" --json send --count "$n" --files "$CARICO_SOURCE/files" \
-  --seed 21
-replies=$WORK/client.log
+start_ha_send 21
 kill_mid_run a "$replies" 100 "$n"
 killed=$(date +%s%N)
 exits_ok client

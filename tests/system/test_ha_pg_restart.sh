@@ -12,10 +12,7 @@ scale=${CARICO_TIME_SCALE:-1}
 n=600
 
 start_ha_pair 3
-start client "$CLIENT" --connect "$fronts" --json send --count "$n" --files "$CARICO_SOURCE/files" \
-  --seed 23
-replies=$WORK/client.log
-answered() { [ "$(grep -c '"code":200' "$replies" || true)" -ge "$1" ]; }
+start_ha_send 23
 wait_until 20 answered 100 || fail "no replies before the restart"
 
 stop_postgres INT

@@ -11,10 +11,7 @@ scale=${CARICO_TIME_SCALE:-1}
 n=600
 
 start_ha_pair 3
-start client "$CLIENT" --connect "$fronts" --json send --count "$n" --files "$CARICO_SOURCE/files" \
-  --seed 22
-replies=$WORK/client.log
-answered() { [ "$(grep -c '"code":200' "$replies" || true)" -ge "$1" ]; }
+start_ha_send 22
 wait_until 20 answered 100 || fail "no replies before the cut"
 
 # The leadership lock's holder is the active's writer session.
