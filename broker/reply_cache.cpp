@@ -1,7 +1,9 @@
 #include "broker/reply_cache.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 #include "shared/raw_map.hpp"
 
@@ -48,11 +50,21 @@ std::optional<std::string> id_json_text(std::string_view encoded) {
   return std::nullopt;
 }
 
+reply_cache::reply_cache(std::size_t capacity)
+    : capacity_(std::min<std::size_t>(capacity, std::size_t{1} << 30)) {}
+
+std::uint32_t reply_cache::slot_hash(std::string_view key) {
+  const std::uint64_t h = std::hash<std::string_view>{}(key);
+  const auto folded = static_cast<std::uint32_t>(h ^ (h >> 32));
+  return folded == 0 ? 1 : folded;
+}
+
 // parts: key, service, head, body.
-reply_cache::entry reply_cache::make_entry(std::uint64_t number,
+reply_cache::entry reply_cache::make_entry(std::uint64_t number, std::uint32_t hash,
                                            std::initializer_list<std::string_view> parts) {
   entry e;
   e.number = number;
+  e.hash = hash;
   std::uint32_t* sizes[] = {&e.key_size, &e.service_size, &e.head_size, &e.body_size};
   std::size_t total = 0;
   std::size_t i = 0;
@@ -69,32 +81,73 @@ reply_cache::entry reply_cache::make_entry(std::uint64_t number,
   return e;
 }
 
-void reply_cache::put(std::string_view key, std::uint64_t number, std::string_view service,
-                      std::string_view head, std::string_view body) {
-  if (capacity_ == 0) return;
-  // A deque keeps its elements in place as it grows at the back and shrinks
-  // at the front, so index_ may point at them.
-  entry& e = order_.emplace_back(make_entry(number, {key, service, head, body}));
-  auto [it, fresh] = index_.try_emplace(e.key(), &e);
-  if (!fresh) {
-    // Known key: the new reply replaces the old in its place in the order.
-    entry* old = it->second;
-    index_.erase(it);  // its key points into the bytes replaced below
-    *old = std::move(e);
-    order_.pop_back();
-    index_.emplace(old->key(), old);
-    return;
-  }
-  while (order_.size() > capacity_) {
-    index_.erase(order_.front().key());
-    order_.pop_front();
+std::size_t reply_cache::probe(std::string_view key, std::uint32_t hash) const {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const slot s = slots_[i];
+    if (s.hash == 0 || (s.hash == hash && at(s).key() == key)) return i;
   }
 }
 
+void reply_cache::grow() {
+  std::vector<slot> old = std::exchange(slots_, std::vector<slot>(std::max<std::size_t>(
+                                                    1024, slots_.size() * 2)));
+  const std::size_t mask = slots_.size() - 1;
+  for (const slot s : old) {
+    if (s.hash == 0) continue;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].hash != 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+// Linear probing's deletion without tombstones: each later slot of the run
+// moves back into the hole unless its home lies cyclically in (hole, slot].
+void reply_cache::empty_slot(std::size_t i) {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t j = (i + 1) & mask; slots_[j].hash != 0; j = (j + 1) & mask) {
+    const std::size_t home = slots_[j].hash & mask;
+    const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    i = j;
+  }
+  slots_[i] = slot{};
+}
+
+void reply_cache::forget_oldest() {
+  const std::uint32_t hash = order_.front().hash;
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = hash & mask;
+  while (slots_[i].seq != first_seq_ || slots_[i].hash != hash) i = (i + 1) & mask;
+  empty_slot(i);
+  order_.pop_front();
+  ++first_seq_;
+}
+
+void reply_cache::put(std::string_view key, std::uint64_t number, std::string_view service,
+                      std::string_view head, std::string_view body) {
+  if (capacity_ == 0) return;
+  if ((order_.size() + 1) * 2 > slots_.size()) grow();
+  const std::uint32_t hash = slot_hash(key);
+  const std::size_t i = probe(key, hash);
+  if (slots_[i].hash != 0) {
+    // Known key: the new reply replaces the old in its place in the order.
+    order_[static_cast<std::uint32_t>(slots_[i].seq - first_seq_)] =
+        make_entry(number, hash, {key, service, head, body});
+    return;
+  }
+  const auto seq = static_cast<std::uint32_t>(first_seq_ + order_.size());
+  order_.push_back(make_entry(number, hash, {key, service, head, body}));
+  slots_[i] = slot{hash, seq};
+  while (order_.size() > capacity_) forget_oldest();
+}
+
 std::optional<cached_reply> reply_cache::find(std::string_view key) const {
-  auto it = index_.find(key);
-  if (it == index_.end()) return std::nullopt;
-  const entry& e = *it->second;
+  if (slots_.empty()) return std::nullopt;
+  const slot s = slots_[probe(key, slot_hash(key))];
+  if (s.hash == 0) return std::nullopt;
+  const entry& e = at(s);
   const char* p = e.bytes.get() + e.key_size;
   cached_reply r;
   r.number = e.number;

@@ -15,7 +15,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "shared/header.hpp"
@@ -46,8 +45,7 @@ struct cached_reply {
 
 class reply_cache {
  public:
-  explicit reply_cache(std::size_t capacity) : capacity_(capacity) {}
-  // index_ points into order_'s entries: a copy would point into the original.
+  explicit reply_cache(std::size_t capacity);
   reply_cache(const reply_cache&) = delete;
   reply_cache& operator=(const reply_cache&) = delete;
   // Remembers the reply (number, service, encoded header, packed body) under
@@ -56,7 +54,7 @@ class reply_cache {
   void put(std::string_view key, std::uint64_t number, std::string_view service,
            std::string_view head, std::string_view body);
   std::optional<cached_reply> find(std::string_view key) const;
-  std::size_t size() const { return index_.size(); }
+  std::size_t size() const { return order_.size(); }
 
  private:
   // One remembered reply. Its strings share one allocation, so that keeping
@@ -66,17 +64,36 @@ class reply_cache {
   struct entry {
     std::unique_ptr<char[]> bytes;  // key, service, head, body, back to back
     std::uint64_t number{0};        // the request number
+    std::uint32_t hash{0};          // slot_hash(key), so forgetting it never reads the key
     std::uint32_t key_size{0};      // sizes of the four parts of bytes
     std::uint32_t service_size{0};
     std::uint32_t head_size{0};
     std::uint32_t body_size{0};
     std::string_view key() const { return {bytes.get(), key_size}; }
   };
-  static entry make_entry(std::uint64_t number, std::initializer_list<std::string_view> parts);
+  // The index: open addressing with linear probing, at most half full, eight
+  // bytes a slot, so that a lookup usually reads one cache line of it and the
+  // key's own bytes only when the hashes match. A slot names its entry by
+  // sequence number (order_[seq - first_seq_]), truncated to 32 bits: the
+  // cache holds fewer than 2^31 entries, so the difference is exact.
+  struct slot {
+    std::uint32_t hash{0};  // 0: empty
+    std::uint32_t seq{0};
+  };
+  static std::uint32_t slot_hash(std::string_view key);
+  static entry make_entry(std::uint64_t number, std::uint32_t hash,
+                          std::initializer_list<std::string_view> parts);
+  const entry& at(slot s) const { return order_[static_cast<std::uint32_t>(s.seq - first_seq_)]; }
+  // The slot holding key, or the empty slot where it would go.
+  std::size_t probe(std::string_view key, std::uint32_t hash) const;
+  void grow();                    // doubles slots_, placing every entry again
+  void forget_oldest();           // the front of order_ and its slot
+  void empty_slot(std::size_t i);  // backward-shift deletion: no tombstones
 
-  std::size_t capacity_;                                  // entries kept at most
-  std::deque<entry> order_;                               // oldest first
-  std::unordered_map<std::string_view, entry*> index_;  // by key, the key in its entry
+  std::size_t capacity_;       // entries kept at most
+  std::deque<entry> order_;    // oldest first; stays in place as it grows and shrinks
+  std::uint32_t first_seq_{0};  // the sequence number of order_.front(), modulo 2^32
+  std::vector<slot> slots_;    // a power of two in size, or empty
 };
 
 // A Bloom filter over keys: may_contain() is never false for a key added.

@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -825,6 +827,43 @@ TEST_CASE("reply cache forgets the oldest and the key filter never misses", "[jo
   int false_hits = 0;
   for (int i = 100; i < 1100; ++i) false_hits += filter.may_contain("key" + std::to_string(i));
   CHECK(false_hits < 200);
+}
+
+TEST_CASE("reply cache agrees with a plain model through many puts and evictions", "[journal]") {
+  // A model: the keys in order, oldest first, and each key's number. Random
+  // keys from a small set make replacements and long probe runs common.
+  constexpr std::size_t capacity = 700;
+  reply_cache cache(capacity);
+  std::deque<std::string> order;
+  std::map<std::string, std::uint64_t> numbers;
+  std::mt19937 random(7);
+  for (std::uint64_t n = 1; n <= 60000; ++n) {
+    const std::string key = "client\x1f" + std::to_string(random() % 2000);
+    cache.put(key, n, "echo", "h" + std::to_string(n), "");
+    if (numbers.contains(key)) {
+      numbers[key] = n;
+    } else {
+      order.push_back(key);
+      numbers[key] = n;
+      if (order.size() > capacity) {
+        numbers.erase(order.front());
+        order.pop_front();
+      }
+    }
+    if (n % 997 == 0 || n > 59000) {
+      REQUIRE(cache.size() == order.size());
+      for (int probe = 0; probe < 2000; ++probe) {
+        const std::string k = "client\x1f" + std::to_string(probe);
+        const std::optional<cached_reply> found = cache.find(k);
+        const auto expected = numbers.find(k);
+        REQUIRE(found.has_value() == (expected != numbers.end()));
+        if (found) {
+          REQUIRE(found->number == expected->second);
+          REQUIRE(found->head == "h" + std::to_string(expected->second));
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("mmi.request finds a parked request behind a later number", "[journal][park]") {
