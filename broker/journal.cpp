@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 
 #include "broker/pg_journal.hpp"
 #include "broker/sqlite_journal.hpp"
@@ -291,7 +292,10 @@ bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
   }
   std::vector<journal_event*> held;
   std::uint64_t batch_max = 0;
-  journal_batch b = fold_events(carried, batch, hold != nullptr, held, batch_max);
+  const std::int64_t hold_after_ms = hold != nullptr
+                                        ? unix_ms() - dispatch_note_wait_ms
+                                        : std::numeric_limits<std::int64_t>::max();
+  journal_batch b = fold_events(carried, batch, hold_after_ms, held, batch_max);
   // Held notes are moved out only once the rest is committed: a failed
   // transaction leaves every event where it was, for the retry.
   const auto move_held = [&] {

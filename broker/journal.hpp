@@ -64,14 +64,20 @@ class journal {
   // clean close drops it, so numbers stay dense across clean restarts.
   std::uint64_t reserved() const { return reserved_.load(std::memory_order_acquire); }
   static constexpr std::uint64_t reserve_block = 65536;
+  // How long a dispatch note may wait for its request's answer, to be written
+  // with it as one statement instead of two. It only steers a restart (a
+  // request found dispatched goes back to the same worker first), so a crash
+  // within this time costs that preference, nothing else; an idle writer and
+  // flush() write every note at once.
+  static constexpr std::int64_t dispatch_note_wait_ms = 100;
   // The unfinished requests found at open, oldest first; empty after the first call.
   std::vector<journal_unfinished> take_unfinished() { return std::move(unfinished_); }
 
   // Queues an event for the writer; returns its sequence number. Never blocks on disk.
   std::uint64_t post(journal_event&& event);
   // The highest sequence number committed; it does not move while a write
-  // fails, nor ever again once fenced. Dispatch notes may trail it by one
-  // batch (they gate nothing); a flush() writes them too.
+  // fails, nor ever again once fenced. Dispatch notes may trail it by up to
+  // dispatch_note_wait_ms (they gate nothing); a flush() writes them too.
   std::uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
   // The highest sequence number posted.
   std::uint64_t posted() const { return posted_; }
@@ -154,7 +160,8 @@ class journal {
  private:
   void writer_loop();
   // Writes carried then batch in one transaction; with hold, dispatch notes
-  // that may wait one more batch are moved there instead of written. Returns
+  // that may wait for their answer (see fold_events) are moved there instead
+  // of written. Returns
   // false when the transaction failed (why in error): nothing moved or written.
   bool write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
                    std::vector<journal_event>* hold, std::string& error);

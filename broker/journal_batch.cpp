@@ -6,44 +6,54 @@
 namespace carico {
 
 journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
-                          bool hold, std::vector<journal_event*>& held, std::uint64_t& batch_max) {
+                          std::int64_t hold_after_ms, std::vector<journal_event*>& held,
+                          std::uint64_t& batch_max) {
   struct folded {
     journal_event* insert{nullptr};    // received or refused
     journal_event* dispatch{nullptr};  // the last dispatch
     journal_event* finish{nullptr};    // finished or refused
-    bool was_carried{false};           // its dispatch note waited one batch already
   };
   std::unordered_map<std::uint64_t, folded> rows;
   std::vector<std::uint64_t> order;
-  rows.reserve(carried.size() + batch.size());
+  rows.reserve(batch.size());
   batch_max = 0;
-  auto fold = [&](journal_event& e, bool from_carried) {
-    if (e.what == journal_event::kind::stop) return;
+  for (journal_event& e : batch) {
+    if (e.what == journal_event::kind::stop) continue;
     auto [it, fresh] = rows.try_emplace(e.row.number);
     if (fresh) order.push_back(e.row.number);
     folded& f = it->second;
     switch (e.what) {
       case journal_event::kind::received: f.insert = &e; break;
-      case journal_event::kind::dispatched:
-        f.dispatch = &e;
-        f.was_carried = from_carried;
-        break;
+      case journal_event::kind::dispatched: f.dispatch = &e; break;
       case journal_event::kind::finished: f.finish = &e; break;
       case journal_event::kind::refused: f.insert = f.finish = &e; break;
       case journal_event::kind::stop: break;
     }
     batch_max = std::max(batch_max, e.row.number);
-  };
-  for (journal_event& e : carried) fold(e, true);
-  for (journal_event& e : batch) fold(e, false);
-  if (hold) {
-    std::erase_if(order, [&](std::uint64_t number) {
-      folded& f = rows[number];
-      if (f.insert != nullptr || f.finish != nullptr || f.was_carried) return false;
-      held.push_back(f.dispatch);
-      return true;
-    });
   }
+  // A note carried from earlier batches joins its request's row when this
+  // batch has news of it (a later dispatch replaces it); else it waits on
+  // until hold_after_ms, then is written alone. Looked up, never added, so a
+  // note waiting through many batches costs one lookup in each.
+  const auto lone_note_waits = [&](const journal_event& note) {
+    return note.row.dispatched_ms > hold_after_ms;
+  };
+  for (journal_event& e : carried) {
+    if (auto it = rows.find(e.row.number); it != rows.end()) {
+      if (it->second.dispatch == nullptr) it->second.dispatch = &e;
+    } else if (lone_note_waits(e)) {
+      held.push_back(&e);
+    } else {
+      rows[e.row.number].dispatch = &e;
+      order.push_back(e.row.number);
+    }
+  }
+  std::erase_if(order, [&](std::uint64_t number) {
+    const folded& f = rows[number];
+    if (f.insert != nullptr || f.finish != nullptr || !lone_note_waits(*f.dispatch)) return false;
+    held.push_back(f.dispatch);
+    return true;
+  });
 
   journal_batch out;
   out.rows.reserve(order.size());

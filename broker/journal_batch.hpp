@@ -38,12 +38,15 @@ struct journal_batch {
   std::uint64_t reserve{0};      // meta reserved_number := max(it, this); 0: unchanged
 };
 
-// Folds carried then batch into one write per request: a request received,
-// dispatched and answered within one batch is a single insert without
-// payload. With hold, dispatch notes of requests that saw nothing else (and
-// were not carried already) are left out and listed in held. The events must
-// outlive the result (it points into them). batch_max: the highest number.
+// Folds carried (dispatch notes held from earlier batches) and batch into one
+// write per request: a request received, dispatched and answered within one
+// batch is a single insert without payload, and a dispatch note joins the
+// answer that follows it. A dispatch note of a request that saw nothing else,
+// made after hold_after_ms (unix ms; INT64_MAX holds nothing), is left out
+// and listed in held, to wait for its answer in a later batch. The events
+// must outlive the result (it points into them). batch_max: the highest number.
 journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
-                          bool hold, std::vector<journal_event*>& held, std::uint64_t& batch_max);
+                          std::int64_t hold_after_ms, std::vector<journal_event*>& held,
+                          std::uint64_t& batch_max);
 
 }  // namespace carico

@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <sys/resource.h>
 
 #include "broker/journal.hpp"
+#include "broker/journal_batch.hpp"
 #include "broker/journal_report.hpp"
 #include "broker/reply_cache.hpp"
 #include "tests/support/fake_peers.hpp"
@@ -168,6 +170,69 @@ TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[j
     REQUIRE(row);
     CHECK(row->state == request_state::dispatched);
     CHECK(row->worker == "w2");
+  }
+}
+
+TEST_CASE("a dispatch note waits for its answer through batches, then alone", "[journal]") {
+  // fold_events as the writer calls it: notes made after hold_after_ms wait.
+  const std::int64_t now = unix_ms();
+  const std::int64_t hold_after = now - journal::dispatch_note_wait_ms;
+  std::vector<journal_event> carried;
+  std::vector<journal_event> batch;
+  std::vector<journal_event*> held;
+  std::uint64_t batch_max = 0;
+  const auto kinds = [](const journal_batch& b) {
+    std::vector<std::pair<std::uint64_t, row_write::kind>> out;
+    for (const row_write& w : b.rows) out.emplace_back(w.row().number, w.what);
+    return out;
+  };
+  using rk = row_write::kind;
+  using rows = std::vector<std::pair<std::uint64_t, rk>>;
+
+  SECTION("a new note alone waits; one older than the wait is written") {
+    batch.push_back(dispatched_event(1, "w1"));
+    batch.push_back(dispatched_event(2, "w1"));
+    batch.back().row.dispatched_ms = hold_after;  // as old as a note may get
+    const journal_batch b = fold_events(carried, batch, hold_after, held, batch_max);
+    CHECK(kinds(b) == rows{{2, rk::dispatch}});
+    REQUIRE(held.size() == 1);
+    CHECK(held[0]->row.number == 1);
+  }
+  SECTION("a carried note joins the answer of a later batch: one statement") {
+    carried.push_back(dispatched_event(1, "w2"));
+    carried.push_back(dispatched_event(2, "w2"));
+    batch.push_back(finished_event(1, 200, "reply"));
+    batch.push_back(received_event(3, "3", "three"));
+    const journal_batch b = fold_events(carried, batch, hold_after, held, batch_max);
+    CHECK(kinds(b) == rows{{1, rk::finish}, {3, rk::insert}});
+    CHECK(b.rows[0].dispatched_ms == carried[0].row.dispatched_ms);
+    REQUIRE(held.size() == 1);  // 2 waits on, a batch later
+    CHECK(held[0]->row.number == 2);
+    CHECK(batch_max == 3);
+  }
+  SECTION("a carried note past the wait is written alone") {
+    carried.push_back(dispatched_event(1, "w2"));
+    carried.back().row.dispatched_ms = hold_after - 1;
+    batch.push_back(received_event(3, "3", "three"));
+    const journal_batch b = fold_events(carried, batch, hold_after, held, batch_max);
+    CHECK(kinds(b) == rows{{3, rk::insert}, {1, rk::dispatch}});
+    CHECK(held.empty());
+  }
+  SECTION("a later dispatch of the same request replaces the carried note") {
+    carried.push_back(dispatched_event(1, "w1"));
+    batch.push_back(dispatched_event(1, "w2"));
+    const journal_batch b = fold_events(carried, batch, hold_after, held, batch_max);
+    CHECK(b.rows.empty());
+    REQUIRE(held.size() == 1);
+    CHECK(held[0]->row.worker == "w2");
+  }
+  SECTION("holding nothing (a flush, an idle writer) writes every note") {
+    carried.push_back(dispatched_event(1, "w1"));
+    batch.push_back(dispatched_event(2, "w2"));
+    const journal_batch b = fold_events(carried, batch, std::numeric_limits<std::int64_t>::max(),
+                                        held, batch_max);
+    CHECK(kinds(b) == rows{{2, rk::dispatch}, {1, rk::dispatch}});
+    CHECK(held.empty());
   }
 }
 
