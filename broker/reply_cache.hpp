@@ -104,8 +104,8 @@ class key_filter {
   bool may_contain(std::string_view key) const;
 
  private:
-  std::vector<std::uint64_t> words_;  // the bit array
-  std::uint64_t mask_;                // bits - 1 (bits is a power of two)
+  std::vector<std::uint64_t> words_;  // the bit array, in blocks of 8 words
+  std::uint64_t mask_;                // blocks - 1 (a power of two)
 };
 
 }  // namespace carico
