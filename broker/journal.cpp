@@ -305,11 +305,15 @@ bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journ
     move_held();
     return true;
   }
-  if (batch_max > max_number_) b.high_water = batch_max;
+  // meta.max_number moves only with the reservation: while this run holds a
+  // reservation, it (above every number written) is what a next run starts
+  // above, and a clean close writes the exact maximum. So a batch touches
+  // the meta table once per reserve_block / 2 numbers, not every time.
   std::uint64_t reserving = reserving_;
   if (batch_max + reserve_block / 2 > reserving) {
     reserving = batch_max + reserve_block;
     b.reserve = reserving;
+    if (batch_max > max_number_) b.high_water = batch_max;
   }
   const auto began = std::chrono::steady_clock::now();
   try {
