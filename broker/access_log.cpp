@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include <spdlog/sinks/sink.h>
+
 #include "broker/broker.hpp"  // hex_id
 #include "shared/logging.hpp"
 #include "shared/raw_map.hpp"
@@ -72,11 +74,25 @@ void access_log::run() {
       if (handed_.empty() && stopping_) return;
       work.swap(handed_);
     }
-    for (const access_record& r : work) {
-      const std::string line = format(r);
-      log_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
-    }
+    for (const access_record& r : work) write(format(r));
     work.clear();
+  }
+}
+
+// Straight to the logger's sinks, as a synchronous logger would write: the
+// line is already off the loop's thread, so going through the async
+// logger's queue would only add a copy and a second thread's wake-up. Sinks
+// lock themselves; a sink that fails to write loses the line, as under
+// spdlog's own error handler.
+void access_log::write(const std::string& line) {
+  const spdlog::details::log_msg msg(log_->name(), spdlog::level::info,
+                                     spdlog::string_view_t(line.data(), line.size()));
+  for (const spdlog::sink_ptr& sink : log_->sinks()) {
+    if (!sink->should_log(msg.level)) continue;
+    try {
+      sink->log(msg);
+    } catch (const std::exception&) {
+    }
   }
 }
 

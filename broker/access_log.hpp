@@ -1,7 +1,8 @@
 // The routing log as an access log (HAProxy's model): one line per finished
 // request, written when it ends, with where it went and how long each part
 // took. The broker loop only fills a small record; a thread of this class's
-// own formats it and hands the line to the logger, so the loop never formats.
+// own formats it and writes the line to the logger's sinks, so the loop never
+// formats.
 //
 //   carico::access_log access(log);          // on only when `log` logs info
 //   access.add({.number = 7, ...});           // loop thread, per finished request
@@ -64,6 +65,7 @@ class access_log {
 
  private:
   void run();
+  void write(const std::string& line);  // to each of log_'s sinks that logs info
 
   std::shared_ptr<spdlog::logger> log_;  // where lines go
   bool enabled_{false};                  // log_ logs info
