@@ -117,7 +117,7 @@ class repl {
   void on_batch_reply(const reply& r, const document& doc);
   void finish_batch(const batch_result& result);
   void update_status();
-  // "[batch 3] sent 40/100  done 37 ... | broker tcp://..." for the running batch; "" when none.
+  // "[batch 3 on tcp://...] sent 40/100  done 37 ..." for the running batch; "" when none.
   std::string status_line() const;
   // "batch 3 is still running (37 of 100 answered)".
   std::string batch_running() const;

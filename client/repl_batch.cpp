@@ -139,9 +139,10 @@ std::string repl::status_line() const {
   // Which broker answers now: it changes on a failover (several --connect endpoints).
   const std::string on = client_.broker();
   const batch_progress& progress = batch_->sender->progress();
-  return "[batch " + std::to_string(batch_->number) + "] " +
-         progress.progress_line(progress.elapsed()) +
-         (on.empty() ? " | no broker connected" : " | broker " + on);
+  // The broker first: the editor cuts the line at the terminal's width.
+  return "[batch " + std::to_string(batch_->number) +
+         (on.empty() ? ", no broker connected] " : " on " + on + "] ") +
+         progress.progress_line(progress.elapsed());
 }
 
 std::string repl::batch_running() const {

@@ -154,11 +154,11 @@ wait_for(r"^  workers +w\d+ \d+")
 wait_for(r"carico> $")
 if replies_200() != 5:
     fail("send 5 printed %d replies 200, expected 5" % replies_200())
-# while it ran, the status line above the prompt named the broker the client is on
-# (cut at the terminal's width: as much of the endpoint as fits)
+# while it ran, the status line above the prompt named the broker the client is
+# on, whole (it comes first: the line is cut at the terminal's width)
 front = argv[argv.index("--connect") + 1]
-named = re.findall(rb"\[batch 1\] sent \d+/5 [^\r\n]*\| broker (tcp://[0-9.:]*)", raw)
-if not named or not all(front.startswith(n.decode()) for n in named):
+named = re.findall(rb"\[batch 1 on (tcp://[0-9.:]*)\] sent \d+/5 ", raw)
+if not named or not all(n.decode() == front for n in named):
     fail("the batch's status line does not name the broker %s: %r" % (front, named[:3]))
 
 # FTP asks how many files, as the original did
