@@ -259,8 +259,9 @@ void broker::mark_batch() {
   batch_unix_ms_ = unix_ms();
 }
 
-// Sends what the last steps queued.
+// Sends what the last steps queued, and hands the journal what they posted.
 void broker::flush_sends() {
+  if (journal_) journal_->hand_over();
   to_workers_.flush();
   to_clients_.flush();
   access_.flush();

@@ -61,6 +61,7 @@ void broker::open_journal() {
     journal_ = carico::open_journal(journal_options_for(options_), log_);
   }
   journal_->set_on_commit([this] { journal_commits_.wake(); });
+  journal_->defer_posts();  // handed over once per pass, in flush_sends()
   journal_keys_ = std::make_unique<key_filter>();
   journal_->for_each_key([this](std::string_view client, std::string_view client_id) {
     journal_keys_->add(join_key(client, client_id));

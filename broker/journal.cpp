@@ -58,6 +58,7 @@ void journal::stop_writer() {
   journal_event stop;
   stop.what = journal_event::kind::stop;
   post(std::move(stop));
+  hand_over();
   writer_.join();
 }
 
@@ -90,6 +91,10 @@ std::uint64_t journal::post(journal_event&& event) {
   const std::uint64_t seq = ++posted_;
   event.seq = seq;
   max_posted_ = std::max(max_posted_, event.row.number);
+  if (deferred_) {
+    pending_.push_back(std::move(event));
+    return seq;
+  }
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(event));
@@ -98,7 +103,22 @@ std::uint64_t journal::post(journal_event&& event) {
   return seq;
 }
 
+void journal::hand_over() {
+  if (pending_.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) {
+      queue_.swap(pending_);
+    } else {
+      std::move(pending_.begin(), pending_.end(), std::back_inserter(queue_));
+    }
+  }
+  pending_.clear();
+  wake_.notify_one();
+}
+
 bool journal::flush() {
+  hand_over();
   const std::uint64_t target = posted_;
   std::unique_lock lock(mutex_);
   ++flushes_wanted_;

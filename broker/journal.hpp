@@ -75,6 +75,13 @@ class journal {
 
   // Queues an event for the writer; returns its sequence number. Never blocks on disk.
   std::uint64_t post(journal_event&& event);
+  // For a thread that posts in bursts (the broker's loop): from now on post()
+  // keeps events in a list of the poster's own, and hand_over() passes them
+  // all to the writer under one lock and one wake-up, instead of one of each
+  // per event. The poster must call hand_over() before it waits for a commit
+  // (the broker: at the end of each pass); flush() and closing do it themselves.
+  void defer_posts() { deferred_ = true; }
+  void hand_over();
   // The highest sequence number committed; it does not move while a write
   // fails, nor ever again once fenced. Dispatch notes may trail it by up to
   // dispatch_note_wait_ms (they gate nothing); a flush() writes them too.
@@ -182,6 +189,8 @@ class journal {
   std::condition_variable wake_;          // signals queue_ not empty
   std::condition_variable flushed_;       // signals committed_ moved
   std::vector<journal_event> queue_;      // posted, not yet taken by the writer
+  bool deferred_{false};                  // see defer_posts() (posting thread)
+  std::vector<journal_event> pending_;    // posted, not yet handed over (posting thread)
   std::uint64_t posted_{0};               // last seq handed out (posting thread)
   std::atomic<std::uint64_t> committed_{0};  // last seq committed (dispatch notes may trail)
   std::uint64_t flushes_wanted_{0};       // flush() calls made (guarded by mutex_)
