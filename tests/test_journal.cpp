@@ -236,6 +236,28 @@ TEST_CASE("a dispatch note waits for its answer through batches, then alone", "[
   }
 }
 
+TEST_CASE("deferred posts reach the writer when handed over, or with a flush", "[journal]") {
+  temp_dir dir;
+  auto j = open_journal({.path = dir.file("j.db")});
+  j->defer_posts();
+  const std::uint64_t first = j->post(received_event(1, "1", "one"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(j->committed() < first);  // still the poster's own
+  CHECK_FALSE(j->find(1));
+  j->hand_over();
+  CHECK(eventually([&] { return j->committed() >= first; }));
+  CHECK(j->find(1));
+  const std::uint64_t second = j->post(received_event(2, "2", "two"));
+  CHECK(j->flush());
+  CHECK(j->committed() >= second);
+  CHECK(j->find(2));
+  j->post(received_event(3, "3", "three"));  // closing hands it over too
+  const std::string path = j->path();
+  j.reset();
+  auto again = open_journal({.path = path});
+  CHECK(again->take_unfinished().size() == 3);
+}
+
 TEST_CASE("journal rows are written, reloaded and finished", "[journal]") {
   temp_dir dir(EACH_BACKEND);
   const std::string path = dir.journal_at("j.db");
