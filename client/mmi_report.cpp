@@ -14,28 +14,6 @@
 namespace carico {
 namespace {
 
-// A field as a cell: "-" when absent or null, strings through display_text.
-std::string cell(const nlohmann::json& row, const char* key, std::size_t max = 40) {
-  if (!row.is_object()) return "-";
-  auto it = row.find(key);
-  if (it == row.end() || it->is_null()) return "-";
-  if (it->is_string()) return display_text(it->get<std::string>(), max);
-  if (it->is_number_float()) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", it->get<double>());
-    return buf;
-  }
-  return it->dump();
-}
-
-// A number field, when it is one.
-std::optional<double> number(const nlohmann::json& row, const char* key) {
-  if (!row.is_object()) return std::nullopt;
-  auto it = row.find(key);
-  if (it == row.end() || !it->is_number()) return std::nullopt;
-  return it->get<double>();
-}
-
 void flatten(const std::string& prefix, const nlohmann::json& value,
              std::vector<std::vector<std::string>>& rows) {
   if (value.is_object() && !value.empty()) {
@@ -87,6 +65,27 @@ std::vector<const nlohmann::json*> listed(const nlohmann::json& result, const ch
 
 }  // namespace
 
+std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max,
+                      const std::string& missing) {
+  if (!row.is_object()) return missing;
+  auto it = row.find(key);
+  if (it == row.end() || it->is_null()) return missing;
+  if (it->is_string()) return display_text(it->get<std::string>(), max);
+  if (it->is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", it->get<double>());
+    return buf;
+  }
+  return it->dump();
+}
+
+std::optional<double> json_number(const nlohmann::json& row, const char* key) {
+  if (!row.is_object()) return std::nullopt;
+  auto it = row.find(key);
+  if (it == row.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
 std::string display_text(std::string text, std::size_t max) {
   text = without_controls(std::move(text), '?');
   std::size_t points = 0;
@@ -110,9 +109,9 @@ std::string format_history(const nlohmann::json& result) {
   std::vector<std::vector<std::string>> table{
       {"REQUEST", "STATE", "CODE", "WORKER", "ATTEMPTS", "BYTES", "TITLE"}};
   for (const nlohmann::json* row : rows) {
-    table.push_back({cell(*row, "request"), cell(*row, "state"), cell(*row, "code"),
-                     cell(*row, "worker", 60), cell(*row, "attempts"), cell(*row, "bytes"),
-                     cell(*row, "title", 60)});
+    table.push_back({json_cell(*row, "request"), json_cell(*row, "state"), json_cell(*row, "code"),
+                     json_cell(*row, "worker", 60), json_cell(*row, "attempts"),
+                     json_cell(*row, "bytes"), json_cell(*row, "title", 60)});
   }
   return render_table(table);
 }
@@ -123,21 +122,22 @@ std::string format_stored(const nlohmann::json& result) {
   std::vector<std::vector<std::string>> table{
       {"REQUEST", "TITLE", "WORKER", "BYTES", "WHEN (UTC)"}};
   for (const nlohmann::json* row : rows) {
-    table.push_back({cell(*row, "request"), cell(*row, "title", 60), cell(*row, "worker", 60),
-                     cell(*row, "bytes"), utc_time(*row, "completed_ms")});
+    table.push_back({json_cell(*row, "request"), json_cell(*row, "title", 60),
+                     json_cell(*row, "worker", 60), json_cell(*row, "bytes"),
+                     utc_time(*row, "completed_ms")});
   }
   return render_table(table);
 }
 
 std::string format_bytes(double bytes) {
-  char buf[32];
-  if (bytes < 1024.0) {
-    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  } else if (bytes < 1024.0 * 1024.0) {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024.0 && unit < 4) {
+    bytes /= 1024.0;
+    ++unit;
   }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
   return buf;
 }
 
@@ -165,29 +165,30 @@ std::string format_workers(const nlohmann::json& result) {
   for (const nlohmann::json& w : *workers) {
     if (!w.is_object()) continue;
     std::string memory = "-";
-    if (auto rss = number(w, "rss_bytes"); rss && *rss > 0) {
+    if (auto rss = json_number(w, "rss_bytes"); rss && *rss > 0) {
       memory = format_bytes(*rss);
-      if (auto percent = number(w, "mem_percent")) {
+      if (auto percent = json_number(w, "mem_percent")) {
         char buf[32];
         std::snprintf(buf, sizeof buf, " (%.1f%%)", *percent);
         memory += buf;
       }
     }
     std::string seen = "-";
-    if (auto ms = number(w, "last_seen_ms"))
+    if (auto ms = json_number(w, "last_seen_ms"))
       seen = std::to_string(static_cast<long long>(*ms)) + " ms ago";
     // Why a worker is not ready, when it says (its load report's reason).
-    std::string state = cell(w, "state");
+    std::string state = json_cell(w, "state");
     if (auto it = w.find("reason");
         it != w.end() && it->is_string() && !it->get<std::string>().empty()) {
       state += " (" + it->get<std::string>() + ")";
     }
     // Its dialect and the heartbeat interval it is held to: "carico 500ms", "mdp 2500ms".
-    std::string protocol = cell(w, "dialect");
-    if (auto ms = number(w, "heartbeat_ms"))
+    std::string protocol = json_cell(w, "dialect");
+    if (auto ms = json_number(w, "heartbeat_ms"))
       protocol += " " + std::to_string(static_cast<long long>(*ms)) + "ms";
-    rows.push_back({cell(w, "name"), state, cell(w, "in_flight") + " / " + cell(w, "capacity"),
-                    memory, seen, cell(w, "service"), protocol, cell(w, "host"), cell(w, "pid")});
+    rows.push_back({json_cell(w, "name"), state,
+                    json_cell(w, "in_flight") + " / " + json_cell(w, "capacity"), memory, seen,
+                    json_cell(w, "service"), protocol, json_cell(w, "host"), json_cell(w, "pid")});
   }
   return render_table(rows);
 }
@@ -201,7 +202,7 @@ std::string format_stats(const nlohmann::json& result) {
 std::string format_request(const nlohmann::json& result) {
   if (!result.is_object()) return format_stats(result);
   nlohmann::json shown = nlohmann::json::object();
-  const std::optional<double> received = number(result, "received_ms");
+  const std::optional<double> received = json_number(result, "received_ms");
   for (const auto& [key, value] : result.items()) {
     const bool is_time = key == "received_ms" || key == "dispatched_ms" || key == "completed_ms";
     if (is_time && value.is_number()) {

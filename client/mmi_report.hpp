@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -48,8 +49,18 @@ std::string format_stats(const nlohmann::json& result);
 // age_ms as a duration.
 std::string format_request(const nlohmann::json& result);
 
-// "512 B", "4.0 KiB", "20.3 MiB".
+// "512 B", "4.0 KiB", "20.3 MiB", "1.2 GiB".
 std::string format_bytes(double bytes);
+
+// A field of a JSON object as a table cell: `missing` when the field is absent
+// or null (or row is no object), a string through display_text(max), a
+// fraction with one decimal, anything else as JSON. For every table of
+// broker data: mmi_report's and carico-client top's.
+std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max = 40,
+                      const std::string& missing = "-");
+
+// A number field, when it is one.
+std::optional<double> json_number(const nlohmann::json& row, const char* key);
 
 // Epoch milliseconds as local "YYYY-MM-DD HH:MM:SS.mmm".
 std::string format_epoch_ms(std::int64_t ms);

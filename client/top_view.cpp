@@ -5,6 +5,7 @@
 #include <ctime>
 #include <vector>
 
+#include "client/mmi_report.hpp"
 #include "shared/text_table.hpp"
 
 namespace carico {
@@ -12,35 +13,19 @@ namespace {
 
 using json = nlohmann::json;
 
-// A value of j as text: strings without control characters, numbers as given.
-std::string text_of(const json& j, const char* key, const std::string& missing = "-") {
-  if (!j.is_object()) return missing;
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return missing;
-  if (it->is_string()) return without_controls(it->get<std::string>(), '?');
-  return it->dump();
+// A field as text (no truncation: a line is cut to the screen's width at the
+// end), and as a number, 0 when it is none.
+std::string text_of(const json& j, const char* key) {
+  return json_cell(j, key, 1000);
 }
-
 double num_of(const json& j, const char* key) {
-  if (!j.is_object()) return 0;
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0;
+  return json_number(j, key).value_or(0);
 }
 
 std::string fixed_text(double v, int digits) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
-}
-
-std::string bytes_text(double n) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (n >= 1024 && i < 4) {
-    n /= 1024;
-    ++i;
-  }
-  return fixed_text(n, i == 0 ? 0 : 1) + " " + units[i];
 }
 
 std::string duration_text(double ms) {
@@ -189,7 +174,7 @@ std::string render_top(const json& state, const std::string& source, std::size_t
       rows.push_back({"  " + text_of(w, "name"), text_of(w, "state"),
                       fixed_text(num_of(w, "in_flight"), 0) + "/" + fixed_text(cap, 0),
                       bar_text(cap > 0 ? num_of(w, "in_flight") / cap : 0, 8),
-                      bytes_text(num_of(w, "rss_bytes")), fixed_text(num_of(w, "mem_percent"), 1),
+                      format_bytes(num_of(w, "rss_bytes")), fixed_text(num_of(w, "mem_percent"), 1),
                       duration_text(num_of(w, "last_seen_ms")) + " ago", text_of(w, "answered"),
                       text_of(w, "host") + ":" + text_of(w, "pid")});
     }
