@@ -255,7 +255,11 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
   // can be sent again, so only its reply is kept.
   const bool keep = !r.key.empty();
   const std::string_view encoded(head_frame.data<char>(), head_frame.size());  // the header
-  const std::string packed = keep ? encode_frames(body) : std::string();       // the body frames
+  std::string packed = keep ? encode_frames(body) : std::string();  // the body frames
+  if (keep) {
+    answered_.put(r.key, r.number, r.target->name, encoded, packed);
+    keyed_.erase(r.key);
+  }
   if (journal_ && !r.fetch) {
     journal_event e;
     e.what = journal_event::kind::finished;
@@ -265,16 +269,15 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
-    e.result_head = std::string(encoded);  // row.result is read from it on the writer thread
+    // The reply header, kept with the row when it can be asked for again;
+    // either way its `result` is read from it on the writer's thread.
     if (keep) {
       e.head = encoded;
-      e.body = packed;
+      e.body = std::move(packed);
+    } else {
+      e.result_head = std::string(encoded);
     }
     seq = journal_->post(std::move(e));
-  }
-  if (keep) {
-    answered_.put(r.key, r.number, r.target->name, encoded, packed);
-    keyed_.erase(r.key);
   }
   if (r.from == dialect::mdp && result_code != code::ok) {
     // MDP/0.1 has no error reply: the stock client's own timeout takes over.

@@ -306,8 +306,10 @@ void journal::writer_loop() {
 bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
                           std::vector<journal_event>* hold, std::string& error) {
   for (journal_event& e : batch) {
-    if (e.result_head.empty()) continue;
-    e.row.result = result_json_of(e.result_head);
+    if (e.what != journal_event::kind::finished || !e.row.result.empty()) continue;
+    const std::string& reply = e.result_head.empty() ? e.head : e.result_head;
+    if (reply.empty()) continue;
+    e.row.result = result_json_of(reply);
     e.result_head = std::string();
   }
   std::vector<journal_event*> held;
