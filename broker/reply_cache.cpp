@@ -50,8 +50,12 @@ std::optional<std::string> id_json_text(std::string_view encoded) {
   return std::nullopt;
 }
 
-reply_cache::reply_cache(std::size_t capacity)
-    : capacity_(std::min<std::size_t>(capacity, std::size_t{1} << 30)) {}
+reply_cache::reply_cache(std::size_t capacity, std::size_t max_bytes)
+    : capacity_(std::min<std::size_t>(capacity, std::size_t{1} << 30)), max_bytes_(max_bytes) {}
+
+std::size_t reply_cache::entry::cost() const {
+  return sizeof(entry) + key_size + service_size + head_size + body_size;
+}
 
 std::uint32_t reply_cache::slot_hash(std::string_view key) {
   const std::uint64_t h = std::hash<std::string_view>{}(key);
@@ -90,8 +94,8 @@ std::size_t reply_cache::probe(std::string_view key, std::uint32_t hash) const {
 }
 
 void reply_cache::grow() {
-  std::vector<slot> old = std::exchange(slots_, std::vector<slot>(std::max<std::size_t>(
-                                                    1024, slots_.size() * 2)));
+  std::vector<slot> old =
+      std::exchange(slots_, std::vector<slot>(std::max<std::size_t>(1024, slots_.size() * 2)));
   const std::size_t mask = slots_.size() - 1;
   for (const slot s : old) {
     if (s.hash == 0) continue;
@@ -121,6 +125,7 @@ void reply_cache::forget_oldest() {
   std::size_t i = hash & mask;
   while (slots_[i].seq != first_seq_ || slots_[i].hash != hash) i = (i + 1) & mask;
   empty_slot(i);
+  bytes_ -= order_.front().cost();
   order_.pop_front();
   ++first_seq_;
 }
@@ -128,19 +133,31 @@ void reply_cache::forget_oldest() {
 void reply_cache::put(std::string_view key, std::uint64_t number, std::string_view service,
                       std::string_view head, std::string_view body) {
   if (capacity_ == 0) return;
+  const bool fits =
+      sizeof(entry) + key.size() + service.size() + head.size() + body.size() <= max_bytes_;
+  if (slots_.empty() && !fits) return;
   if ((order_.size() + 1) * 2 > slots_.size()) grow();
   const std::uint32_t hash = slot_hash(key);
   const std::size_t i = probe(key, hash);
   if (slots_[i].hash != 0) {
-    // Known key: the new reply replaces the old in its place in the order.
-    order_[static_cast<std::uint32_t>(slots_[i].seq - first_seq_)] =
-        make_entry(number, hash, {key, service, head, body});
-    return;
+    // Known key: the new reply replaces the old in its place in the order;
+    // one too large to keep leaves the key there, forgotten (never the old reply).
+    entry& e = order_[static_cast<std::uint32_t>(slots_[i].seq - first_seq_)];
+    bytes_ -= e.cost();
+    e = make_entry(number, hash, {key, fits ? service : "", fits ? head : "", fits ? body : ""});
+    e.gone = !fits;
+    bytes_ += e.cost();
+  } else {
+    if (!fits) return;
+    const auto seq = static_cast<std::uint32_t>(first_seq_ + order_.size());
+    order_.push_back(make_entry(number, hash, {key, service, head, body}));
+    bytes_ += order_.back().cost();
+    slots_[i] = slot{hash, seq};
   }
-  const auto seq = static_cast<std::uint32_t>(first_seq_ + order_.size());
-  order_.push_back(make_entry(number, hash, {key, service, head, body}));
-  slots_[i] = slot{hash, seq};
-  while (order_.size() > capacity_) forget_oldest();
+  // The newest entry stays: it fits alone.
+  while (order_.size() > capacity_ || (bytes_ > max_bytes_ && order_.size() > 1)) {
+    forget_oldest();
+  }
 }
 
 std::optional<cached_reply> reply_cache::find(std::string_view key) const {
@@ -148,6 +165,7 @@ std::optional<cached_reply> reply_cache::find(std::string_view key) const {
   const slot s = slots_[probe(key, slot_hash(key))];
   if (s.hash == 0) return std::nullopt;
   const entry& e = at(s);
+  if (e.gone) return std::nullopt;
   const char* p = e.bytes.get() + e.key_size;
   cached_reply r;
   r.number = e.number;

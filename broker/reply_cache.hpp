@@ -37,15 +37,20 @@ std::optional<std::string> id_json_text(std::string_view encoded);
 
 // A reply as sent, ready to be sent again (from memory or from the journal).
 struct cached_reply {
-  std::uint64_t number{0};         // the request number
-  std::string service;             // frame 2
-  std::string head;                // the encoded reply header
-  std::string body;                // frames 4.., packed by encode_frames() (journal.hpp)
+  std::uint64_t number{0};  // the request number
+  std::string service;      // frame 2
+  std::string head;         // the encoded reply header
+  std::string body;         // frames 4.., packed by encode_frames() (journal.hpp)
 };
 
 class reply_cache {
  public:
-  explicit reply_cache(std::size_t capacity);
+  // At most `capacity` replies and about `max_bytes` of them (their bytes
+  // plus a small overhead each): a cache of large replies (a keyed echo of
+  // 4 MiB documents) keeps fewer, not gigabytes. A reply larger than
+  // max_bytes alone is not kept (a resend finds it in the journal, if any).
+  explicit reply_cache(std::size_t capacity, std::size_t max_bytes = default_max_bytes);
+  static constexpr std::size_t default_max_bytes = std::size_t{64} << 20;
   reply_cache(const reply_cache&) = delete;
   reply_cache& operator=(const reply_cache&) = delete;
   // Remembers the reply (number, service, encoded header, packed body) under
@@ -54,7 +59,8 @@ class reply_cache {
   void put(std::string_view key, std::uint64_t number, std::string_view service,
            std::string_view head, std::string_view body);
   std::optional<cached_reply> find(std::string_view key) const;
-  std::size_t size() const { return order_.size(); }
+  std::size_t size() const { return order_.size(); }  // entries, forgotten ones included
+  std::size_t bytes() const { return bytes_; }        // what the entries count against max_bytes
 
  private:
   // One remembered reply. Its strings share one allocation, so that keeping
@@ -69,7 +75,9 @@ class reply_cache {
     std::uint32_t service_size{0};
     std::uint32_t head_size{0};
     std::uint32_t body_size{0};
+    bool gone{false};  // its reply was replaced by one too large to keep: not found
     std::string_view key() const { return {bytes.get(), key_size}; }
+    std::size_t cost() const;  // counted against max_bytes_
   };
   // The index: open addressing with linear probing, at most half full, eight
   // bytes a slot, so that a lookup usually reads one cache line of it and the
@@ -86,14 +94,16 @@ class reply_cache {
   const entry& at(slot s) const { return order_[static_cast<std::uint32_t>(s.seq - first_seq_)]; }
   // The slot holding key, or the empty slot where it would go.
   std::size_t probe(std::string_view key, std::uint32_t hash) const;
-  void grow();                    // doubles slots_, placing every entry again
-  void forget_oldest();           // the front of order_ and its slot
+  void grow();                     // doubles slots_, placing every entry again
+  void forget_oldest();            // the front of order_ and its slot
   void empty_slot(std::size_t i);  // backward-shift deletion: no tombstones
 
-  std::size_t capacity_;       // entries kept at most
-  std::deque<entry> order_;    // oldest first; stays in place as it grows and shrinks
+  std::size_t capacity_;        // entries kept at most
+  std::size_t max_bytes_;       // entries' cost kept at most
+  std::size_t bytes_{0};        // entries' cost now
+  std::deque<entry> order_;     // oldest first; stays in place as it grows and shrinks
   std::uint32_t first_seq_{0};  // the sequence number of order_.front(), modulo 2^32
-  std::vector<slot> slots_;    // a power of two in size, or empty
+  std::vector<slot> slots_;     // a power of two in size, or empty
 };
 
 // A Bloom filter over keys: may_contain() is never false for a key added.

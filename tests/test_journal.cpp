@@ -965,6 +965,45 @@ TEST_CASE("reply cache agrees with a plain model through many puts and evictions
   }
 }
 
+TEST_CASE("reply cache keeps about max_bytes of replies, never one larger", "[journal]") {
+  reply_cache cache(1000, 10 * 1024);
+  const std::string kib(1024, 'x');
+  for (int i = 0; i < 50; ++i) {
+    cache.put("k" + std::to_string(i), std::uint64_t(i), "echo", "h", kib);
+  }
+  CHECK(cache.bytes() <= 10 * 1024);
+  CHECK(cache.size() >= 8);  // about ten 1 KiB replies, the newest
+  CHECK(cache.size() <= 10);
+  REQUIRE(cache.find("k49"));
+  CHECK(cache.find("k49")->body == kib);
+  CHECK_FALSE(cache.find("k30"));
+
+  // Too large alone: not kept, and nothing else is pushed out for it.
+  const std::size_t before = cache.size();
+  cache.put("big", 99, "echo", "h", std::string(20 * 1024, 'y'));
+  CHECK_FALSE(cache.find("big"));
+  CHECK(cache.size() == before);
+  CHECK(cache.find("k49"));
+
+  // A kept key answered again with a reply too large: forgotten, never the old reply.
+  cache.put("k49", 100, "echo", "h", std::string(20 * 1024, 'z'));
+  CHECK_FALSE(cache.find("k49"));
+  CHECK(cache.bytes() <= 10 * 1024);
+  cache.put("k49", 101, "echo", "h2", "small");  // and kept again when it fits
+  REQUIRE(cache.find("k49"));
+  CHECK(cache.find("k49")->number == 101);
+  CHECK(cache.find("k48"));
+
+  // Enough small replies push every large one out.
+  for (int i = 0; i < 2000; ++i) {
+    cache.put("s" + std::to_string(i), 1000 + std::uint64_t(i), "e", "h", "");
+  }
+  CHECK_FALSE(cache.find("k48"));
+  CHECK(cache.find("s1999"));
+  CHECK(cache.bytes() <= 10 * 1024);
+  CHECK(cache.size() > 100);  // each small one costs its bytes and ~50 of bookkeeping
+}
+
 TEST_CASE("mmi.request finds a parked request behind a later number", "[journal][park]") {
   temp_dir dir;  // SQLite: a second connection blocks its writer
   zmq::context_t context;
