@@ -269,14 +269,11 @@ void broker::finish_request(request& r, zmq::message_t&& head_frame, std::uint64
     e.row.attempts = r.attempts;
     e.row.completed_ms = unix_ms();
     e.row.code = result_code;
-    // The reply header, kept with the row when it can be asked for again;
-    // either way its `result` is read from it on the writer's thread.
-    if (keep) {
-      e.head = encoded;
-      e.body = std::move(packed);
-    } else {
-      e.result_head = std::string(encoded);
-    }
+    // The reply, kept with the row when it can be asked for again; its
+    // `result` is read from the header on the writer's thread either way.
+    e.head = encoded;
+    e.body = std::move(packed);
+    e.reply_kept = keep;
     seq = journal_->post(std::move(e));
   }
   if (r.from == dialect::mdp && result_code != code::ok) {

@@ -306,11 +306,9 @@ void journal::writer_loop() {
 bool journal::write_batch(std::vector<journal_event>& carried, std::vector<journal_event>& batch,
                           std::vector<journal_event>* hold, std::string& error) {
   for (journal_event& e : batch) {
+    // A result already there was rendered before (a batch written again after a failure).
     if (e.what != journal_event::kind::finished || !e.row.result.empty()) continue;
-    const std::string& reply = e.result_head.empty() ? e.head : e.result_head;
-    if (reply.empty()) continue;
-    e.row.result = result_json_of(reply);
-    e.result_head = std::string();
+    if (!e.head.empty()) e.row.result = result_json_of(e.head);
   }
   std::vector<journal_event*> held;
   std::uint64_t batch_max = 0;

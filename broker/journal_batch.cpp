@@ -84,8 +84,10 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
         }
       }
       if (f.finish != nullptr) {
-        w.reply_head = f.finish->head;
-        w.reply_body = f.finish->body;
+        if (f.finish->reply_kept) {
+          w.reply_head = f.finish->head;
+          w.reply_body = f.finish->body;
+        }
       } else {
         w.request_head = f.insert->head;
         w.payload = std::string_view(f.insert->payload.data<char>(), f.insert->payload.size());
@@ -94,8 +96,10 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
       w.what = row_write::kind::finish;
       w.source = &f.finish->row;
       if (f.dispatch != nullptr) w.dispatched_ms = f.dispatch->row.dispatched_ms;
-      w.reply_head = f.finish->head;
-      w.reply_body = f.finish->body;
+      if (f.finish->reply_kept) {
+        w.reply_head = f.finish->head;
+        w.reply_body = f.finish->body;
+      }
     } else {
       w.what = row_write::kind::dispatch;
       w.source = &f.dispatch->row;

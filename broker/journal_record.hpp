@@ -96,9 +96,9 @@ struct journal_event {
   std::string head;                   // received: request header; finished: reply header
   std::string body;                   // finished: reply frames 4.., see encode_frames()
   zmq::message_t payload;             // received: a copy sharing the client's buffer
-  std::string result_head;            // finished, when head is empty (a reply not kept):
-                                      // the reply header; the writer thread renders the
-                                      // `result` of this or head into row.result (off the loop)
+  bool reply_kept{true};              // finished: head and body go into the row (a keyed
+                                      // request's, for resends); else only row.result, which
+                                      // the writer renders from head (off the loop)
 };
 
 // The `result` map of an encoded reply header as JSON text; "" for none.
