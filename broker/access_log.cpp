@@ -1,5 +1,6 @@
 #include "broker/access_log.hpp"
 
+#include <cstdio>
 #include <string_view>
 
 #include <spdlog/sinks/sink.h>
@@ -82,18 +83,28 @@ void access_log::run() {
 // Straight to the logger's sinks, as a synchronous logger would write: the
 // line is already off the loop's thread, so going through the async
 // logger's queue would only add a copy and a second thread's wake-up. Sinks
-// lock themselves; a sink that fails to write loses the line, as under
-// spdlog's own error handler.
+// lock themselves. A sink that cannot write (a full disk) loses the line, as
+// under spdlog's own error handler, and says so on stderr once per streak of
+// failures.
 void access_log::write(const std::string& line) {
   const spdlog::details::log_msg msg(log_->name(), spdlog::level::info,
                                      spdlog::string_view_t(line.data(), line.size()));
+  bool failed = false;
   for (const spdlog::sink_ptr& sink : log_->sinks()) {
     if (!sink->should_log(msg.level)) continue;
     try {
       sink->log(msg);
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
+      failed = true;
+      if (!failing_) {
+        std::fprintf(
+            stderr,
+            "carico: the routing log cannot be written (%s); its lines are lost until it can\n",
+            e.what());
+      }
     }
   }
+  failing_ = failed;
 }
 
 std::string access_log::format(const access_record& r) {

@@ -29,20 +29,20 @@ namespace carico {
 
 // What the loop knows of a request when it ends.
 struct access_record {
-  std::uint64_t number{0};      // the broker's request number
-  std::uint64_t code{0};        // the reply's code
-  std::string outcome;          // done, failed, expired
-  std::string service;          // the service asked for
-  std::string worker;           // who answered it (or held it last); empty for none
-  std::uint64_t attempts{0};    // workers given it
-  std::string client;           // the client's routing id, raw bytes (hex in the line)
-  bool stock{false};            // a stock MDP/0.1 client (it has no header)
-  zmq::message_t head;          // the client's header as encoded (title, client, id are read
-                                // from it on the log's thread); empty for none
-  std::size_t bytes{0};         // payload bytes
-  std::int64_t queued_us{0};    // from receipt to the last dispatch (or to the end, if never)
-  std::int64_t worker_us{0};    // from the last dispatch to the end; 0 if never dispatched
-  std::int64_t total_us{0};     // from receipt to the end
+  std::uint64_t number{0};    // the broker's request number
+  std::uint64_t code{0};      // the reply's code
+  std::string outcome;        // done, failed, expired
+  std::string service;        // the service asked for
+  std::string worker;         // who answered it (or held it last); empty for none
+  std::uint64_t attempts{0};  // workers given it
+  std::string client;         // the client's routing id, raw bytes (hex in the line)
+  bool stock{false};          // a stock MDP/0.1 client (it has no header)
+  zmq::message_t head;        // the client's header as encoded (title, client, id are read
+                              // from it on the log's thread); empty for none
+  std::size_t bytes{0};       // payload bytes
+  std::int64_t queued_us{0};  // from receipt to the last dispatch (or to the end, if never)
+  std::int64_t worker_us{0};  // from the last dispatch to the end; 0 if never dispatched
+  std::int64_t total_us{0};   // from receipt to the end
 };
 
 class access_log {
@@ -71,11 +71,12 @@ class access_log {
   bool enabled_{false};                  // log_ logs info
   std::vector<access_record> batch_;     // the loop's records since the last flush
 
-  std::mutex mutex_;                     // guards handed_ and stopping_
-  std::condition_variable ready_;        // signals handed_ or stopping_
-  std::vector<access_record> handed_;    // batches waiting for the thread
-  bool stopping_{false};                 // the destructor asks the thread to end
-  std::thread thread_;                   // formats and logs; none when disabled
+  std::mutex mutex_;                   // guards handed_ and stopping_
+  std::condition_variable ready_;      // signals handed_ or stopping_
+  std::vector<access_record> handed_;  // batches waiting for the thread
+  bool stopping_{false};               // the destructor asks the thread to end
+  bool failing_{false};                // the last line could not be written (thread only)
+  std::thread thread_;                 // formats and logs; none when disabled
 };
 
 }  // namespace carico

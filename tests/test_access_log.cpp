@@ -2,7 +2,11 @@
 // off the broker's loop, with client text escaped.
 #include <catch2/catch.hpp>
 
+#include <memory>
+#include <mutex>
 #include <string>
+
+#include <spdlog/sinks/base_sink.h>
 
 #include "broker/access_log.hpp"
 #include "shared/header.hpp"
@@ -80,4 +84,36 @@ TEST_CASE("the broker writes one access line per finished request, none at warn"
     access_log off(logs.logger());
     CHECK_FALSE(off.enabled());
   }
+}
+
+namespace {
+
+// A sink that cannot write, as a file sink on a full disk.
+class failing_sink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg&) override {
+    throw spdlog::spdlog_ex("Failed writing to file: No space left on device");
+  }
+  void flush_() override {}
+};
+
+}  // namespace
+
+TEST_CASE("a sink that cannot write loses its lines, never the other sinks' or the thread",
+          "[access]") {
+  log_capture logs;
+  logs.logger()->sinks().insert(logs.logger()->sinks().begin(), std::make_shared<failing_sink>());
+  access_log access(logs.logger());
+  REQUIRE(access.enabled());
+  for (std::uint64_t n = 1; n <= 3; ++n) {
+    access_record r;
+    r.number = n;
+    r.code = 200;
+    r.outcome = "done";
+    r.service = "echo";
+    access.add(std::move(r));
+    access.flush();
+  }
+  CHECK(logs.wait_for("request 3 done code=200 service=echo"));
+  CHECK(logs.wait_for("request 1 done"));
 }
