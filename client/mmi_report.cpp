@@ -65,11 +65,10 @@ std::vector<const nlohmann::json*> listed(const nlohmann::json& result, const ch
 
 }  // namespace
 
-std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max,
-                      const std::string& missing) {
-  if (!row.is_object()) return missing;
+std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max) {
+  if (!row.is_object()) return "-";
   auto it = row.find(key);
-  if (it == row.end() || it->is_null()) return missing;
+  if (it == row.end() || it->is_null()) return "-";
   if (it->is_string()) return display_text(it->get<std::string>(), max);
   if (it->is_number_float()) {
     char buf[32];

@@ -52,12 +52,11 @@ std::string format_request(const nlohmann::json& result);
 // "512 B", "4.0 KiB", "20.3 MiB", "1.2 GiB".
 std::string format_bytes(double bytes);
 
-// A field of a JSON object as a table cell: `missing` when the field is absent
-// or null (or row is no object), a string through display_text(max), a
-// fraction with one decimal, anything else as JSON. For every table of
-// broker data: mmi_report's and carico-client top's.
-std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max = 40,
-                      const std::string& missing = "-");
+// A field of a JSON object as a table cell: "-" when the field is absent or
+// null (or row is no object), a string through display_text(max), a fraction
+// with one decimal, anything else as JSON. For every table of broker data:
+// mmi_report's and carico-client top's.
+std::string json_cell(const nlohmann::json& row, const char* key, std::size_t max = 40);
 
 // A number field, when it is one.
 std::optional<double> json_number(const nlohmann::json& row, const char* key);

@@ -7,8 +7,8 @@
 # Sized for CI (.ci/run: a clean clone on 2 cores, under 25 minutes; about 21
 # from a fresh clone on an idle machine here, session 11): every test
 # runs in both builds and every fuzz target runs; what keeps it fast is
-#  - a unity build for the normal suite (scripts/build.sh; 391 s -> about 235 s
-#    together with the next point; the sanitizer suite is not one, see below),
+#  - unity builds (scripts/build.sh; the normal suite 391 s -> about 235 s
+#    together with the next point; the sanitizer suite, see below),
 #  - line tables only (-g1) instead of full debug info: enough for file:line in
 #    sanitizer reports and backtraces, and a third less compile time,
 #  - the precompiled test headers and lld (CARICO_PCH, CARICO_FAST_LINKER in
