@@ -34,9 +34,13 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
   // A note carried from earlier batches joins its request's row when this
   // batch has news of it (a later dispatch replaces it); else it waits on
   // until hold_after_ms, then is written alone. Looked up, never added, so a
-  // note waiting through many batches costs one lookup in each.
+  // note waiting through many batches costs one lookup in each. Its time is
+  // the wall clock's: one dated far ahead of hold_after_ms (the clock was set
+  // back since) is written at once rather than held until the clock catches up.
+  constexpr std::int64_t clock_set_back_ms = 60000;
   const auto lone_note_waits = [&](const journal_event& note) {
-    return note.row.dispatched_ms > hold_after_ms;
+    return note.row.dispatched_ms > hold_after_ms &&
+           note.row.dispatched_ms - hold_after_ms <= clock_set_back_ms;
   };
   for (journal_event& e : carried) {
     if (auto it = rows.find(e.row.number); it != rows.end()) {

@@ -218,6 +218,14 @@ TEST_CASE("a dispatch note waits for its answer through batches, then alone", "[
     CHECK(kinds(b) == rows{{3, rk::insert}, {1, rk::dispatch}});
     CHECK(held.empty());
   }
+  SECTION("a note dated ahead of the clock (the clock was set back) is written alone") {
+    carried.push_back(dispatched_event(1, "w2"));
+    carried.back().row.dispatched_ms = now + 3600 * 1000;
+    batch.push_back(received_event(3, "3", "three"));
+    const journal_batch b = fold_events(carried, batch, hold_after, held, batch_max);
+    CHECK(kinds(b) == rows{{3, rk::insert}, {1, rk::dispatch}});
+    CHECK(held.empty());
+  }
   SECTION("a later dispatch of the same request replaces the carried note") {
     carried.push_back(dispatched_event(1, "w1"));
     batch.push_back(dispatched_event(1, "w2"));
