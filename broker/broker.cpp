@@ -6,10 +6,7 @@
 #include <cerrno>
 #include <unordered_set>
 
-#ifdef __GLIBC__
-#include <malloc.h>  // malloc_trim
-#endif
-
+#include "broker/allocator.hpp"
 #include "broker/broker_util.hpp"
 
 namespace carico {
@@ -73,8 +70,8 @@ broker::broker(zmq::context_t& context, broker_options options,
   next_tick_ =
       std::min(started_at_ + milliseconds(options_.heartbeat_ms), monitor_.next_publish());
   if (!options_.journal_path.empty()) open_journal();
-  log_->info("broker listening: clients on {}, workers on {}", frontend_endpoint(),
-             backend_endpoint());
+  log_->info("broker listening: clients on {}, workers on {} (allocator: {})",
+             frontend_endpoint(), backend_endpoint(), allocator_name());
 }
 
 broker::~broker() = default;
@@ -171,6 +168,7 @@ void broker::run() {
       // Handling a client's request may send to a worker after the backend's
       // receive, so only a pass with nothing received may end in a wait.
       idle = from_workers + from_clients == 0;
+      if (idle) trim_after_burst(true);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;
       idle = false;
@@ -323,7 +321,7 @@ void broker::on_tick() {
   expire_waiting(now);
   forget_idle_services();
   if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
-  trim_after_burst();
+  trim_after_burst(false);
   if (now >= monitor_.next_publish()) {
     monitor_.publish({stats_, services_, requests_.size(), journal_.get(), false}, now);
   }
@@ -355,20 +353,21 @@ void broker::forget_idle_services() {
 }
 
 // A burst that parks many requests leaves ZeroMQ's I/O thread with receive
-// buffers it has freed but its malloc arena keeps (tens of MiB for 10^6
-// requests): give those pages back once parking grew by a lot. Not done in a
-// steady flow (nothing parks), where the pages would only be faulted back in.
-void broker::trim_after_burst() {
+// buffers it has freed but the allocator keeps (tens of MiB for 10^6
+// requests): give those pages back while parking grows by a lot, and once a
+// burst that parked a fair number ends (the loop found nothing to do). Not
+// done in a steady flow (nothing parks), where the pages would only be
+// faulted back in.
+void broker::trim_after_burst(bool burst_ended) {
   std::size_t parked = 0;
   for (const auto& [name, s] : services_) parked += s->parked.size();
-  constexpr std::size_t burst = 65536;
+  constexpr std::size_t during_burst = 65536;
+  constexpr std::size_t ended_burst = 4096;
   if (parked < parked_at_trim_) parked_at_trim_ = parked;
-  if (parked < parked_at_trim_ + burst) return;
+  if (parked < parked_at_trim_ + (burst_ended ? ended_burst : during_burst)) return;
   parked_at_trim_ = parked;
   request_nodes_.release();
-#ifdef __GLIBC__
-  malloc_trim(0);
-#endif
+  release_free_memory();
 }
 
 }  // namespace carico

@@ -141,7 +141,7 @@ class broker {
   std::size_t handle_frontend();
   std::size_t handle_backend();
   void on_tick();
-  void trim_after_burst();
+  void trim_after_burst(bool burst_ended);
   // Enters the clean stop (run()'s contract): refuse, stop dispatching, wait.
   void begin_shutdown();
   // Forgets services with no worker and nothing waiting or in flight.

@@ -6,6 +6,7 @@
 
 #include <unistd.h>  // getpid
 
+#include "broker/allocator.hpp"
 #include "broker/broker_util.hpp"
 
 namespace carico {
@@ -180,7 +181,8 @@ nlohmann::json broker::stats_json() const {
                         // journal), clients and operators tell them apart by it.
                         {"broker", {{"frontend", frontend_endpoint()},
                                     {"backend", backend_endpoint()},
-                                    {"pid", static_cast<long>(::getpid())}}}};
+                                    {"pid", static_cast<long>(::getpid())},
+                                    {"allocator", allocator_name()}}}};
   if (journal_) out["journal"] = journal_json(*journal_, options_, stats_.journal_refused);
   return out;
 }

@@ -9,6 +9,7 @@ packages=(
   cmake g++ make pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev nlohmann-json3-dev
   catch2 libspdlog-dev libcli11-dev libsqlite3-dev libpq-dev libedit-dev libcpp-httplib-dev
+  libjemalloc-dev
   python3 procps iproute2
   # The Debian package (cpack -G DEB: dpkg-shlibdeps, file) and its tests
   # (dpkg-deb, systemd-analyze verify/security on the units).

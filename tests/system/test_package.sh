@@ -39,7 +39,10 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Section)" = net ] || fail "Section: $(field Section)"
 depends=$(field Depends)
 depends_names=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//')  # one package name a line
-for dep in adduser init-system-helpers libzmq5 libsqlite3-0 libedit2 libc6 libstdc++6; do
+needed=(adduser init-system-helpers libzmq5 libsqlite3-0 libedit2 libc6 libstdc++6)
+# The broker's allocator, when this build links it (tests/CMakeLists.txt).
+[ "${CARICO_ALLOCATOR:-}" = jemalloc ] && needed+=(libjemalloc2)
+for dep in "${needed[@]}"; do
   grep -qxF "$dep" <<<"$depends_names" || fail "Depends lacks $dep: $depends"
 done
 dpkg-deb -I "$deb" >"$WORK/info.txt"

@@ -1,0 +1,45 @@
+#include "broker/allocator.hpp"
+
+#include <cstddef>
+
+#ifdef __GLIBC__
+#include <malloc.h>  // malloc_trim
+#endif
+
+// jemalloc's control interface, declared weak: resolved when jemalloc is linked
+// in (or preloaded), null otherwise. No jemalloc header, so that this file
+// builds, and the library links, without it.
+extern "C" int mallctl(const char* name, void* oldp, std::size_t* oldlenp, void* newp,
+                       std::size_t newlen) __attribute__((weak));
+
+namespace carico {
+namespace {
+
+// jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena.
+constexpr const char* purge_all_arenas = "arena.4096.purge";
+
+}  // namespace
+
+std::string allocator_name() {
+  if (mallctl != nullptr) {
+    const char* version = nullptr;
+    std::size_t size = sizeof(version);
+    if (mallctl("version", &version, &size, nullptr, 0) == 0 && version != nullptr) {
+      return std::string("jemalloc ") + version;
+    }
+    return "jemalloc";
+  }
+  return "libc malloc";
+}
+
+void release_free_memory() {
+  if (mallctl != nullptr) {
+    mallctl(purge_all_arenas, nullptr, nullptr, nullptr, 0);
+    return;
+  }
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace carico
