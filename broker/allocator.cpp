@@ -12,6 +12,18 @@
 extern "C" int mallctl(const char* name, void* oldp, std::size_t* oldlenp, void* newp,
                        std::size_t newlen) __attribute__((weak));
 
+// jemalloc's settings, read from this symbol when the process starts (the
+// MALLOC_CONF environment variable still overrides them). Freed pages stay
+// with jemalloc until release_free_memory(): by default it would hand them back
+// on a timer (dirty_decay_ms, 10 s, smoothly), and every large buffer reused
+// after that faults its pages in again. With 4 MiB documents that was most of
+// the broker's CPU time (docs/benchmarks.md). The broker releases memory itself
+// once traffic pauses and after a parking burst (broker.cpp). The C library's
+// malloc ignores this symbol.
+extern "C" {
+const char* malloc_conf = "dirty_decay_ms:-1";
+}
+
 namespace carico {
 namespace {
 

@@ -5,6 +5,8 @@
 // locked arena paths every time; jemalloc's per-thread caches take that
 // traffic (docs/benchmarks.md). Code linked without it (the tests, the
 // sanitizer build) gets the C library's malloc, and these still work.
+// jemalloc is told to keep the pages it frees (allocator.cpp): the broker
+// gives them back itself, with release_free_memory(), when traffic pauses.
 //
 //   log->info("allocator: {}", carico::allocator_name());  // "jemalloc 5.3.0-0-g54eaed1d…"
 //   carico::release_free_memory();  // after a burst: free pages back to the system

@@ -322,6 +322,7 @@ void broker::on_tick() {
   forget_idle_services();
   if (!sticky_.empty() && now >= sticky_until_) release_sticky(nullptr);
   trim_after_burst(false);
+  release_when_quiet(now);
   if (now >= monitor_.next_publish()) {
     monitor_.publish({stats_, services_, requests_.size(), journal_.get(), false}, now);
   }
@@ -366,6 +367,24 @@ void broker::trim_after_burst(bool burst_ended) {
   if (parked < parked_at_trim_) parked_at_trim_ = parked;
   if (parked < parked_at_trim_ + (burst_ended ? ended_burst : during_burst)) return;
   parked_at_trim_ = parked;
+  request_nodes_.release();
+  release_free_memory();
+}
+
+// The allocator keeps the pages freed under traffic (allocator.hpp), so that
+// reused buffers are not faulted in again: once no request has come for a
+// second after some did, they go back to the system. Once per pause.
+void broker::release_when_quiet(time_point now) {
+  constexpr auto pause = std::chrono::seconds(1);
+  const std::uint64_t seen = stats_.received + stats_.refused + stats_.resends;
+  if (seen != seen_at_release_check_) {
+    seen_at_release_check_ = seen;
+    last_traffic_at_ = now;
+    release_pending_ = true;
+    return;
+  }
+  if (!release_pending_ || now - last_traffic_at_ < pause) return;
+  release_pending_ = false;
   request_nodes_.release();
   release_free_memory();
 }

@@ -142,6 +142,7 @@ class broker {
   std::size_t handle_backend();
   void on_tick();
   void trim_after_burst(bool burst_ended);
+  void release_when_quiet(time_point now);
   // Enters the clean stop (run()'s contract): refuse, stop dispatching, wait.
   void begin_shutdown();
   // Forgets services with no worker and nothing waiting or in flight.
@@ -283,6 +284,9 @@ class broker {
                      recycling_allocator<std::pair<const std::uint64_t, request>>>
       requests_{recycling_allocator<std::pair<const std::uint64_t, request>>(request_nodes_)};
   std::size_t parked_at_trim_{0};            // requests parked when memory was last trimmed
+  std::uint64_t seen_at_release_check_{0};   // requests seen at the last release_when_quiet
+  time_point last_traffic_at_{};             // when release_when_quiet last saw that move
+  bool release_pending_{false};              // traffic since memory was last released
   std::uint64_t next_request_{1};            // number of the next accepted request
   broker_stats stats_;                       // counters for mmi.stats
   time_point started_at_;                    // for uptime
