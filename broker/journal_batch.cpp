@@ -87,12 +87,7 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
           row.result = done.result;
         }
       }
-      if (f.finish != nullptr) {
-        if (f.finish->reply_kept) {
-          w.reply_head = f.finish->head;
-          w.reply_body = f.finish->body;
-        }
-      } else {
+      if (f.finish == nullptr) {
         w.request_head = f.insert->head;
         w.payload = std::string_view(f.insert->payload.data<char>(), f.insert->payload.size());
       }
@@ -100,13 +95,14 @@ journal_batch fold_events(std::vector<journal_event>& carried, std::vector<journ
       w.what = row_write::kind::finish;
       w.source = &f.finish->row;
       if (f.dispatch != nullptr) w.dispatched_ms = f.dispatch->row.dispatched_ms;
-      if (f.finish->reply_kept) {
-        w.reply_head = f.finish->head;
-        w.reply_body = f.finish->body;
-      }
     } else {
       w.what = row_write::kind::dispatch;
       w.source = &f.dispatch->row;
+    }
+    // An answered row keeps its reply when it can be asked for again.
+    if (f.finish != nullptr && f.finish->reply_kept) {
+      w.reply_head = f.finish->head;
+      w.reply_body = f.finish->body;
     }
     out.rows.push_back(std::move(w));
   }
