@@ -367,8 +367,7 @@ void broker::trim_after_burst(bool burst_ended) {
   if (parked < parked_at_trim_) parked_at_trim_ = parked;
   if (parked < parked_at_trim_ + (burst_ended ? ended_burst : during_burst)) return;
   parked_at_trim_ = parked;
-  request_nodes_.release();
-  release_free_memory();
+  release_memory();
 }
 
 // The allocator keeps the pages freed under traffic (allocator.hpp), so that
@@ -385,6 +384,11 @@ void broker::release_when_quiet(time_point now) {
   }
   if (!release_pending_ || now - last_traffic_at_ < pause) return;
   release_pending_ = false;
+  release_memory();
+}
+
+// requests_' spare nodes, then what the allocator keeps free.
+void broker::release_memory() {
   request_nodes_.release();
   release_free_memory();
 }

@@ -143,6 +143,7 @@ class broker {
   void on_tick();
   void trim_after_burst(bool burst_ended);
   void release_when_quiet(time_point now);
+  void release_memory();
   // Enters the clean stop (run()'s contract): refuse, stop dispatching, wait.
   void begin_shutdown();
   // Forgets services with no worker and nothing waiting or in flight.
