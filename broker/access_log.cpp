@@ -25,7 +25,7 @@ void append_millis(std::string& out, std::int64_t us) {
 void append_sample(std::string& out, std::string_view key, std::string_view value,
                    std::size_t max) {
   out += key;
-  out += sample(value.data(), value.size(), max);
+  carico::append_sample(out, value.data(), value.size(), max);
 }
 
 }  // namespace

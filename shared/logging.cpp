@@ -2,7 +2,10 @@
 
 #include "shared/escaping_formatter.hpp"
 
+#include <cstdio>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include <spdlog/async.h>
 #include <spdlog/sinks/null_sink.h>
@@ -45,8 +48,16 @@ std::shared_ptr<spdlog::logger> make_logger(const log_options& options) {
   console->set_level(console_level);
   sinks.push_back(console);
   if (!options.file.empty()) {
+    // A 64 KiB stdio buffer instead of 4 KiB: at a hundred thousand routing
+    // lines a second that is a sixteenth of the write calls. Nothing waits
+    // longer for it: flush_every below still writes the buffer out each second.
+    spdlog::file_event_handlers handlers;
+    handlers.after_open = [buffer = std::make_shared<std::vector<char>>(64 << 10)](
+                              const spdlog::filename_t&, std::FILE* stream) {
+      std::setvbuf(stream, buffer->data(), _IOFBF, buffer->size());
+    };
     auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-        options.file, options.max_file_bytes, options.max_files);
+        options.file, options.max_file_bytes, options.max_files, false, handlers);
     file->set_level(file_level);
     sinks.push_back(file);
   }
@@ -71,22 +82,33 @@ std::shared_ptr<spdlog::logger> null_logger() {
 }
 
 std::string sample(const void* data, std::size_t size, std::size_t max) {
+  std::string out;
+  out.reserve(std::min(size, max));
+  append_sample(out, data, size, max);
+  return out;
+}
+
+void append_sample(std::string& out, const void* data, std::size_t size, std::size_t max) {
   static const char hex[] = "0123456789abcdef";
   const auto* bytes = static_cast<const unsigned char*>(data);
-  std::string out;
   const std::size_t n = std::min(size, max);
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char c = bytes[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
+  for (std::size_t i = 0; i < n;) {
+    // A run of printable bytes goes in with one append.
+    std::size_t end = i;
+    while (end < n && bytes[end] >= 0x20 && bytes[end] < 0x7f && bytes[end] != '\\') ++end;
+    out.append(reinterpret_cast<const char*>(bytes + i), end - i);
+    if (end == n) break;
+    const unsigned char c = bytes[end];
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 15];
+    i = end + 1;
   }
-  if (size > max) out += "...(" + std::to_string(size) + " bytes)";
-  return out;
+  if (size > max) {
+    out += "...(";
+    out += std::to_string(size);
+    out += " bytes)";
+  }
 }
 
 }  // namespace carico

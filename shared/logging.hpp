@@ -37,5 +37,7 @@ bool parse_level(const std::string& name, spdlog::level::level_enum& out);
 
 // A short printable sample of bytes, for log lines about bad input.
 std::string sample(const void* data, std::size_t size, std::size_t max = 48);
+// The same sample, appended to out (no string of its own).
+void append_sample(std::string& out, const void* data, std::size_t size, std::size_t max = 48);
 
 }  // namespace carico

@@ -77,6 +77,48 @@ TEST_CASE("escaping_formatter: clones escape too (every sink of a logger gets on
   CHECK(b.str() == "x\\ty\n");
 }
 
+TEST_CASE("sample: printable runs as they are, every other byte and the backslash as \\xNN") {
+  using carico::sample;
+  CHECK(sample("plain", 5) == "plain");
+  CHECK(sample("a\nb", 3) == "a\\x0ab");
+  CHECK(sample("\\", 1) == "\\x5c");
+  CHECK(sample("\x01\x7f\xc3\xa0", 4) == "\\x01\\x7f\\xc3\\xa0");
+  CHECK(sample("ends\t", 5) == "ends\\x09");
+  // Cut at max, saying how long the bytes were.
+  CHECK(sample("abcdefgh", 8, 3) == "abc...(8 bytes)");
+  CHECK(sample("ab\ncdefgh", 9, 3) == "ab\\x0a...(9 bytes)");
+  CHECK(sample("", 0).empty());
+  std::string line = "key=";
+  carico::append_sample(line, "v\r", 2);
+  CHECK(line == "key=v\\x0d");
+}
+
+TEST_CASE("make_logger: info lines reach the file within the second, with no flush asked") {
+  // The file's stream keeps a large buffer; the periodic flush still writes
+  // out whatever it holds each second.
+  const fs::path dir = fs::temp_directory_path() /
+                       ("carico-test-buffered-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "buffered.log";
+  auto log = carico::make_logger({.name = "buffered-test", .file = file.string(),
+                                  .console_level = "off"});
+  for (int i = 0; i < 300; ++i) log->info("line {} of some routing-log length", i);
+  std::string text;
+  const auto start = std::chrono::steady_clock::now();
+  while (std::count(text.begin(), text.end(), '\n') < 300 &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(file, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(std::count(text.begin(), text.end(), '\n') == 300);
+  CHECK(waited < std::chrono::milliseconds(2500));
+  spdlog::drop("buffered-test");
+  log.reset();
+  fs::remove_all(dir);
+}
+
 TEST_CASE("make_logger: the log file has one timestamped line per call, nothing raw") {
   const fs::path dir = fs::temp_directory_path() /
                        ("carico-test-escape-" + std::to_string(::getpid()));

@@ -67,6 +67,23 @@ TEST_CASE("escape_controls writes every control character out, and nothing else"
   CHECK_FALSE(carico::has_controls("città \\n"));
 }
 
+TEST_CASE("has_controls finds a control character at any offset of a long text") {
+  // It scans in blocks of 32 bytes: every offset of a block and of the tail.
+  for (std::size_t size : {1u, 31u, 32u, 33u, 64u, 100u}) {
+    const std::string clean(size, 'x');
+    CHECK_FALSE(carico::has_controls(clean));
+    for (std::size_t at = 0; at < size; ++at) {
+      for (char bad : {'\n', '\x01', '\x1f', '\x7f'}) {
+        std::string text = clean;
+        text[at] = bad;
+        INFO("size " << size << ", offset " << at << ", byte " << int(bad));
+        CHECK(carico::has_controls(text));
+      }
+    }
+  }
+  CHECK_FALSE(carico::has_controls(std::string(70, ' ') + "città \\x"));
+}
+
 TEST_CASE("render_table escapes cells: a tab or newline cannot break a row") {
   const std::string table = render_table({{"ID", "TITLE"}, {"1", "two\nlines\tand a tab"}});
   CHECK(table ==
