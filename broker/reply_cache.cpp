@@ -53,8 +53,10 @@ std::optional<std::string> id_json_text(std::string_view encoded) {
 reply_cache::reply_cache(std::size_t capacity, std::size_t max_bytes)
     : capacity_(std::min<std::size_t>(capacity, std::size_t{1} << 30)), max_bytes_(max_bytes) {}
 
+std::size_t reply_cache::cost_of(std::size_t bytes) { return sizeof(entry) + bytes; }
+
 std::size_t reply_cache::entry::cost() const {
-  return sizeof(entry) + key_size + service_size + head_size + body_size;
+  return cost_of(std::size_t{key_size} + service_size + head_size + body_size);
 }
 
 std::uint32_t reply_cache::slot_hash(std::string_view key) {
@@ -133,8 +135,7 @@ void reply_cache::forget_oldest() {
 void reply_cache::put(std::string_view key, std::uint64_t number, std::string_view service,
                       std::string_view head, std::string_view body) {
   if (capacity_ == 0) return;
-  const bool fits =
-      sizeof(entry) + key.size() + service.size() + head.size() + body.size() <= max_bytes_;
+  const bool fits = cost_of(key.size() + service.size() + head.size() + body.size()) <= max_bytes_;
   if (slots_.empty() && !fits) return;
   if ((order_.size() + 1) * 2 > slots_.size()) grow();
   const std::uint32_t hash = slot_hash(key);

@@ -89,6 +89,8 @@ class reply_cache {
     std::uint32_t seq{0};
   };
   static std::uint32_t slot_hash(std::string_view key);
+  // What an entry holding `bytes` of strings counts against max_bytes_.
+  static std::size_t cost_of(std::size_t bytes);
   static entry make_entry(std::uint64_t number, std::uint32_t hash,
                           std::initializer_list<std::string_view> parts);
   const entry& at(slot s) const { return order_[static_cast<std::uint32_t>(s.seq - first_seq_)]; }
