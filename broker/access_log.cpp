@@ -75,8 +75,11 @@ void access_log::run() {
       if (handed_.empty() && stopping_) return;
       work.swap(handed_);
     }
-    for (const access_record& r : work) write(format(r));
+    bool written = true;
+    for (const access_record& r : work) written = write(format(r)) && written;
     work.clear();
+    written = flush_sinks() && written;
+    if (written) failing_ = false;  // a streak of failures ends with a batch in the file
   }
 }
 
@@ -86,25 +89,45 @@ void access_log::run() {
 // lock themselves. A sink that cannot write (a full disk) loses the line, as
 // under spdlog's own error handler, and says so on stderr once per streak of
 // failures.
-void access_log::write(const std::string& line) {
+bool access_log::write(const std::string& line) {
   const spdlog::details::log_msg msg(log_->name(), spdlog::level::info,
                                      spdlog::string_view_t(line.data(), line.size()));
-  bool failed = false;
+  bool written = true;
   for (const spdlog::sink_ptr& sink : log_->sinks()) {
     if (!sink->should_log(msg.level)) continue;
     try {
       sink->log(msg);
     } catch (const std::exception& e) {
-      failed = true;
-      if (!failing_) {
-        std::fprintf(
-            stderr,
-            "carico: the routing log cannot be written (%s); its lines are lost until it can\n",
-            e.what());
-      }
+      note_failure(e);
+      written = false;
     }
   }
-  failing_ = failed;
+  return written;
+}
+
+void access_log::note_failure(const std::exception& e) {
+  if (!failing_) {
+    std::fprintf(stderr,
+                 "carico: the routing log cannot be written (%s); its lines are lost until it can\n",
+                 e.what());
+  }
+  failing_ = true;
+}
+
+// After each batch: a line is in the file as soon as its batch is written,
+// whatever the file's buffer holds, and a batch costs one write call.
+bool access_log::flush_sinks() {
+  bool flushed = true;
+  for (const spdlog::sink_ptr& sink : log_->sinks()) {
+    if (!sink->should_log(spdlog::level::info)) continue;
+    try {
+      sink->flush();
+    } catch (const std::exception& e) {
+      note_failure(e);
+      flushed = false;
+    }
+  }
+  return flushed;
 }
 
 std::string access_log::format(const access_record& r) {

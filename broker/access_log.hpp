@@ -65,7 +65,12 @@ class access_log {
 
  private:
   void run();
-  void write(const std::string& line);  // to each of log_'s sinks that logs info
+  // To each of log_'s sinks that logs info; false if one failed.
+  bool write(const std::string& line);
+  // Those sinks' buffers to their files; false if one failed.
+  bool flush_sinks();
+  // Says on stderr that lines are lost, once per streak of failures.
+  void note_failure(const std::exception& e);
 
   std::shared_ptr<spdlog::logger> log_;  // where lines go
   bool enabled_{false};                  // log_ logs info
@@ -75,7 +80,7 @@ class access_log {
   std::condition_variable ready_;      // signals handed_ or stopping_
   std::vector<access_record> handed_;  // batches waiting for the thread
   bool stopping_{false};               // the destructor asks the thread to end
-  bool failing_{false};                // the last line could not be written (thread only)
+  bool failing_{false};                // lines lost since the last batch written whole (thread only)
   std::thread thread_;                 // formats and logs; none when disabled
 };
 

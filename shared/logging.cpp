@@ -48,14 +48,15 @@ std::shared_ptr<spdlog::logger> make_logger(const log_options& options) {
   console->set_level(console_level);
   sinks.push_back(console);
   if (!options.file.empty()) {
-    // A 64 KiB stdio buffer instead of 4 KiB: at a hundred thousand routing
-    // lines a second that is a sixteenth of the write calls. Nothing waits
-    // longer for it: flush_every below still writes the buffer out each second.
     spdlog::file_event_handlers handlers;
-    handlers.after_open = [buffer = std::make_shared<std::vector<char>>(64 << 10)](
-                              const spdlog::filename_t&, std::FILE* stream) {
-      std::setvbuf(stream, buffer->data(), _IOFBF, buffer->size());
-    };
+    if (options.file_buffer_bytes > 0) {
+      // Owned by the sink (through its handlers): outlives every stream it opens.
+      handlers.after_open = [buffer = std::make_shared<std::vector<char>>(
+                                 options.file_buffer_bytes)](const spdlog::filename_t&,
+                                                             std::FILE* stream) {
+        std::setvbuf(stream, buffer->data(), _IOFBF, buffer->size());
+      };
+    }
     auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
         options.file, options.max_file_bytes, options.max_files, false, handlers);
     file->set_level(file_level);

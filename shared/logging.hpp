@@ -18,6 +18,9 @@ struct log_options {
   std::string console_level = "warn";    // stderr shows this level and above
   std::size_t max_file_bytes = 64 << 20; // size at which the file rotates
   std::size_t max_files = 5;             // rotated files kept
+  // The file's stdio buffer; 0: the C library's own (4 KiB). Lines wait in it
+  // until it fills, a warning or worse, a flush() or the flush each second.
+  std::size_t file_buffer_bytes = 0;
 };
 
 // The layout of every line: "2026-11-27 10:47:03.512 info  [broker] text".

@@ -2,14 +2,22 @@
 // off the broker's loop, with client text escaped.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+
+#include <unistd.h>
 
 #include <spdlog/sinks/base_sink.h>
 
 #include "broker/access_log.hpp"
 #include "shared/header.hpp"
+#include "shared/logging.hpp"
 #include "tests/support/fake_peers.hpp"
 #include "tests/support/log_capture.hpp"
 
@@ -116,4 +124,39 @@ TEST_CASE("a sink that cannot write loses its lines, never the other sinks' or t
   }
   CHECK(logs.wait_for("request 3 done code=200 service=echo"));
   CHECK(logs.wait_for("request 1 done"));
+}
+
+TEST_CASE("each batch of lines is in the log file when written, whatever its buffer holds",
+          "[access]") {
+  // The broker's file has a 64 KiB buffer. This logger is dropped from
+  // spdlog's registry, so no periodic flush writes it out: only the access
+  // log's own flush after a batch can put the line in the file.
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("carico-test-access-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path file = dir / "loadbalancer.log";
+  auto log = make_logger({.name = "access-buffered", .file = file.string(),
+                          .console_level = "off", .file_buffer_bytes = 64 << 10});
+  spdlog::drop("access-buffered");
+  {
+    access_log access(log);
+    access_record r;
+    r.number = 41;
+    r.code = 200;
+    r.outcome = "done";
+    r.service = "echo";
+    access.add(std::move(r));
+    access.flush();
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (text.find("request 41 done") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::ifstream in(file, std::ios::binary);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    CHECK_THAT(text, Catch::Contains("request 41 done code=200 service=echo"));
+  }
+  log.reset();
+  std::filesystem::remove_all(dir);
 }

@@ -19,7 +19,9 @@ for i in 1 2 3; do
   files=$(find "$WORK/storage/w$i" -name '*.json' | wc -l)
   [ "$files" -eq 10 ] || fail "w$i stored $files files, expected 10"
 done
-grep -q "done code=200 service=text worker=w1" "$WORK/loadbalancer.log" || fail "routing decisions not logged"
+# The routing log's thread writes a line just after its reply went out.
+wait_until 5 grep -q "done code=200 service=text worker=w1" "$WORK/loadbalancer.log" ||
+  fail "routing decisions not logged"
 
 # Workers drain on SIGTERM and leave the ring; the broker exits 0 on SIGTERM.
 stop w3 TERM
