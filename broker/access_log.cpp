@@ -22,8 +22,8 @@ void append_millis(std::string& out, std::int64_t us) {
 }
 
 // " key=" and a printable sample of value.
-void append_sample(std::string& out, std::string_view key, std::string_view value,
-                   std::size_t max) {
+void append_field(std::string& out, std::string_view key, std::string_view value,
+                  std::size_t max) {
   out += key;
   carico::append_sample(out, value.data(), value.size(), max);
 }
@@ -139,11 +139,11 @@ std::string access_log::format(const access_record& r) {
   line += r.outcome;
   line += " code=";
   line += std::to_string(r.code);
-  append_sample(line, " service=", r.service, 64);
+  append_field(line, " service=", r.service, 64);
   if (r.worker.empty()) {
     line += " worker=-";
   } else {
-    append_sample(line, " worker=", r.worker, 64);
+    append_field(line, " worker=", r.worker, 64);
   }
   line += " attempts=";
   line += std::to_string(r.attempts);
@@ -156,17 +156,17 @@ std::string access_log::format(const access_record& r) {
     raw_map head;
     if (r.head.size() > 0 && head.parse(r.head.data(), r.head.size())) {
       const raw_view fields = head.over(r.head.data());
-      if (auto name = fields.get_string("client")) append_sample(line, " name=", *name, 64);
+      if (auto name = fields.get_string("client")) append_field(line, " name=", *name, 64);
       if (const std::optional<raw_view::entry> id = fields.find("id")) {
         if (auto n = raw_map::as_uint(id->value)) {
           line += " id=";
           line += std::to_string(*n);
         } else if (auto s = raw_map::as_string(id->value)) {
-          append_sample(line, " id=", *s, 64);
+          append_field(line, " id=", *s, 64);
         }
       }
       if (auto title = fields.get_string("title")) {
-        append_sample(line, " title=\"", *title, 80);
+        append_field(line, " title=\"", *title, 80);
         line += '"';
       }
     }

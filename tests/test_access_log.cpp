@@ -2,16 +2,10 @@
 // off the broker's loop, with client text escaped.
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-
-#include <unistd.h>
 
 #include <spdlog/sinks/base_sink.h>
 
@@ -20,6 +14,7 @@
 #include "shared/logging.hpp"
 #include "tests/support/fake_peers.hpp"
 #include "tests/support/log_capture.hpp"
+#include "tests/support/scratch_files.hpp"
 
 using namespace carico;
 using namespace carico::test;
@@ -131,10 +126,8 @@ TEST_CASE("each batch of lines is in the log file when written, whatever its buf
   // The broker's file has a 64 KiB buffer. This logger is dropped from
   // spdlog's registry, so no periodic flush writes it out: only the access
   // log's own flush after a batch can put the line in the file.
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("carico-test-access-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::filesystem::path file = dir / "loadbalancer.log";
+  const scratch_dir dir("test-access");
+  const std::filesystem::path file = dir.path / "loadbalancer.log";
   auto log = make_logger({.name = "access-buffered", .file = file.string(),
                           .console_level = "off", .file_buffer_bytes = 64 << 10});
   spdlog::drop("access-buffered");
@@ -147,16 +140,10 @@ TEST_CASE("each batch of lines is in the log file when written, whatever its buf
     r.service = "echo";
     access.add(std::move(r));
     access.flush();
-    std::string text;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (text.find("request 41 done") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      std::ifstream in(file, std::ios::binary);
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    const std::string text = wait_for_text(file, [](const std::string& t) {
+      return t.find("request 41 done") != std::string::npos;
+    });
     CHECK_THAT(text, Catch::Contains("request 41 done code=200 service=echo"));
   }
   log.reset();
-  std::filesystem::remove_all(dir);
 }

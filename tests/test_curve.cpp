@@ -17,6 +17,7 @@
 #include "shared/curve.hpp"
 #include "tests/support/fake_peers.hpp"
 #include "tests/support/log_capture.hpp"
+#include "tests/support/scratch_files.hpp"
 #include "worker/worker.hpp"
 
 using namespace carico;
@@ -25,19 +26,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed on destruction.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    path = fs::temp_directory_path() / ("carico-curve-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 unsigned mode_of(const std::string& path) {
   struct stat st {};
@@ -120,7 +108,7 @@ client_options client_with(const std::string& frontend, curve_client_keys keys) 
 }  // namespace
 
 TEST_CASE("key pairs are saved with safe permissions and load back", "[curve]") {
-  temp_dir dir;
+  scratch_dir dir("curve");
   const curve_key_pair pair = generate_key_pair();
   CHECK(is_z85_key(pair.public_key));
   CHECK(is_z85_key(pair.secret_key));
@@ -131,8 +119,7 @@ TEST_CASE("key pairs are saved with safe permissions and load back", "[curve]") 
   CHECK(loaded.public_key == pair.public_key);
   CHECK(loaded.secret_key == pair.secret_key);
   CHECK(load_public_key(dir / "keys/broker.pub") == pair.public_key);
-  std::ifstream pub(dir / "keys/broker.pub");
-  std::string text((std::istreambuf_iterator<char>(pub)), std::istreambuf_iterator<char>());
+  const std::string text = read_file(dir / "keys/broker.pub");
   CHECK(text.find(pair.secret_key) == std::string::npos);
 
   SECTION("existing files are not overwritten without asking") {
@@ -157,7 +144,7 @@ TEST_CASE("key pairs are saved with safe permissions and load back", "[curve]") 
 }
 
 TEST_CASE("allow lists load from a directory of .pub files or a file of keys", "[curve]") {
-  temp_dir dir;
+  scratch_dir dir("curve");
   const curve_key_pair a = generate_key_pair();
   const curve_key_pair b = generate_key_pair();
   save_key_pair(dir / "clients", "alice", a);
@@ -204,7 +191,7 @@ TEST_CASE("only loopback and local transports may be bound without curve", "[cur
 }
 
 TEST_CASE("broker flags load keys and allow lists from --curve-dir", "[curve]") {
-  temp_dir dir;
+  scratch_dir dir("curve");
   save_key_pair(dir / "keys", "broker", generate_key_pair());
   save_key_pair(dir / "keys/clients", "c1", generate_key_pair());
   save_key_pair(dir / "keys/workers", "w1", generate_key_pair());

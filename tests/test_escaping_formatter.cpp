@@ -2,25 +2,22 @@
 // through a bare formatter and through make_logger's real file sink.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "shared/escaping_formatter.hpp"
 #include "shared/logging.hpp"
+#include "tests/support/scratch_files.hpp"
 
 namespace fs = std::filesystem;
 using carico::escaping_formatter;
+using carico::test::scratch_dir;
+using carico::test::wait_for_text;
 
 namespace {
 
@@ -38,26 +35,6 @@ bool only_printable(const std::string& text) {
     if ((u < 0x20 && c != '\n') || u == 0x7f) return false;
   }
   return true;
-}
-
-// A fresh directory of this process's own under the temporary directory.
-fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
-}
-
-// The file's text once it holds `lines` lines, or as it is after 5 s.
-std::string read_lines(const fs::path& file, std::size_t lines) {
-  std::string text;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) < lines &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::ifstream in(file, std::ios::binary);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  return text;
 }
 
 const std::regex timestamped(R"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} .*)");
@@ -117,21 +94,21 @@ TEST_CASE("make_logger: info lines reach the file within seconds, with no flush 
   // A large buffer for the file's stream (the broker's); the periodic flush
   // still writes out whatever it holds each second (without it they would
   // wait for the exit).
-  const fs::path dir = scratch_dir("carico-test-buffered");
-  const fs::path file = dir / "buffered.log";
+  const scratch_dir dir("test-buffered");
+  const fs::path file = dir.path / "buffered.log";
   auto log = carico::make_logger({.name = "buffered-test", .file = file.string(),
                                   .console_level = "off", .file_buffer_bytes = 64 << 10});
   for (int i = 0; i < 300; ++i) log->info("line {} of some routing-log length", i);
-  const std::string text = read_lines(file, 300);
-  CHECK(std::count(text.begin(), text.end(), '\n') == 300);
+  const std::string text =
+      wait_for_text(file, [](const std::string& t) { return lines_of(t).size() >= 300; });
+  CHECK(lines_of(text).size() == 300);
   spdlog::drop("buffered-test");
   log.reset();
-  fs::remove_all(dir);
 }
 
 TEST_CASE("make_logger: the log file has one timestamped line per call, nothing raw") {
-  const fs::path dir = scratch_dir("carico-test-escape");
-  const fs::path file = dir / "escape.log";
+  const scratch_dir dir("test-escape");
+  const fs::path file = dir.path / "escape.log";
   {
     auto log = carico::make_logger({.name = "escape-test", .file = file.string(),
                                     .console_level = "off"});
@@ -140,11 +117,11 @@ TEST_CASE("make_logger: the log file has one timestamped line per call, nothing 
     log->flush();  // async: asks the logger thread, which writes soon after
     spdlog::drop("escape-test");
   }
-  const std::string text = read_lines(file, 2);
+  const std::string text =
+      wait_for_text(file, [](const std::string& t) { return lines_of(t).size() >= 2; });
   const std::vector<std::string> lines = lines_of(text);
   REQUIRE(lines.size() == 2);
   CHECK(only_printable(text));
   for (const std::string& line : lines) CHECK(std::regex_match(line, timestamped));
   CHECK_THAT(lines[0], Catch::Contains("title=Rapporto\\n2030-01-01"));
-  fs::remove_all(dir);
 }
