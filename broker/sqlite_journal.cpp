@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -43,9 +44,14 @@ CREATE TABLE IF NOT EXISTS requests (
 DROP INDEX IF EXISTS requests_by_key;
 CREATE INDEX IF NOT EXISTS requests_keyed ON requests (client, client_id)
   WHERE client IS NOT NULL;
-CREATE INDEX IF NOT EXISTS requests_unfinished ON requests (number)
-  WHERE state IN ('queued', 'dispatched');
+DROP INDEX IF EXISTS requests_unfinished;
 )sql";
+
+// meta.unfinished_from: every row numbered below it is finished, so a start
+// looks for unfinished rows from there on (sqlite_journal::open_).
+constexpr const char* unfinished_from_sql =
+    "INSERT INTO meta (key, value) VALUES ('unfinished_from', ?1) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 // Rows pruned per transaction, and rows (oldest first) looked at for it.
 constexpr int prune_batch = 5000;
@@ -88,6 +94,7 @@ struct sqlite_journal::writer_statements {
         reserve(db,
                 "INSERT INTO meta (key, value) VALUES ('reserved_number', ?1) "
                 "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"),
+        unfinished_from(db, unfinished_from_sql),
         prune(db,
               "DELETE FROM requests WHERE number IN (SELECT number FROM "
               "(SELECT number, state, completed_ms FROM requests ORDER BY number LIMIT ?2) "
@@ -106,6 +113,7 @@ struct sqlite_journal::writer_statements {
   sql_statement finish;      // a row answered: reply kept, payload dropped
   sql_statement high_water;  // meta.max_number, so numbers survive pruning
   sql_statement reserve;     // meta.reserved_number, see sqlite_journal::reserved()
+  sql_statement unfinished_from;  // meta.unfinished_from, see sqlite_journal::open_
   sql_statement prune;       // old finished rows
   sql_statement prune_oldest;    // the oldest finished rows, however young
   sql_statement page_count;      // pages in the file, used or free
@@ -129,6 +137,10 @@ sqlite_journal::sqlite_journal(journal_options options, std::shared_ptr<spdlog::
     open_files();
     load_unfinished();
     writes_ = std::make_unique<writer_statements>(db_);
+    // So that the next start looks from here even if this run dies early.
+    writes_->unfinished_from.bind(1, open_.floor());
+    writes_->unfinished_from.run();
+    floor_written_ = open_.floor();
   } catch (const journal_error& e) {
     writes_.reset();
     close_db(reader_);
@@ -152,6 +164,9 @@ sqlite_journal::~sqlite_journal() {
                                     "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)");
       high_water.bind(1, max_posted_);
       high_water.run();
+      sql_statement from(db_, unfinished_from_sql);
+      from.bind(1, open_.floor());
+      from.run();
       exec(db_, "DELETE FROM meta WHERE key = 'reserved_number'");
       exec(db_, "COMMIT");
     } catch (const journal_error& e) {
@@ -274,15 +289,23 @@ void sqlite_journal::open_files() {
   sqlite3_busy_timeout(reader_, 1000);
 }
 
+// From meta.unfinished_from on (the whole table in a file written before it
+// existed), by number: no index is kept for this one query at each start.
 void sqlite_journal::load_unfinished() {
   std::size_t count = 0;
+  floor_written_ = pragma_value(
+      "SELECT coalesce((SELECT value FROM meta WHERE key = 'unfinished_from'), 0)");
+  open_ = open_numbers(first_number());
   sql_statement rows(db_, (std::string("SELECT ") + record_columns +
                            ", request_head, payload FROM requests "
-                           "WHERE state IN ('queued', 'dispatched') ORDER BY number")
+                           "WHERE number >= ?1 AND state IN ('queued', 'dispatched') "
+                           "ORDER BY number")
                               .c_str());
+  rows.bind(1, floor_written_);
   while (rows.step()) {
     journal_unfinished u;
     u.record = read_record(rows);
+    open_.open(u.record.number);
     u.head = rows.text(13);
     u.payload = rows.text(14);
     add_unfinished(std::move(u));
@@ -349,8 +372,28 @@ std::uint64_t sqlite_journal::disk_bytes() const {
 
 // ------------------------------------------------------------------ writing
 
+namespace {
+
+// Whether the row is unfinished once `write` is committed.
+bool leaves_unfinished(const row_write& write) {
+  return write.what == row_write::kind::dispatch || !is_final(write.row().state);
+}
+
+}  // namespace
+
+// meta.unfinished_from is written with each reservation (every
+// reserve_block / 2 numbers), and in any batch that leaves a row below the
+// value last written unfinished, so it is never above an unfinished row in
+// what is committed. Its value here ignores what this batch finishes (it can
+// only be lower than it might be), and open_ learns the batch once committed.
 void sqlite_journal::commit_batch(const journal_batch& batch) {
   writer_statements& w = *writes_;
+  std::uint64_t lowest_left = std::numeric_limits<std::uint64_t>::max();
+  for (const row_write& write : batch.rows) {
+    if (leaves_unfinished(write)) lowest_left = std::min(lowest_left, write.row().number);
+  }
+  const bool move_floor = batch.reserve != 0 || lowest_left < floor_written_;
+  const std::uint64_t floor = std::min(open_.floor(), lowest_left & ~std::uint64_t{63});
   try {
     w.begin.run();
     for (const row_write& write : batch.rows) {
@@ -413,14 +456,26 @@ void sqlite_journal::commit_batch(const journal_batch& batch) {
       w.reserve.bind(1, batch.reserve);
       w.reserve.run();
     }
+    if (move_floor) {
+      w.unfinished_from.bind(1, floor);
+      w.unfinished_from.run();
+    }
     w.commit.run();
   } catch (const journal_error&) {
-    for (sql_statement* s :
-         {&w.begin, &w.insert, &w.dispatch, &w.finish, &w.high_water, &w.reserve, &w.commit}) {
+    for (sql_statement* s : {&w.begin, &w.insert, &w.dispatch, &w.finish, &w.high_water,
+                             &w.reserve, &w.unfinished_from, &w.commit}) {
       s->reset();
     }
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
+  }
+  if (move_floor) floor_written_ = floor;
+  for (const row_write& write : batch.rows) {
+    if (leaves_unfinished(write)) {
+      open_.open(write.row().number);
+    } else {
+      open_.close(write.row().number);
+    }
   }
 }
 

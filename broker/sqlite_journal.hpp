@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "broker/journal.hpp"
+#include "broker/open_numbers.hpp"
 
 struct sqlite3;
 
@@ -65,6 +66,10 @@ class sqlite_journal final : public journal {
   std::uint64_t page_size_{4096};         // the file's page size
   bool can_shrink_{false};                // auto_vacuum = incremental: freed pages can go
   bool over_bound_logged_{false};         // "cannot prune enough" said once
+  // The unfinished rows' numbers (writer thread after open; the destructor
+  // after the writer stops), and the meta.unfinished_from last committed.
+  open_numbers open_;
+  std::uint64_t floor_written_{0};
 };
 
 }  // namespace carico
