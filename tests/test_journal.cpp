@@ -90,16 +90,6 @@ json keyed(const std::string& client, std::uint64_t id) {
 
 }  // namespace
 
-journal_event dispatched_event(std::uint64_t number, const std::string& worker) {
-  journal_event e;
-  e.what = journal_event::kind::dispatched;
-  e.row.number = number;
-  e.row.worker = worker;
-  e.row.attempts = 1;
-  e.row.dispatched_ms = unix_ms();
-  return e;
-}
-
 TEST_CASE("a dispatch note may trail one batch but always reaches the file", "[journal]") {
   temp_dir dir(EACH_BACKEND);
   auto j = open_journal({.path = dir.journal_at("j.db")});

@@ -69,42 +69,71 @@ void receive(journal& j, std::uint64_t number) {
 
 TEST_CASE("open_numbers: its floor is at most the lowest open number, and close to it",
           "[journal]") {
-  std::mt19937_64 random(7);
-  open_numbers open(1000);
-  std::set<std::uint64_t> model;
-  std::uint64_t next = 1000;
-  for (int step = 0; step < 200000; ++step) {
-    const std::uint64_t roll = random() % 100;
-    if (roll < 50) {
-      model.insert(next);
-      open.open(next);
-      next += 1 + random() % 3;  // some numbers never get a row
-    } else if (roll < 52 && next > 200) {
-      // A number from the past opened again (a reloaded request).
-      const std::uint64_t old = next - 1 - random() % 200;
-      model.insert(old);
-      open.open(old);
-    } else if (!model.empty()) {
-      // Mostly the oldest; sometimes one from the middle, or one never opened.
-      std::uint64_t n = *model.begin();
-      if (roll >= 90) {
-        auto it = model.lower_bound(n + random() % 300);
-        n = it == model.end() ? n : *it;
-      } else if (roll >= 85) {
-        n = next + 5;
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    std::mt19937_64 random(seed);
+    open_numbers open(1000);
+    std::set<std::uint64_t> model;
+    std::uint64_t next = 1000;
+    for (int step = 0; step < 50000; ++step) {
+      const std::uint64_t roll = random() % 100;
+      if (roll < 50) {
+        model.insert(next);
+        open.open(next);
+        next += 1 + random() % 3;  // some numbers never get a row
+      } else if (roll < 52 && next > 1200) {
+        // A number from the past opened again (a reloaded request).
+        const std::uint64_t old = next - 1 - random() % 200;
+        model.insert(old);
+        open.open(old);
+      } else if (!model.empty()) {
+        // Mostly the oldest; sometimes one from the middle, or one never opened.
+        std::uint64_t n = *model.begin();
+        if (roll >= 90) {
+          auto it = model.lower_bound(n + random() % 300);
+          n = it == model.end() ? n : *it;
+        } else if (roll >= 85) {
+          n = next + 5;
+        }
+        model.erase(n);
+        open.close(n);
       }
-      model.erase(n);
-      open.close(n);
-    }
-    REQUIRE(open.size() == model.size());
-    REQUIRE(open.floor() % 64 == 0);
-    if (model.empty()) {
-      REQUIRE(open.floor() <= next);
-    } else {
-      REQUIRE(open.floor() <= *model.begin());
-      REQUIRE(*model.begin() - open.floor() < 64);
+      INFO("seed " << seed << ", step " << step);
+      REQUIRE(open.size() == model.size());
+      REQUIRE(open.floor() % 64 == 0);
+      if (!model.empty()) {
+        REQUIRE(open.floor() <= *model.begin());
+        REQUIRE(*model.begin() - open.floor() < 64);
+      }
     }
   }
+}
+
+TEST_CASE("open_numbers: a number left open while many pass is kept apart, in bounded memory",
+          "[journal]") {
+  open_numbers open;
+  open.open(5);
+  const std::uint64_t passing = 3 * open_numbers::window_numbers;
+  for (std::uint64_t n = 100; n < 100 + passing; ++n) {
+    open.open(n);
+    if (n >= 110) open.close(n - 10);  // ten in flight
+  }
+  CHECK(open.size() == 11);
+  CHECK(open.stragglers() == 1);  // 5, and nothing else left the window
+  CHECK(open.floor() == 0);
+  // An old number opened again joins the stragglers; the floor follows it.
+  open.open(3);
+  CHECK(open.floor() == 0);
+  open.close(5);
+  CHECK(open.floor() == 0);
+  open.close(3);
+  CHECK(open.stragglers() == 0);
+  CHECK(open.floor() <= 100 + passing - 10);
+  CHECK(100 + passing - 10 - open.floor() < 64);
+  // Nothing open: a number far above starts the window over.
+  for (std::uint64_t n = 100 + passing - 10; n < 100 + passing; ++n) open.close(n);
+  CHECK(open.size() == 0);
+  open.open(10'000'000);
+  CHECK(open.floor() == 10'000'000 - 10'000'000 % 64);
 }
 
 TEST_CASE("a start finds every unfinished row from meta.unfinished_from, crash or not",
@@ -153,4 +182,59 @@ TEST_CASE("a start finds every unfinished row from meta.unfinished_from, crash o
   CHECK(reloaded(path) == std::vector<std::uint64_t>{150, 40005, 80000});
   // ... and the start writes it, just below the lowest unfinished row.
   CHECK(unfinished_from(path) == 128);
+}
+
+TEST_CASE("no unfinished row is ever below meta.unfinished_from: random traffic, crashes, restarts",
+          "[journal]") {
+  scratch_dir dir("journal-floor");
+  const std::string path = dir / "j.db";
+  const char* below =
+      "SELECT count(*) FROM requests WHERE state IN ('queued', 'dispatched') "
+      "AND number < (SELECT value FROM meta WHERE key = 'unfinished_from')";
+  std::mt19937_64 random(11);
+  std::set<std::uint64_t> unfinished;  // the model
+  int crashes = 0;
+  for (int run = 0; run < 3; ++run) {
+    auto j = open_journal({.path = path});
+    std::set<std::uint64_t> reloaded_now;
+    for (const journal_unfinished& u : j->take_unfinished()) reloaded_now.insert(u.record.number);
+    REQUIRE(reloaded_now == unfinished);
+    std::uint64_t next = j->first_number();
+    for (int step = 0; step < 30; ++step) {
+      for (int event = 0; event < 100; ++event) {
+        const std::uint64_t roll = random() % 100;
+        if (roll < 40 || unfinished.empty()) {
+          receive(*j, next);
+          unfinished.insert(next);
+          // Now and then a jump past a reservation (every 32,768 numbers).
+          next += roll < 2 ? 20000 : 1 + random() % 2;
+        } else if (roll < 60) {
+          auto it = unfinished.lower_bound(random() % next);
+          if (it == unfinished.end()) it = unfinished.begin();
+          j->post(dispatched_event(*it, "w1"));
+        } else if (roll < 63) {
+          // Written again, as a reloaded request or a retried batch writes it.
+          auto it = unfinished.lower_bound(random() % next);
+          if (it == unfinished.end()) it = unfinished.begin();
+          receive(*j, *it);
+        } else if (roll < 97) {
+          // Mostly the oldest answered; some long-lived ones stay behind.
+          auto it = roll < 80 ? unfinished.begin() : unfinished.lower_bound(random() % next);
+          if (it == unfinished.end()) it = unfinished.begin();
+          if (*it % 97 == 0 && roll < 90) continue;  // one in 97 lives long
+          j->post(finished_event(*it, roll < 93 ? 200 : 503, "r"));
+          unfinished.erase(it);
+        }
+      }
+      j->flush();
+      REQUIRE(query(path, below) == 0);
+      if (step % 10 == 9) {
+        const std::string copy = dir / ("crash" + std::to_string(++crashes) + ".db");
+        copy_as_crashed(path, copy);
+        const std::vector<std::uint64_t> numbers = reloaded(copy);
+        REQUIRE(std::set<std::uint64_t>(numbers.begin(), numbers.end()) == unfinished);
+        REQUIRE(query(copy, below) == 0);
+      }
+    }
+  }
 }

@@ -24,6 +24,16 @@ journal_event received_event(std::uint64_t number, const std::string& id,
   return e;
 }
 
+journal_event dispatched_event(std::uint64_t number, const std::string& worker) {
+  journal_event e;
+  e.what = journal_event::kind::dispatched;
+  e.row.number = number;
+  e.row.worker = worker;
+  e.row.attempts = 1;
+  e.row.dispatched_ms = unix_ms();
+  return e;
+}
+
 journal_event finished_event(std::uint64_t number, std::uint64_t code, const std::string& reply) {
   journal_event e;
   e.what = journal_event::kind::finished;

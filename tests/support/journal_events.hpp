@@ -17,6 +17,8 @@ namespace carico::test {
 // Request `number` with key ("tester", id) and this payload, queued.
 journal_event received_event(std::uint64_t number, const std::string& id,
                              const std::string& payload);
+// Given to `worker` (attempt 1).
+journal_event dispatched_event(std::uint64_t number, const std::string& worker);
 // Its outcome: done for code 200, else failed, with `reply` as the reply header.
 journal_event finished_event(std::uint64_t number, std::uint64_t code, const std::string& reply);
 
