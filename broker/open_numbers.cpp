@@ -12,15 +12,15 @@ constexpr std::uint64_t window_words = open_numbers::window_numbers / 64;
 }  // namespace
 
 // Every straggler is below base_, and the window's first word has an open
-// number unless the window has nothing open (or is a single word).
+// number unless the window has none (trim_front after every change).
 void open_numbers::open(std::uint64_t n) {
   const std::uint64_t above_far = far_.empty() ? 0 : (*far_.rbegin() & word_mask) + 64;
-  const bool window_empty = count_ == far_.size();
+  const bool window_empty = words_.empty() || words_.front() == 0;
   const bool straggler =
       n < above_far || (!window_empty && n < base_ &&
                         (base_ - n) / 64 + words_.size() >= window_words);
   if (straggler) {
-    if (far_.insert(n).second) ++count_;
+    far_.insert(n);
     return;
   }
   if (window_empty) {  // start the window at n
@@ -33,9 +33,7 @@ void open_numbers::open(std::uint64_t n) {
   }
   const std::uint64_t word = (n - base_) / 64;
   while (words_.size() <= word) words_.push_back(0);
-  const std::uint64_t bit = std::uint64_t{1} << ((n - base_) % 64);
-  if ((words_[word] & bit) == 0) ++count_;
-  words_[word] |= bit;
+  words_[word] |= std::uint64_t{1} << ((n - base_) % 64);
   // Too long: the oldest word's open numbers become stragglers.
   while (words_.size() > window_words) {
     for (std::uint64_t w = words_.front(); w != 0; w &= w - 1) {
@@ -49,15 +47,12 @@ void open_numbers::open(std::uint64_t n) {
 
 void open_numbers::close(std::uint64_t n) {
   if (n < base_) {
-    count_ -= far_.erase(n);
+    far_.erase(n);
     return;
   }
   const std::uint64_t word = (n - base_) / 64;
   if (word >= words_.size()) return;
-  const std::uint64_t bit = std::uint64_t{1} << ((n - base_) % 64);
-  if ((words_[word] & bit) == 0) return;
-  words_[word] &= ~bit;
-  --count_;
+  words_[word] &= ~(std::uint64_t{1} << ((n - base_) % 64));
   trim_front();
 }
 
@@ -68,6 +63,12 @@ void open_numbers::trim_front() {
     words_.pop_front();
     base_ += 64;
   }
+}
+
+std::uint64_t open_numbers::size() const {
+  std::uint64_t n = far_.size();
+  for (const std::uint64_t w : words_) n += static_cast<std::uint64_t>(std::popcount(w));
+  return n;
 }
 
 std::uint64_t open_numbers::floor() const {

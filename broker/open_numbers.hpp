@@ -32,8 +32,8 @@ class open_numbers {
   // A multiple of 64 at or below the lowest open number, and within 64 of
   // it; with nothing open, at or below the numbers the window last covered.
   std::uint64_t floor() const;
-  // How many numbers are open.
-  std::uint64_t size() const { return count_; }
+  // How many numbers are open (counted: for tests and reports).
+  std::uint64_t size() const;
   // How many stragglers are kept outside the window.
   std::uint64_t stragglers() const { return far_.size(); }
 
@@ -43,7 +43,6 @@ class open_numbers {
   std::uint64_t base_;                // the number of words_.front()'s bit 0
   std::deque<std::uint64_t> words_;   // bit i of words_[k]: base_ + 64k + i is open
   std::set<std::uint64_t> far_;       // open numbers below base_
-  std::uint64_t count_{0};            // open numbers, in words_ and far_
 };
 
 }  // namespace carico

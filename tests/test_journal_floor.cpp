@@ -200,6 +200,11 @@ TEST_CASE("no unfinished row is ever below meta.unfinished_from: random traffic,
     for (const journal_unfinished& u : j->take_unfinished()) reloaded_now.insert(u.record.number);
     REQUIRE(reloaded_now == unfinished);
     std::uint64_t next = j->first_number();
+    // An unfinished number, anywhere from the oldest to the newest.
+    const auto any_unfinished = [&] {
+      auto it = unfinished.lower_bound(random() % next);
+      return it == unfinished.end() ? unfinished.begin() : it;
+    };
     for (int step = 0; step < 30; ++step) {
       for (int event = 0; event < 100; ++event) {
         const std::uint64_t roll = random() % 100;
@@ -209,18 +214,13 @@ TEST_CASE("no unfinished row is ever below meta.unfinished_from: random traffic,
           // Now and then a jump past a reservation (every 32,768 numbers).
           next += roll < 2 ? 20000 : 1 + random() % 2;
         } else if (roll < 60) {
-          auto it = unfinished.lower_bound(random() % next);
-          if (it == unfinished.end()) it = unfinished.begin();
-          j->post(dispatched_event(*it, "w1"));
+          j->post(dispatched_event(*any_unfinished(), "w1"));
         } else if (roll < 63) {
           // Written again, as a reloaded request or a retried batch writes it.
-          auto it = unfinished.lower_bound(random() % next);
-          if (it == unfinished.end()) it = unfinished.begin();
-          receive(*j, *it);
+          receive(*j, *any_unfinished());
         } else if (roll < 97) {
           // Mostly the oldest answered; some long-lived ones stay behind.
-          auto it = roll < 80 ? unfinished.begin() : unfinished.lower_bound(random() % next);
-          if (it == unfinished.end()) it = unfinished.begin();
+          const auto it = roll < 80 ? unfinished.begin() : any_unfinished();
           if (*it % 97 == 0 && roll < 90) continue;  // one in 97 lives long
           j->post(finished_event(*it, roll < 93 ? 200 : 503, "r"));
           unfinished.erase(it);
